@@ -101,7 +101,7 @@ impl InstanceCache {
             return false;
         }
         tx.send_replace(Some(Arc::new(Snapshot {
-            instances: instances.into(),
+            instances: Arc::new(instances),
             error: None,
         })));
         true
@@ -117,7 +117,7 @@ impl InstanceCache {
         let instances = match &*tx.borrow() {
             Some(current) if current.error.as_ref() == Some(&error) => return false,
             Some(current) => Arc::clone(&current.instances),
-            None => Arc::from(Vec::new()),
+            None => Arc::new(Vec::new()),
         };
         tx.send_replace(Some(Arc::new(Snapshot {
             instances,
@@ -135,7 +135,7 @@ impl InstanceCache {
             return false;
         };
         tx.send_replace(Some(Arc::new(Snapshot {
-            instances: Arc::from(Vec::new()),
+            instances: Arc::new(Vec::new()),
             error: Some(error),
         })));
         true

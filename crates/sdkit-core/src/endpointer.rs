@@ -507,14 +507,21 @@ where
     let mut failed = false;
     let mut old_iter = old.iter().peekable();
     for instance in new {
-        while old_iter
-            .peek()
-            .is_some_and(|e| e.instance.id() < instance.id())
-        {
-            old_iter.next();
+        // Both sides are sorted by identity: skip the removed ones, then look at the match.
+        let mut same_id = None;
+        while let Some(existing) = old_iter.peek() {
+            match existing.instance.id().cmp(instance.id()) {
+                std::cmp::Ordering::Less => {
+                    old_iter.next();
+                }
+                std::cmp::Ordering::Equal => {
+                    same_id = old_iter.next();
+                    break;
+                }
+                std::cmp::Ordering::Greater => break,
+            }
         }
-        if let Some(existing) = old_iter.peek()
-            && existing.instance.id() == instance.id()
+        if let Some(existing) = same_id
             && existing.instance.addr() == instance.addr()
         {
             let instance = if *existing.instance == *instance {
@@ -526,7 +533,6 @@ where
                 instance,
                 service: existing.service.clone(),
             });
-            old_iter.next();
             continue;
         }
         match factory.make(instance) {

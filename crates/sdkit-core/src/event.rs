@@ -25,7 +25,7 @@ pub enum Event {
 /// Instances are sorted by identity and unique by [`Instance::id`].
 #[derive(Clone, Debug, PartialEq)]
 pub struct Snapshot {
-    pub(crate) instances: Arc<[Instance]>,
+    pub(crate) instances: Arc<Vec<Instance>>,
     pub(crate) error: Option<SourceError>,
 }
 
@@ -35,8 +35,8 @@ impl Snapshot {
         &self.instances
     }
 
-    /// A shared handle to the instances.
-    pub fn shared_instances(&self) -> Arc<[Instance]> {
+    /// A shared handle to the instances (no copy).
+    pub fn shared_instances(&self) -> Arc<Vec<Instance>> {
         Arc::clone(&self.instances)
     }
 
