@@ -48,7 +48,9 @@ fn update(c: &mut Criterion) {
             let e = Endpointer::new(&source, |i: &Instance| {
                 Ok::<_, BoxError>(Arc::<str>::from(i.addr()))
             });
-            e.ready(Duration::from_secs(60)).await.expect("first snapshot");
+            e.ready(Duration::from_secs(60))
+                .await
+                .expect("first snapshot");
             e
         });
         let set = endpointer.endpoint_set();

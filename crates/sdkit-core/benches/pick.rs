@@ -96,18 +96,22 @@ fn pick_and_call(c: &mut Criterion) {
             .map(|(_, echo)| PendingRequests::new(echo, CompleteOnResponse::default()))
             .collect();
         let mut p2c = Balance::new(ServiceList::new(services));
-        group.bench_with_input(BenchmarkId::new("tower_p2c_pending_requests", n), &n, |b, _| {
-            b.iter_custom(|iters| {
-                rt.block_on(async {
-                    let start = Instant::now();
-                    for _ in 0..iters {
-                        let ready = p2c.ready().await.expect("ready");
-                        black_box(ready.call(1).await.expect("call"));
-                    }
-                    start.elapsed()
+        group.bench_with_input(
+            BenchmarkId::new("tower_p2c_pending_requests", n),
+            &n,
+            |b, _| {
+                b.iter_custom(|iters| {
+                    rt.block_on(async {
+                        let start = Instant::now();
+                        for _ in 0..iters {
+                            let ready = p2c.ready().await.expect("ready");
+                            black_box(ready.call(1).await.expect("call"));
+                        }
+                        start.elapsed()
+                    })
                 })
-            })
-        });
+            },
+        );
     }
     group.finish();
 }

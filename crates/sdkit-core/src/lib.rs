@@ -57,6 +57,7 @@
 pub mod backoff;
 pub mod cache;
 pub mod discover;
+pub mod duration;
 pub mod endpointer;
 pub mod error;
 pub mod event;
