@@ -98,14 +98,30 @@ impl<S> fmt::Debug for Endpoint<S> {
 pub struct Endpoints<S> {
     items: Vec<Endpoint<S>>,
     error: Option<SourceError>,
+    /// `⌈2⁶⁴ / len⌉`, so that pickers reduce a counter modulo `len` without a division.
+    modulus_magic: u64,
 }
 
 impl<S> Endpoints<S> {
-    fn empty() -> Self {
+    fn new(items: Vec<Endpoint<S>>, error: Option<SourceError>) -> Self {
+        let len = u64::try_from(items.len()).unwrap_or(u64::MAX).max(1);
         Endpoints {
-            items: Vec::new(),
-            error: None,
+            items,
+            error,
+            modulus_magic: (u64::MAX / len).wrapping_add(1),
         }
+    }
+
+    fn empty() -> Self {
+        Self::new(Vec::new(), None)
+    }
+
+    /// `n % len` by Lemire's fastmod (exact for any 32-bit `n` and `len` < 2³²); `len` must be
+    /// non-zero.
+    #[inline]
+    pub(crate) fn reduce(&self, n: u32) -> usize {
+        let low = self.modulus_magic.wrapping_mul(u64::from(n));
+        ((u128::from(low) * self.items.len() as u128) >> 64) as usize
     }
 
     /// The endpoints.
@@ -202,7 +218,7 @@ impl<S> EndpointSet<S> {
             .collect();
         items.sort_by(|a, b| a.instance.id().cmp(b.instance.id()));
         items.dedup_by(|later, earlier| later.instance.id() == earlier.instance.id());
-        set.publish(Endpoints { items, error: None });
+        set.publish(Endpoints::new(items, None));
         set
     }
 
@@ -458,7 +474,7 @@ async fn run<S, F>(
                 invalidate_at = None;
                 let error = last.as_ref().and_then(|s| s.error().cloned());
                 tracing::warn!(error = ?error.as_ref().map(ToString::to_string), "source failing for too long; invalidating endpoints");
-                set.publish(Endpoints { items: Vec::new(), error });
+                set.publish(Endpoints::new(Vec::new(), error));
             }
             _ = retry_sleep, if retry_at.is_some() => {
                 retry_at = None;
@@ -489,10 +505,7 @@ where
             .all(|(a, b)| Arc::ptr_eq(&a.instance, &b.instance));
     drop(old);
     if !unchanged {
-        set.publish(Endpoints {
-            items,
-            error: snapshot.error().cloned(),
-        });
+        set.publish(Endpoints::new(items, snapshot.error().cloned()));
     }
     failed
 }
@@ -547,4 +560,25 @@ where
         }
     }
     (items, failed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reduce_is_exact_modulo() {
+        for len in [1usize, 2, 3, 7, 100, 10_000, 65_537] {
+            let items: Vec<Endpoint<()>> = (0..len)
+                .map(|i| Endpoint {
+                    instance: Arc::new(Instance::from_addr(i.to_string())),
+                    service: (),
+                })
+                .collect();
+            let e = Endpoints::new(items, None);
+            for n in (0..5_000u32).chain([u32::MAX - 3, u32::MAX - 1, u32::MAX]) {
+                assert_eq!(e.reduce(n), n as usize % len, "n={n} len={len}");
+            }
+        }
+    }
 }

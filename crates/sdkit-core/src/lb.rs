@@ -23,7 +23,7 @@
 //! assert_eq!(rr.pick().unwrap(), "a");
 //! ```
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use crate::endpointer::EndpointSet;
 use crate::error::NoEndpoints;
@@ -59,7 +59,7 @@ fn changed_future<S: Send + Sync + 'static>(set: &EndpointSet<S>) -> BoxFuture<'
 #[derive(Debug)]
 pub struct RoundRobin<S> {
     set: EndpointSet<S>,
-    next: AtomicUsize,
+    next: AtomicU32,
 }
 
 impl<S> RoundRobin<S> {
@@ -67,7 +67,7 @@ impl<S> RoundRobin<S> {
     pub fn new(set: EndpointSet<S>) -> Self {
         RoundRobin {
             set,
-            next: AtomicUsize::new(0),
+            next: AtomicU32::new(0),
         }
     }
 }
@@ -80,8 +80,10 @@ impl<S: Clone + Send + Sync + 'static> Balancer<S> for RoundRobin<S> {
         if items.is_empty() {
             return Err(NoEndpoints);
         }
+        // A 32-bit counter reduced without a division; it wraps after 2³² picks, which only
+        // shifts the rotation once.
         let n = self.next.fetch_add(1, Ordering::Relaxed);
-        Ok(items[n % items.len()].service().clone())
+        Ok(items[endpoints.reduce(n)].service().clone())
     }
 
     fn changed(&self) -> BoxFuture<'static, ()> {
