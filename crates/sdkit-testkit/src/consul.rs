@@ -703,6 +703,26 @@ fn insert_index(resp: &mut Resp, index: u64) {
     );
 }
 
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%'
+            && let Some(v) = s
+                .get(i + 1..i + 3)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+        {
+            out.push(v);
+            i += 3;
+            continue;
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 fn parse_query(query: Option<&str>) -> Vec<(String, String)> {
     let Some(query) = query else {
         return Vec::new();
@@ -714,7 +734,8 @@ fn parse_query(query: Option<&str>) -> Vec<(String, String)> {
 
 async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Resp {
     let method = req.method().clone();
-    let path = req.uri().path().to_string();
+    // Go's net/http hands Consul the decoded path.
+    let path = percent_decode(req.uri().path());
     let query = parse_query(req.uri().query());
     let headers: Vec<(String, String)> = req
         .headers()
