@@ -615,8 +615,10 @@ mod tests {
         );
         let cfg = Config::new("h:1").with_tls(TlsConfig::default().with_ca_pem("not a pem"));
         assert!(Client::new(&cfg).is_err());
-        let mut tls = TlsConfig::default();
-        tls.cert_file = Some("/x".into());
+        let tls = TlsConfig {
+            cert_file: Some("/x".into()),
+            ..TlsConfig::default()
+        };
         assert!(Client::new(&Config::new("h:1").with_tls(tls)).is_err());
     }
 
