@@ -79,7 +79,11 @@ async fn one(setup: &Setup) -> Duration {
     let id = format!("bench-{n}");
     let mut sub = setup.sub.lock().await;
     let start = Instant::now();
-    setup.client.register(&registration(&id)).await.expect("register");
+    setup
+        .client
+        .register(&registration(&id))
+        .await
+        .expect("register");
     loop {
         let s = sub.next().await.expect("subscription open");
         if s.instances().iter().any(|i| i.id() == id) {

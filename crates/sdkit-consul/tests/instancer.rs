@@ -516,3 +516,43 @@ async fn construction_never_blocks_and_an_unreachable_agent_is_an_error_event() 
     assert!(s.error().unwrap().to_string().starts_with("consul:"));
     assert!(sub.ready(Duration::from_millis(10)).await.is_ok());
 }
+
+#[tokio::test]
+async fn tls_with_a_custom_ca_and_a_client_certificate() {
+    use sdkit_consul::TlsConfig;
+    let (consul, pki) = ConsulDouble::start_tls().await.unwrap();
+    assert!(consul.url().starts_with("https://"));
+    consul.insert_service(ServiceSpec::new("web", "a"));
+
+    let tls = TlsConfig::default()
+        .with_ca_pem(pki.ca_pem.clone())
+        .with_client_cert(&pki.client_cert_file, &pki.client_key_file);
+    let config = Config::new(consul.url()).with_tls(tls);
+    let instancer = Instancer::from_config(&config, watch("web")).unwrap();
+    let mut sub = instancer.subscribe();
+    until(&mut sub, "a over mutual TLS", |s| ids(s) == ["a"]).await;
+    let registrar =
+        Registrar::from_config(&config, RegistrarConfig::new("web", 80).with_id("b")).unwrap();
+    registrar.register().await.unwrap();
+    until(&mut sub, "b over mutual TLS", |s| ids(s) == ["a", "b"]).await;
+    registrar.deregister().await.unwrap();
+
+    // Without the client certificate the agent refuses the handshake: an error event.
+    let no_cert =
+        Config::new(consul.url()).with_tls(TlsConfig::default().with_ca_pem(pki.ca_pem.clone()));
+    let refused = Instancer::from_config(&no_cert, watch("web")).unwrap();
+    let mut sub = refused.subscribe();
+    let s = until(&mut sub, "a TLS error", |s| s.error().is_some()).await;
+    assert!(s.is_empty());
+    // Without the test CA the server certificate is not trusted (the default roots are used).
+    let untrusted = Instancer::from_config(
+        &Config::new(consul.url()).with_tls(
+            TlsConfig::default().with_client_cert(&pki.client_cert_file, &pki.client_key_file),
+        ),
+        watch("web"),
+    )
+    .unwrap();
+    let mut sub = untrusted.subscribe();
+    let s = until(&mut sub, "a certificate error", |s| s.error().is_some()).await;
+    assert!(s.error().unwrap().to_string().starts_with("consul:"));
+}

@@ -39,6 +39,8 @@
 //!   `X-Consul-Index` of 0 that never blocks (the bug behind go-kit #1214), and an index that
 //!   goes backwards ([`ConsulDouble::rewind_index`], as after a snapshot restore).
 //! * Every request is recorded (method, path, query parameters, headers) and counted.
+//! * TLS with a required client certificate ([`ConsulDouble::start_tls`], as an agent with
+//!   `verify_incoming`), using a throw-away CA made at start.
 //!
 //! Not modelled: the catalog and KV endpoints, namespaces and partitions, consistency modes
 //! beyond accepting `stale`/`consistent`, `near`, `node-meta`, `cached`, Connect, and real
@@ -383,6 +385,7 @@ impl Shared {
 /// See the [module docs](self) for what it models.
 pub struct ConsulDouble {
     addr: SocketAddr,
+    tls: bool,
     shared: Arc<Shared>,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -410,6 +413,22 @@ impl ConsulDouble {
     ///
     /// When no loopback port can be bound.
     pub async fn start() -> std::io::Result<Self> {
+        Self::start_with(None).await
+    }
+
+    /// Starts the double behind TLS that requires a client certificate (mutual TLS), with a
+    /// fresh test CA; returns the PKI the client needs. [`url`](Self::url) is then `https://`.
+    ///
+    /// # Errors
+    ///
+    /// When no loopback port can be bound or the test certificates cannot be made or written.
+    pub async fn start_tls() -> std::io::Result<(Self, TestPki)> {
+        let (pki, server) = TestPki::generate()?;
+        let double = Self::start_with(Some(server)).await?;
+        Ok((double, pki))
+    }
+
+    async fn start_with(tls: Option<Arc<rustls::ServerConfig>>) -> std::io::Result<Self> {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let shared = Arc::new(Shared {
@@ -425,10 +444,13 @@ impl ConsulDouble {
             }),
             changed: watch::channel(0).0,
         });
-        let server = tokio::spawn(serve(listener, Arc::clone(&shared)));
+        let is_tls = tls.is_some();
+        let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
+        let server = tokio::spawn(serve(listener, Arc::clone(&shared), acceptor));
         let reaper = tokio::spawn(reap_loop(Arc::clone(&shared)));
         Ok(ConsulDouble {
             addr,
+            tls: is_tls,
             shared,
             tasks: vec![server, reaper],
         })
@@ -439,9 +461,10 @@ impl ConsulDouble {
         self.addr
     }
 
-    /// `http://127.0.0.1:<port>`.
+    /// `http://127.0.0.1:<port>` (`https://` when started with [`start_tls`](Self::start_tls)).
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://{}", self.addr)
     }
 
     /// Requires `token` on every request from now on.
@@ -603,6 +626,88 @@ impl ConsulDouble {
     }
 }
 
+/// A throw-away PKI for TLS tests: a CA, a server certificate for `127.0.0.1`, and a client
+/// certificate. The client files live in a temporary directory removed on drop.
+#[derive(Debug)]
+pub struct TestPki {
+    /// The CA certificate (PEM) the client must trust.
+    pub ca_pem: String,
+    /// The client certificate chain (PEM file).
+    pub client_cert_file: std::path::PathBuf,
+    /// The client private key (PEM file).
+    pub client_key_file: std::path::PathBuf,
+    dir: std::path::PathBuf,
+}
+
+impl Drop for TestPki {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+impl TestPki {
+    fn generate() -> std::io::Result<(Self, Arc<rustls::ServerConfig>)> {
+        use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+        let err = |e: &dyn std::fmt::Display| std::io::Error::other(e.to_string());
+
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).map_err(|e| err(&e))?;
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().map_err(|e| err(&e))?)
+            .map_err(|e| err(&e))?;
+        let server_key = KeyPair::generate().map_err(|e| err(&e))?;
+        let server_cert = CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".into()])
+            .map_err(|e| err(&e))?
+            .signed_by(&server_key, &ca)
+            .map_err(|e| err(&e))?;
+        let client_key = KeyPair::generate().map_err(|e| err(&e))?;
+        let client_cert = CertificateParams::new(vec!["sdkit-client".to_string()])
+            .map_err(|e| err(&e))?
+            .signed_by(&client_key, &ca)
+            .map_err(|e| err(&e))?;
+
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(ca.der().clone()).map_err(|e| err(&e))?;
+        let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+            Arc::new(roots),
+            Arc::clone(&provider),
+        )
+        .build()
+        .map_err(|e| err(&e))?;
+        let server = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| err(&e))?
+            .with_client_cert_verifier(verifier)
+            .with_single_cert(
+                vec![CertificateDer::from(server_cert.der().to_vec())],
+                PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(server_key.serialize_der())),
+            )
+            .map_err(|e| err(&e))?;
+
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "sdkit-consul-pki-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&dir)?;
+        let client_cert_file = dir.join("client.pem");
+        let client_key_file = dir.join("client-key.pem");
+        std::fs::write(&client_cert_file, client_cert.pem())?;
+        std::fs::write(&client_key_file, client_key.serialize_pem())?;
+        Ok((
+            TestPki {
+                ca_pem: ca.pem(),
+                client_cert_file,
+                client_key_file,
+                dir,
+            },
+            Arc::new(server),
+        ))
+    }
+}
+
 fn set_status(state: &mut State, check_id: &str, status: &str, output: &str) -> bool {
     let Some(check) = state.checks.get_mut(check_id) else {
         return false;
@@ -643,21 +748,41 @@ async fn reap_loop(shared: Arc<Shared>) {
     }
 }
 
-async fn serve(listener: TcpListener, shared: Arc<Shared>) {
+async fn serve_io<I>(io: I, shared: Arc<Shared>)
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let service = service_fn(move |req| {
+        let shared = Arc::clone(&shared);
+        async move { Ok::<_, Infallible>(handle(shared, req).await) }
+    });
+    let _ = hyper::server::conn::http1::Builder::new()
+        .serve_connection(TokioIo::new(io), service)
+        .await;
+}
+
+async fn serve(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    acceptor: Option<tokio_rustls::TlsAcceptor>,
+) {
     let mut connections = JoinSet::new();
     loop {
         tokio::select! {
             accepted = listener.accept() => {
                 let Ok((stream, _)) = accepted else { continue };
                 let shared = Arc::clone(&shared);
+                let acceptor = acceptor.clone();
                 connections.spawn(async move {
-                    let service = service_fn(move |req| {
-                        let shared = Arc::clone(&shared);
-                        async move { Ok::<_, Infallible>(handle(shared, req).await) }
-                    });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
+                    match acceptor {
+                        None => serve_io(stream, shared).await,
+                        Some(acceptor) => {
+                            // A failed handshake (no or bad client certificate) closes it.
+                            if let Ok(tls) = acceptor.accept(stream).await {
+                                serve_io(tls, shared).await;
+                            }
+                        }
+                    }
                 });
             }
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
