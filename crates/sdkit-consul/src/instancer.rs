@@ -83,8 +83,12 @@ impl Instancer {
     ///
     /// # Errors
     ///
-    /// [`Error::Config`] when the client cannot be built (bad address or TLS material).
+    /// [`Error::Config`] when the client cannot be built (bad address or TLS material) or the
+    /// service name is empty.
     pub fn from_config(config: &Config, watch: InstancerConfig) -> Result<Self, Error> {
+        if watch.service.trim().is_empty() {
+            return Err(Error::Config("the service name is empty".into()));
+        }
         Ok(Instancer::new(Client::new(config)?, watch))
     }
 

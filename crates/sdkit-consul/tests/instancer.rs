@@ -515,6 +515,8 @@ async fn construction_never_blocks_and_an_unreachable_agent_is_an_error_event() 
     assert!(s.is_empty());
     assert!(s.error().unwrap().to_string().starts_with("consul:"));
     assert!(sub.ready(Duration::from_millis(10)).await.is_ok());
+    assert!(Instancer::from_config(&Config::new("127.0.0.1:1"), watch(" ")).is_err());
+    assert!(Instancer::from_config(&Config::new("http://h:1/path"), watch("web")).is_err());
 }
 
 #[tokio::test]

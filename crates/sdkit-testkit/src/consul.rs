@@ -369,6 +369,8 @@ struct Shared {
     state: Mutex<State>,
     /// Bumped after every state change, so blocked queries re-evaluate.
     changed: watch::Sender<u64>,
+    /// Open client connections.
+    connections: std::sync::atomic::AtomicUsize,
 }
 
 impl Shared {
@@ -443,6 +445,7 @@ impl ConsulDouble {
                 requests: Vec::new(),
             }),
             changed: watch::channel(0).0,
+            connections: 0.into(),
         });
         let is_tls = tls.is_some();
         let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
@@ -516,6 +519,14 @@ impl ConsulDouble {
             }
         }
         self.shared.notify();
+    }
+
+    /// The number of client connections open now (a connection closes when the client drops
+    /// it: hyper notices the end of the stream even while a request is in flight).
+    pub fn open_connections(&self) -> usize {
+        self.shared
+            .connections
+            .load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// The current raft index.
@@ -752,6 +763,18 @@ async fn serve_io<I>(io: I, shared: Arc<Shared>)
 where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
+    struct Open(Arc<Shared>);
+    impl Drop for Open {
+        fn drop(&mut self) {
+            self.0
+                .connections
+                .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+    shared
+        .connections
+        .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    let _open = Open(Arc::clone(&shared));
     let service = service_fn(move |req| {
         let shared = Arc::clone(&shared);
         async move { Ok::<_, Infallible>(handle(shared, req).await) }
