@@ -5,10 +5,13 @@
 //! never leaves a process behind.
 //!
 //! * [`process`]: the building block — free ports, [`ChildProcess`], [`wait_until`].
+//! * [`consul`]: an in-process Consul HTTP API double ([`ConsulDouble`]).
 #![deny(missing_docs)]
 
+pub mod consul;
 pub mod process;
 
+pub use consul::ConsulDouble;
 pub use process::{
     ChildProcess, free_port, free_ports, free_udp_port, wait_until, wait_until_async,
 };

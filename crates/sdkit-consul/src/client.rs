@@ -1,0 +1,630 @@
+//! The wire: a small Consul HTTP client on hyper 1 (no Consul API crate).
+//!
+//! It speaks exactly the endpoints sdkit needs — `GET /v1/health/service/:name` (blocking),
+//! `PUT /v1/agent/service/register`, `PUT /v1/agent/service/deregister/:id`,
+//! `GET /v1/agent/service/:id` and `PUT /v1/agent/check/pass/:id` — over HTTP/1.1, with TLS
+//! through rustls when configured. Every request carries the ACL token in `X-Consul-Token`
+//! (never in the URL, where it would reach access logs), has a timeout, and reads at most
+//! [`Config::max_body_bytes`] of the answer. The client is cheap to clone (clones share one
+//! connection pool).
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderMap, Method, Request, StatusCode, Uri};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::Client as HttpClient;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use serde::{Deserialize, Serialize};
+
+use crate::config::{Config, TlsConfig, Token};
+use crate::error::Error;
+
+/// The most of an error body kept in an [`Error::Status`].
+const ERROR_BODY_CHARS: usize = 256;
+
+/// A Consul HTTP client. Cheap to clone. Its `Debug` shows the address, never the token.
+#[derive(Clone)]
+pub struct Client {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    http: HttpClient<HttpsConnector<HttpConnector>, Full<Bytes>>,
+    /// `scheme://authority`, no trailing slash.
+    base: String,
+    token: Option<Token>,
+    request_timeout: Duration,
+    max_body: usize,
+}
+
+impl fmt::Debug for Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("consul::Client")
+            .field("base", &self.inner.base)
+            .field("token", &self.inner.token)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One element of `/v1/health/service/:name`: a node, a service instance on it, and its checks.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ServiceEntry {
+    /// The node.
+    #[serde(rename = "Node")]
+    pub node: Node,
+    /// The service instance.
+    #[serde(rename = "Service")]
+    pub service: AgentService,
+    /// Node and service checks.
+    #[serde(rename = "Checks", default)]
+    pub checks: Option<Vec<HealthCheck>>,
+}
+
+/// The `Node` of a service entry.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Node {
+    /// Node name.
+    #[serde(rename = "Node", default)]
+    pub node: String,
+    /// Node address.
+    #[serde(rename = "Address", default)]
+    pub address: String,
+    /// Datacenter.
+    #[serde(rename = "Datacenter", default)]
+    pub datacenter: String,
+}
+
+/// The `Service` of a service entry.
+#[derive(Debug, Clone, Deserialize)]
+pub struct AgentService {
+    /// Service instance ID.
+    #[serde(rename = "ID")]
+    pub id: String,
+    /// Service name.
+    #[serde(rename = "Service", default)]
+    pub service: String,
+    /// Tags (`null` when none).
+    #[serde(rename = "Tags", default)]
+    pub tags: Option<Vec<String>>,
+    /// Service address; empty means "use the node's".
+    #[serde(rename = "Address", default)]
+    pub address: String,
+    /// Port.
+    #[serde(rename = "Port", default)]
+    pub port: u64,
+    /// Meta (`null` when none).
+    #[serde(rename = "Meta", default)]
+    pub meta: Option<BTreeMap<String, String>>,
+    /// Weights (absent in old Consul versions).
+    #[serde(rename = "Weights", default)]
+    pub weights: Option<ServiceWeights>,
+}
+
+/// `Service.Weights`.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize)]
+pub struct ServiceWeights {
+    /// Weight while passing.
+    #[serde(rename = "Passing", default)]
+    pub passing: u32,
+    /// Weight while warning.
+    #[serde(rename = "Warning", default)]
+    pub warning: u32,
+}
+
+/// One check of a service entry.
+#[derive(Debug, Clone, Deserialize)]
+pub struct HealthCheck {
+    /// Check ID.
+    #[serde(rename = "CheckID", default)]
+    pub check_id: String,
+    /// `passing`, `warning`, `critical` or `maintenance`.
+    #[serde(rename = "Status", default)]
+    pub status: String,
+    /// The service the check belongs to (empty for node checks).
+    #[serde(rename = "ServiceID", default)]
+    pub service_id: String,
+}
+
+/// Parameters of one health query.
+#[derive(Debug, Clone, Default)]
+pub struct HealthQuery<'a> {
+    /// Only passing instances.
+    pub passing: bool,
+    /// A `filter` expression.
+    pub filter: Option<&'a str>,
+    /// Datacenter.
+    pub datacenter: Option<&'a str>,
+    /// Stale reads.
+    pub stale: bool,
+    /// Blocking index (0: do not block).
+    pub index: u64,
+    /// Blocking wait (sent with a non-zero index).
+    pub wait: Duration,
+}
+
+/// The answer of a health query.
+#[derive(Debug, Clone)]
+pub struct HealthResponse {
+    /// The entries.
+    pub entries: Vec<ServiceEntry>,
+    /// `X-Consul-Index`, when present and numeric.
+    pub index: Option<u64>,
+}
+
+/// The body of `PUT /v1/agent/service/register`.
+#[derive(Debug, Clone, Serialize)]
+pub struct ServiceRegistration {
+    /// Service name.
+    #[serde(rename = "Name")]
+    pub name: String,
+    /// Service ID.
+    #[serde(rename = "ID")]
+    pub id: String,
+    /// Tags.
+    #[serde(rename = "Tags", skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+    /// Address (empty: the node's).
+    #[serde(rename = "Address", skip_serializing_if = "String::is_empty")]
+    pub address: String,
+    /// Port.
+    #[serde(rename = "Port")]
+    pub port: u16,
+    /// Meta.
+    #[serde(rename = "Meta", skip_serializing_if = "BTreeMap::is_empty")]
+    pub meta: BTreeMap<String, String>,
+    /// Weights.
+    #[serde(rename = "Weights")]
+    pub weights: ServiceWeights,
+    /// The check.
+    #[serde(rename = "Check")]
+    pub check: CheckDefinition,
+}
+
+/// A check definition inside a registration.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct CheckDefinition {
+    /// Check ID.
+    #[serde(rename = "CheckID")]
+    pub check_id: String,
+    /// Check name.
+    #[serde(rename = "Name")]
+    pub name: String,
+    /// TTL (TTL checks), Go duration.
+    #[serde(rename = "TTL", skip_serializing_if = "Option::is_none")]
+    pub ttl: Option<String>,
+    /// URL (HTTP checks).
+    #[serde(rename = "HTTP", skip_serializing_if = "Option::is_none")]
+    pub http: Option<String>,
+    /// `host:port` (TCP checks).
+    #[serde(rename = "TCP", skip_serializing_if = "Option::is_none")]
+    pub tcp: Option<String>,
+    /// Probe interval (HTTP/TCP), Go duration.
+    #[serde(rename = "Interval", skip_serializing_if = "Option::is_none")]
+    pub interval: Option<String>,
+    /// Probe timeout (HTTP/TCP), Go duration.
+    #[serde(rename = "Timeout", skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<String>,
+    /// Initial status.
+    #[serde(rename = "Status", skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+    /// `DeregisterCriticalServiceAfter`, Go duration.
+    #[serde(rename = "DeregisterCriticalServiceAfter")]
+    pub deregister_critical_service_after: String,
+}
+
+/// What a TTL heartbeat found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CheckPass {
+    /// The check was updated.
+    Passed,
+    /// The agent does not know the check (or it has no TTL any more): register again.
+    Unknown,
+}
+
+impl Client {
+    /// A client for the agent in `config`. Does not touch the network.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] for an unusable address or TLS material.
+    pub fn new(config: &Config) -> Result<Self, Error> {
+        let address = config.address.trim().trim_end_matches('/');
+        let base = if address.starts_with("http://") || address.starts_with("https://") {
+            if config.tls.is_some() && address.starts_with("http://") {
+                return Err(Error::Config(
+                    "TLS settings given for an http:// address".into(),
+                ));
+            }
+            address.to_string()
+        } else if config.tls.is_some() {
+            format!("https://{address}")
+        } else {
+            format!("http://{address}")
+        };
+        let uri: Uri = base
+            .parse()
+            .map_err(|e| Error::Config(format!("address {address:?}: {e}")))?;
+        if uri.authority().is_none() || uri.path().len() > 1 {
+            return Err(Error::Config(format!(
+                "address {address:?}: expected host:port"
+            )));
+        }
+        let tls = tls_config(config.tls.as_ref().unwrap_or(&TlsConfig::default()))?;
+        let mut http = HttpConnector::new();
+        http.enforce_http(false);
+        http.set_nodelay(true);
+        http.set_connect_timeout(Some(config.connect_timeout));
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(http);
+        let http = HttpClient::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(90))
+            .build(connector);
+        Ok(Client {
+            inner: Arc::new(Inner {
+                http,
+                base,
+                token: config.token.clone(),
+                request_timeout: config.request_timeout,
+                max_body: config.max_body_bytes,
+            }),
+        })
+    }
+
+    /// `scheme://host:port` of the agent.
+    pub fn base_url(&self) -> &str {
+        &self.inner.base
+    }
+
+    /// `GET /v1/health/service/:name`, blocking when `query.index > 0`.
+    ///
+    /// The HTTP timeout is `wait + wait/16` (Consul's jitter) plus the request timeout, so a
+    /// blocking query is never cut short by the client.
+    ///
+    /// # Errors
+    ///
+    /// Transport failures, timeouts, non-2xx answers and malformed bodies.
+    pub async fn health_service(
+        &self,
+        service: &str,
+        query: &HealthQuery<'_>,
+    ) -> Result<HealthResponse, Error> {
+        let what = format!("GET /v1/health/service/{service}");
+        let mut params: Vec<(&str, String)> = Vec::new();
+        if query.passing {
+            params.push(("passing", "true".into()));
+        }
+        if let Some(dc) = query.datacenter.filter(|d| !d.is_empty()) {
+            params.push(("dc", dc.into()));
+        }
+        if let Some(filter) = query.filter.filter(|f| !f.is_empty()) {
+            params.push(("filter", filter.into()));
+        }
+        let mut timeout = self.inner.request_timeout;
+        if query.index > 0 {
+            params.push(("index", query.index.to_string()));
+            params.push(("wait", crate::config::go_duration(query.wait)));
+            timeout = query.wait + query.wait / 16 + self.inner.request_timeout;
+        }
+        let mut qs = {
+            let mut serializer = url::form_urlencoded::Serializer::new(String::new());
+            for (k, v) in &params {
+                serializer.append_pair(k, v);
+            }
+            serializer.finish()
+        };
+        if query.stale {
+            if !qs.is_empty() {
+                qs.push('&');
+            }
+            qs.push_str("stale");
+        }
+        let mut path = format!("/v1/health/service/{}", path_segment(service));
+        if !qs.is_empty() {
+            path.push('?');
+            path.push_str(&qs);
+        }
+        let (status, headers, body) = self.call(Method::GET, &path, None, timeout, &what).await?;
+        check_status(status, &body, &what)?;
+        let index = headers
+            .get("x-consul-index")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        let entries: Vec<ServiceEntry> =
+            serde_json::from_slice(&body).map_err(|e| Error::Malformed {
+                what: what.clone(),
+                detail: format!("invalid service entries JSON: {e}"),
+            })?;
+        Ok(HealthResponse { entries, index })
+    }
+
+    /// `PUT /v1/agent/service/register?replace-existing-checks=true`.
+    ///
+    /// # Errors
+    ///
+    /// Transport failures, timeouts and non-2xx answers.
+    pub async fn register(&self, registration: &ServiceRegistration) -> Result<(), Error> {
+        let what = format!("register service {:?}", registration.id);
+        let body = serde_json::to_vec(registration).map_err(|e| Error::Config(e.to_string()))?;
+        let (status, _, resp) = self
+            .call(
+                Method::PUT,
+                "/v1/agent/service/register?replace-existing-checks=true",
+                Some(body),
+                self.inner.request_timeout,
+                &what,
+            )
+            .await?;
+        check_status(status, &resp, &what)
+    }
+
+    /// `PUT /v1/agent/service/deregister/:id`; an unknown service counts as done
+    /// (returns `Ok(false)`).
+    ///
+    /// # Errors
+    ///
+    /// Transport failures, timeouts and other non-2xx answers.
+    pub async fn deregister(&self, service_id: &str) -> Result<bool, Error> {
+        let what = format!("deregister service {service_id:?}");
+        let path = format!("/v1/agent/service/deregister/{}", path_segment(service_id));
+        let (status, _, body) = self
+            .call(Method::PUT, &path, None, self.inner.request_timeout, &what)
+            .await?;
+        if status == StatusCode::NOT_FOUND {
+            return Ok(false);
+        }
+        check_status(status, &body, &what).map(|()| true)
+    }
+
+    /// `PUT /v1/agent/check/pass/:id`: one TTL heartbeat.
+    ///
+    /// A 404 (`Unknown check ID`, Consul ≥ 1.11) or a 500 saying the check is unknown or has no
+    /// TTL (older agents) means the agent lost the registration: [`CheckPass::Unknown`].
+    ///
+    /// # Errors
+    ///
+    /// Transport failures, timeouts and other non-2xx answers.
+    pub async fn pass_check(&self, check_id: &str) -> Result<CheckPass, Error> {
+        let what = format!("pass check {check_id:?}");
+        let path = format!("/v1/agent/check/pass/{}", path_segment(check_id));
+        let (status, _, body) = self
+            .call(Method::PUT, &path, None, self.inner.request_timeout, &what)
+            .await?;
+        if status == StatusCode::NOT_FOUND {
+            return Ok(CheckPass::Unknown);
+        }
+        if status == StatusCode::INTERNAL_SERVER_ERROR {
+            let text = String::from_utf8_lossy(&body).to_ascii_lowercase();
+            if text.contains("unknown check") || text.contains("does not have associated ttl") {
+                return Ok(CheckPass::Unknown);
+            }
+        }
+        check_status(status, &body, &what).map(|()| CheckPass::Passed)
+    }
+
+    /// `GET /v1/agent/service/:id`: `true` when the agent knows the service.
+    ///
+    /// # Errors
+    ///
+    /// Transport failures, timeouts and non-2xx answers other than 404.
+    pub async fn service_exists(&self, service_id: &str) -> Result<bool, Error> {
+        let what = format!("read service {service_id:?}");
+        let path = format!("/v1/agent/service/{}", path_segment(service_id));
+        let (status, _, body) = self
+            .call(Method::GET, &path, None, self.inner.request_timeout, &what)
+            .await?;
+        if status == StatusCode::NOT_FOUND {
+            return Ok(false);
+        }
+        check_status(status, &body, &what).map(|()| true)
+    }
+
+    async fn call(
+        &self,
+        method: Method,
+        path_and_query: &str,
+        body: Option<Vec<u8>>,
+        timeout: Duration,
+        what: &str,
+    ) -> Result<(StatusCode, HeaderMap, Bytes), Error> {
+        let uri = format!("{}{}", self.inner.base, path_and_query);
+        let mut builder = Request::builder().method(method).uri(uri);
+        if let Some(token) = &self.inner.token {
+            builder = builder.header("X-Consul-Token", token.expose());
+        }
+        if body.is_some() {
+            builder = builder.header("Content-Type", "application/json");
+        }
+        let request = builder
+            .body(Full::new(Bytes::from(body.unwrap_or_default())))
+            .map_err(|e| Error::Config(format!("{what}: cannot build request: {e}")))?;
+        let max = self.inner.max_body;
+        let exchange = async {
+            let response =
+                self.inner
+                    .http
+                    .request(request)
+                    .await
+                    .map_err(|e| Error::Transport {
+                        what: what.to_string(),
+                        source: Box::new(e),
+                    })?;
+            let (parts, body) = response.into_parts();
+            let bytes = Limited::new(body, max)
+                .collect()
+                .await
+                .map_err(|e| {
+                    if e.is::<http_body_util::LengthLimitError>() {
+                        Error::Malformed {
+                            what: what.to_string(),
+                            detail: format!("body larger than {max} bytes"),
+                        }
+                    } else {
+                        Error::Transport {
+                            what: what.to_string(),
+                            source: e,
+                        }
+                    }
+                })?
+                .to_bytes();
+            Ok((parts.status, parts.headers, bytes))
+        };
+        match tokio::time::timeout(timeout, exchange).await {
+            Ok(result) => result,
+            Err(_) => Err(Error::Timeout {
+                what: what.to_string(),
+                timeout,
+            }),
+        }
+    }
+}
+
+fn check_status(status: StatusCode, body: &[u8], what: &str) -> Result<(), Error> {
+    if status.is_success() {
+        return Ok(());
+    }
+    let text: String = String::from_utf8_lossy(body)
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(ERROR_BODY_CHARS)
+        .collect();
+    Err(Error::Status {
+        what: what.to_string(),
+        status: status.as_u16(),
+        body: text,
+    })
+}
+
+/// Percent-encodes one path segment (everything but RFC 3986 unreserved characters).
+fn path_segment(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+fn tls_config(tls: &TlsConfig) -> Result<rustls::ClientConfig, Error> {
+    let err = |what: &str, e: &dyn fmt::Display| Error::Config(format!("TLS: {what}: {e}"));
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| err("protocol versions", &e))?;
+    let mut roots = rustls::RootCertStore::empty();
+    let mut custom = false;
+    if let Some(path) = &tls.ca_file {
+        custom = true;
+        let certs = CertificateDer::pem_file_iter(path)
+            .map_err(|e| err(&format!("CA file {}", path.display()), &e))?;
+        for cert in certs {
+            let cert = cert.map_err(|e| err(&format!("CA file {}", path.display()), &e))?;
+            roots
+                .add(cert)
+                .map_err(|e| err(&format!("CA file {}", path.display()), &e))?;
+        }
+    }
+    if let Some(pem) = &tls.ca_pem {
+        custom = true;
+        for cert in CertificateDer::pem_slice_iter(pem.as_bytes()) {
+            let cert = cert.map_err(|e| err("CA PEM", &e))?;
+            roots.add(cert).map_err(|e| err("CA PEM", &e))?;
+        }
+    }
+    if custom && roots.is_empty() {
+        return Err(Error::Config("TLS: the CA holds no certificate".into()));
+    }
+    if !custom {
+        roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    }
+    let builder = builder.with_root_certificates(roots);
+    match (&tls.cert_file, &tls.key_file) {
+        (Some(cert), Some(key)) => {
+            let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
+                .map_err(|e| err(&format!("certificate {}", cert.display()), &e))?
+                .collect::<Result<_, _>>()
+                .map_err(|e| err(&format!("certificate {}", cert.display()), &e))?;
+            if chain.is_empty() {
+                return Err(Error::Config(format!(
+                    "TLS: certificate {} holds no certificate",
+                    cert.display()
+                )));
+            }
+            let key = PrivateKeyDer::from_pem_file(key)
+                .map_err(|e| err(&format!("key {}", key.display()), &e))?;
+            builder
+                .with_client_auth_cert(chain, key)
+                .map_err(|e| err("client certificate", &e))
+        }
+        (None, None) => Ok(builder.with_no_client_auth()),
+        _ => Err(Error::Config(
+            "TLS: a client certificate needs both cert_file and key_file".into(),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses() {
+        assert_eq!(
+            Client::new(&Config::new("127.0.0.1:8500"))
+                .unwrap()
+                .base_url(),
+            "http://127.0.0.1:8500"
+        );
+        assert_eq!(
+            Client::new(&Config::new("https://[::1]:8501/"))
+                .unwrap()
+                .base_url(),
+            "https://[::1]:8501"
+        );
+        assert_eq!(
+            Client::new(&Config::new("h:1").with_tls(TlsConfig::default()))
+                .unwrap()
+                .base_url(),
+            "https://h:1"
+        );
+        assert!(Client::new(&Config::new("http://h:1/x")).is_err());
+        assert!(Client::new(&Config::new("http://h:1").with_tls(TlsConfig::default())).is_err());
+    }
+
+    #[test]
+    fn tls_errors_name_the_file() {
+        let cfg =
+            Config::new("h:1").with_tls(TlsConfig::default().with_ca_file("/nonexistent/ca.pem"));
+        let e = Client::new(&cfg).unwrap_err().to_string();
+        assert!(
+            e.contains("consul") && e.contains("/nonexistent/ca.pem"),
+            "{e}"
+        );
+        let cfg = Config::new("h:1").with_tls(TlsConfig::default().with_ca_pem("not a pem"));
+        assert!(Client::new(&cfg).is_err());
+        let tls = TlsConfig {
+            cert_file: Some("/x".into()),
+            ..TlsConfig::default()
+        };
+        assert!(Client::new(&Config::new("h:1").with_tls(tls)).is_err());
+    }
+
+    #[test]
+    fn path_segments_are_encoded() {
+        assert_eq!(path_segment("web-1.a_b~"), "web-1.a_b~");
+        assert_eq!(path_segment("a/b c"), "a%2Fb%20c");
+    }
+}
