@@ -4,11 +4,14 @@
 //! readiness with a deadline and is killed (SIGKILL, by PID) when dropped, so a failing test
 //! never leaves a process behind.
 //!
+//! * [`etcd`]: a real etcd node or cluster ([`EtcdCluster`]) with kill/restart of members.
 //! * [`process`]: the building block — free ports, [`ChildProcess`], [`wait_until`].
 #![deny(missing_docs)]
 
+pub mod etcd;
 pub mod process;
 
+pub use etcd::EtcdCluster;
 pub use process::{
     ChildProcess, free_port, free_ports, free_udp_port, wait_until, wait_until_async,
 };
