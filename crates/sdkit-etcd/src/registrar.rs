@@ -225,7 +225,13 @@ impl EtcdRegistration {
     /// reports. Any failure drops the stream so the next attempt opens a fresh one.
     async fn keep_alive_once(&self, lease: i64) -> Result<i64, EtcdError> {
         let mut slot = self.keeper.lock().await;
-        let timeout = self.client.config().request_timeout;
+        // A hung keep-alive must not outlive a renewal interval, or the lease could lapse
+        // before the retry.
+        let timeout = self
+            .client
+            .config()
+            .request_timeout
+            .min(Duration::from_secs_f64(self.ttl_secs as f64 / 3.0));
         let result = tokio::time::timeout(timeout, async {
             let Some((keeper, stream)) = slot.as_mut() else {
                 // Opening the stream is itself a keep-alive round trip.

@@ -6,9 +6,9 @@ mod common;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use common::{EVENTUALLY, Writer, config, ids, init_tracing, wait_for};
+use common::{Captured, EVENTUALLY, Writer, config, ids, init_tracing, wait_for};
 use sdkit_core::{Instance, Instancer as _, Registrar as _};
-use sdkit_etcd::{EtcdClient, EtcdError, Instancer, Registrar};
+use sdkit_etcd::{EtcdClient, EtcdError, Instancer, Registrar, TlsConfig};
 use sdkit_testkit::EtcdCluster;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -248,7 +248,7 @@ async fn one_shared_client_keeps_watches_independent() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn auth_right_password_works_wrong_one_is_a_clear_error() {
-    init_tracing();
+    let logs = Captured::install();
     let etcd = EtcdCluster::single().unwrap();
     let admin = Writer::connect(&etcd.endpoints()).await;
     let mut c = admin.client();
@@ -291,6 +291,13 @@ async fn auth_right_password_works_wrong_one_is_a_clear_error() {
     assert!(shown.contains("authentication failed"), "{shown}");
     assert!(!shown.contains("WrongPassword42"));
     assert!(s.is_empty());
+    drop((failing, instancer));
+
+    // Neither password was logged, at any level, by this crate or its dependencies.
+    let logs = logs.text();
+    assert!(logs.contains("etcd: watch failing"), "logs were captured");
+    assert!(!logs.contains("WrongPassword42"), "wrong password logged");
+    assert!(!logs.contains("rootpw"), "password logged");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -322,4 +329,49 @@ async fn no_etcd_at_all_construction_still_works() {
         .expect("deregister bounded");
     assert!(result.is_err(), "nothing could be deleted: {result:?}");
     instancer.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_with_a_client_certificate() {
+    init_tracing();
+    let etcd = EtcdCluster::start_tls(1).unwrap();
+    let tls = etcd.tls().unwrap().clone();
+    let endpoints = etcd.endpoints();
+    assert!(endpoints[0].starts_with("https://"));
+    let good = config(endpoints.clone(), "/tls").with_tls(
+        TlsConfig::default()
+            .with_ca_file(&tls.ca)
+            .with_client_cert(&tls.client_cert, &tls.client_key),
+    );
+    let instancer = Instancer::new(&good).unwrap();
+    let mut sub = instancer.subscribe();
+    let registrar = Registrar::new(&good, Instance::new("a", "127.0.0.1:1")).unwrap();
+    tokio::time::timeout(EVENTUALLY, registrar.register())
+        .await
+        .expect("registered over TLS")
+        .unwrap();
+    wait_for(&mut sub, EVENTUALLY, "watched over TLS", |s| {
+        s.error().is_none() && ids(s) == ["a"]
+    })
+    .await;
+    registrar.deregister().await.unwrap();
+    wait_for(&mut sub, EVENTUALLY, "deregistered over TLS", |s| {
+        s.is_empty()
+    })
+    .await;
+
+    // Without the client certificate etcd refuses the handshake: an error, no instances.
+    let no_cert =
+        config(endpoints.clone(), "/tls").with_tls(TlsConfig::default().with_ca_file(&tls.ca));
+    let failing = Instancer::new(&no_cert).unwrap();
+    let mut sub = failing.subscribe();
+    let s = wait_for(&mut sub, EVENTUALLY, "refused", |s| s.error().is_some()).await;
+    assert!(s.is_empty());
+    // A CA file that does not exist is a clear error too.
+    let missing = config(endpoints, "/tls")
+        .with_tls(TlsConfig::default().with_ca_file("/nonexistent/ca.pem"));
+    let Err(err) = EtcdClient::new(&missing).unwrap().connect().await else {
+        panic!("a missing CA file must fail");
+    };
+    assert!(matches!(err, EtcdError::TlsFile { .. }), "{err}");
 }

@@ -35,6 +35,8 @@ struct Member {
     name: String,
     client_port: u16,
     peer_port: u16,
+    /// Plain-HTTP listener for `/health` and `/metrics` (also when clients use TLS).
+    metrics_port: u16,
     data_dir: PathBuf,
     log: PathBuf,
     runs: u32,
@@ -47,6 +49,7 @@ pub struct EtcdCluster {
     dir: PathBuf,
     token: String,
     members: Vec<Member>,
+    tls: Option<EtcdTls>,
 }
 
 impl EtcdCluster {
@@ -65,6 +68,25 @@ impl EtcdCluster {
     ///
     /// When `etcd` is not installed or the cluster does not become healthy in time.
     pub fn start(size: usize) -> io::Result<Self> {
+        Self::launch(size, false)
+    }
+
+    /// A cluster of `size` members whose clients must use TLS with a client certificate
+    /// (`--client-cert-auth`); the certificates are in [`tls`](Self::tls).
+    ///
+    /// # Errors
+    ///
+    /// When `etcd` or `openssl` is missing, or the cluster does not become healthy in time.
+    pub fn start_tls(size: usize) -> io::Result<Self> {
+        Self::launch(size, true)
+    }
+
+    /// The TLS material of a cluster started with [`start_tls`](Self::start_tls).
+    pub fn tls(&self) -> Option<&EtcdTls> {
+        self.tls.as_ref()
+    }
+
+    fn launch(size: usize, tls: bool) -> io::Result<Self> {
         static SEQ: AtomicU32 = AtomicU32::new(0);
         if size == 0 {
             return Err(io::Error::other(
@@ -81,12 +103,18 @@ impl EtcdCluster {
         );
         let dir = std::env::temp_dir().join(&token);
         std::fs::create_dir_all(&dir)?;
-        let ports = free_ports(2 * size);
+        let ports = free_ports(3 * size);
+        let tls = if tls {
+            Some(EtcdTls::generate(&dir)?)
+        } else {
+            None
+        };
         let members = (0..size)
             .map(|i| Member {
                 name: format!("m{i}"),
-                client_port: ports[2 * i],
-                peer_port: ports[2 * i + 1],
+                client_port: ports[3 * i],
+                peer_port: ports[3 * i + 1],
+                metrics_port: ports[3 * i + 2],
                 data_dir: dir.join(format!("m{i}.etcd")),
                 log: dir.join(format!("m{i}-run0.log")),
                 runs: 0,
@@ -97,6 +125,7 @@ impl EtcdCluster {
             dir,
             token,
             members,
+            tls,
         };
         cluster.restart_all()?;
         Ok(cluster)
@@ -112,19 +141,25 @@ impl EtcdCluster {
         self.members.is_empty()
     }
 
-    /// Client URLs of every member (`http://127.0.0.1:port`).
+    /// Client URLs of every member (`http://127.0.0.1:port`, `https://` with TLS).
     pub fn endpoints(&self) -> Vec<String> {
         (0..self.members.len()).map(|i| self.endpoint(i)).collect()
     }
 
     /// Client URL of member `i`.
     pub fn endpoint(&self, i: usize) -> String {
-        format!("http://127.0.0.1:{}", self.members[i].client_port)
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://127.0.0.1:{}", self.members[i].client_port)
     }
 
     /// Client address of member `i`.
     pub fn client_addr(&self, i: usize) -> SocketAddr {
         SocketAddr::from(([127, 0, 0, 1], self.members[i].client_port))
+    }
+
+    /// Plain-HTTP address of member `i`'s `/health` and `/metrics`.
+    pub fn metrics_addr(&self, i: usize) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.members[i].metrics_port))
     }
 
     /// The log file of member `i`'s current run (its stdout and stderr).
@@ -212,7 +247,7 @@ impl EtcdCluster {
 
     /// `true` when member `i` answers `/health` with `"health":"true"`.
     pub fn is_healthy(&self, i: usize) -> bool {
-        http_get(self.client_addr(i), "/health")
+        http_get(self.metrics_addr(i), "/health")
             .is_ok_and(|body| body.contains("\"health\":\"true\""))
     }
 
@@ -242,7 +277,7 @@ impl EtcdCluster {
     ///
     /// When the member does not answer or the metric is missing.
     pub fn watch_streams(&self, i: usize) -> io::Result<u64> {
-        let body = http_get(self.client_addr(i), "/metrics")?;
+        let body = http_get(self.metrics_addr(i), "/metrics")?;
         let metric = "etcd_debugging_mvcc_watch_stream_total ";
         body.lines()
             .find_map(|line| line.strip_prefix(metric))
@@ -272,7 +307,12 @@ impl EtcdCluster {
             .join(format!("{}-run{}.log", member.name, member.runs));
         member.log = log.clone();
         let member = &self.members[i];
-        let client_url = format!("http://127.0.0.1:{}", member.client_port);
+        let client_url = format!(
+            "{}://127.0.0.1:{}",
+            if self.tls.is_some() { "https" } else { "http" },
+            member.client_port
+        );
+        let metrics_url = format!("http://127.0.0.1:{}", member.metrics_port);
         let peer_url = format!("http://127.0.0.1:{}", member.peer_port);
         let mut command = Command::new(binary);
         command
@@ -294,10 +334,22 @@ impl EtcdCluster {
             .arg(&self.token)
             .arg("--initial-cluster-state")
             .arg("new")
+            .arg("--listen-metrics-urls")
+            .arg(&metrics_url)
             // Fast failure detection on loopback.
             .args(["--heartbeat-interval", "50", "--election-timeout", "500"])
             .args(["--logger", "zap", "--log-outputs", "stderr"]);
-        let addr = SocketAddr::from(([127, 0, 0, 1], member.client_port));
+        if let Some(tls) = &self.tls {
+            command
+                .arg("--cert-file")
+                .arg(&tls.server_cert)
+                .arg("--key-file")
+                .arg(&tls.server_key)
+                .arg("--trusted-ca-file")
+                .arg(&tls.ca)
+                .arg("--client-cert-auth");
+        }
+        let addr = SocketAddr::from(([127, 0, 0, 1], member.metrics_port));
         let name = format!("etcd {}", member.name);
         let started = Instant::now();
         // Ready here means "listening"; health (which needs a quorum) is waited for by callers.
@@ -305,9 +357,11 @@ impl EtcdCluster {
             tcp_accepts(addr)
         })
         .map_err(|e| {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            let tail: String = text.lines().rev().take(5).collect::<Vec<_>>().join("\n");
             io::Error::new(
                 e.kind(),
-                format!("{e} after {:?} (log: {})", started.elapsed(), log.display()),
+                format!("{e} after {:?}; last log lines:\n{tail}", started.elapsed()),
             )
         })?;
         self.members[i].process = Some(process);
@@ -319,6 +373,119 @@ impl Drop for EtcdCluster {
     fn drop(&mut self) {
         self.kill_all();
         let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// TLS material made with the `openssl` CLI: a CA, a server certificate for `127.0.0.1` /
+/// `localhost`, and a client certificate (CN `root`), all PEM, EC P-256.
+#[derive(Debug, Clone)]
+pub struct EtcdTls {
+    /// The CA certificate.
+    pub ca: PathBuf,
+    /// The server certificate.
+    pub server_cert: PathBuf,
+    /// The server key.
+    pub server_key: PathBuf,
+    /// The client certificate.
+    pub client_cert: PathBuf,
+    /// The client key.
+    pub client_key: PathBuf,
+}
+
+impl EtcdTls {
+    /// Generates the material in `dir`.
+    ///
+    /// # Errors
+    ///
+    /// When `openssl` is missing or fails.
+    pub fn generate(dir: &Path) -> io::Result<Self> {
+        let openssl = find_binary("openssl")
+            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "openssl not found"))?;
+        let path = |name: &str| dir.join(name);
+        let run = |args: &[&str]| -> io::Result<()> {
+            let out = Command::new(&openssl)
+                .args(args)
+                .current_dir(dir)
+                .output()?;
+            if out.status.success() {
+                Ok(())
+            } else {
+                Err(io::Error::other(format!(
+                    "openssl {args:?}: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                )))
+            }
+        };
+        let ec = [
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+        ];
+        let mut ca_args = vec!["req", "-x509"];
+        ca_args.extend(ec);
+        ca_args.extend([
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=sdkit-test-ca",
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign,cRLSign",
+        ]);
+        run(&ca_args)?;
+        for (name, cn, ext) in [
+            (
+                "server",
+                "/CN=127.0.0.1",
+                "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth,clientAuth\nkeyUsage=critical,digitalSignature,keyEncipherment\nbasicConstraints=CA:FALSE\n",
+            ),
+            (
+                "client",
+                "/CN=root",
+                "extendedKeyUsage=clientAuth\nkeyUsage=critical,digitalSignature,keyEncipherment\nbasicConstraints=CA:FALSE\n",
+            ),
+        ] {
+            let key = format!("{name}.key");
+            let csr = format!("{name}.csr");
+            let pem = format!("{name}.pem");
+            let ext_file = format!("{name}.ext");
+            std::fs::write(path(&ext_file), ext)?;
+            let mut req = vec!["req"];
+            req.extend(ec);
+            req.extend(["-keyout", &key, "-out", &csr, "-subj", cn]);
+            run(&req)?;
+            run(&[
+                "x509",
+                "-req",
+                "-in",
+                &csr,
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-out",
+                &pem,
+                "-days",
+                "2",
+                "-extfile",
+                &ext_file,
+            ])?;
+        }
+        Ok(EtcdTls {
+            ca: path("ca.pem"),
+            server_cert: path("server.pem"),
+            server_key: path("server.key"),
+            client_cert: path("client.pem"),
+            client_key: path("client.key"),
+        })
     }
 }
 

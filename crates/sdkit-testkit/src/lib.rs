@@ -11,7 +11,7 @@
 pub mod etcd;
 pub mod process;
 
-pub use etcd::EtcdCluster;
+pub use etcd::{EtcdCluster, EtcdTls};
 pub use process::{
     ChildProcess, free_port, free_ports, free_udp_port, wait_until, wait_until_async,
 };
