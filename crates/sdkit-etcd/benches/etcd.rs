@@ -46,7 +46,10 @@ async fn put_and_wait(
     let start = Instant::now();
     client.put(key, addr, None).await.expect("put");
     loop {
-        let snapshot = sub.next().await.expect("subscription open");
+        let snapshot = tokio::time::timeout(Duration::from_secs(10), sub.next())
+            .await
+            .unwrap_or_else(|_| panic!("{id}={addr} not published; current {:?}", sub.current()))
+            .expect("subscription open");
         if snapshot
             .instances()
             .iter()
@@ -91,18 +94,19 @@ fn benches(c: &mut Criterion) {
     let rig = rig(&rt);
     percentiles(&rt, &rig);
 
+    // One instancer for all of criterion's calls of the routine (it calls it many times).
+    let config = Config::new(rig.endpoints.clone()).with_prefix("/bench/put");
+    let (instancer, mut sub) = rt.block_on(async {
+        let instancer = Instancer::new(&config).expect("instancer");
+        let mut sub = instancer.subscribe();
+        sub.ready(Duration::from_secs(10))
+            .await
+            .expect("first snapshot");
+        (instancer, sub)
+    });
+    let mut client = rig.client.clone();
+    let mut n = 0u32;
     c.bench_function("etcd/put_to_snapshot", |b| {
-        let config = Config::new(rig.endpoints.clone()).with_prefix("/bench/put");
-        let (instancer, mut sub) = rt.block_on(async {
-            let instancer = Instancer::new(&config).expect("instancer");
-            let mut sub = instancer.subscribe();
-            sub.ready(Duration::from_secs(10))
-                .await
-                .expect("first snapshot");
-            (instancer, sub)
-        });
-        let mut client = rig.client.clone();
-        let mut n = 0u32;
         b.iter_custom(|iters| {
             rt.block_on(async {
                 let mut total = Duration::ZERO;
@@ -114,8 +118,8 @@ fn benches(c: &mut Criterion) {
                 total
             })
         });
-        instancer.stop();
     });
+    instancer.stop();
 
     // 10 000 keys, written once, 64 puts in flight.
     rt.block_on(async {

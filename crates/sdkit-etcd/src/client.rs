@@ -323,6 +323,9 @@ fn connect_options(config: &Config) -> Result<ConnectOptions, EtcdError> {
         .with_timeout(config.request_timeout)
         .with_keep_alive(config.keepalive_interval, config.keepalive_timeout)
         .with_keep_alive_while_idle(true)
+        // A member cut off from the leader refuses requests and cancels its watches instead of
+        // serving stale data forever; the loops then move to another member.
+        .with_require_leader(true)
         .with_tcp_keepalive(config.keepalive_interval);
     if let (Some(user), Some(password)) = (&config.user, &config.password) {
         options = options
