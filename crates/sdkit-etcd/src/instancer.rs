@@ -4,7 +4,7 @@
 //! The loop:
 //!
 //! 1. **List** the prefix (as a directory: `/services/web/`, never `/services/webapp`) in pages
-//!    at one revision `R`; decode every value ([`value`](crate::value)), skipping (with a
+//!    at one revision `R`; decode every value ([`value`](mod@crate::value)), skipping (with a
 //!    warning) the ones that are neither JSON nor `host:port`; publish the set.
 //! 2. **Watch** from `R + 1` with previous values and progress notifications, apply each event
 //!    to the local map, and publish the new set after each response. The last seen revision
