@@ -246,3 +246,53 @@ async fn compaction_past_a_disconnected_watch_relists() {
     others.put("/compact/k00009", "127.0.0.1:9").await;
     wait_for(&mut sub, EVENTUALLY, "watching again", |s| s.len() == 6).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outage_that_expires_the_lease_the_key_is_granted_again() {
+    init_tracing();
+    let mut cluster = EtcdCluster::start(3).unwrap();
+    // The registrar only knows member 0; the instancer and the test's writer know the others.
+    let reg_cfg = config(vec![cluster.endpoint(0)], "/expire");
+    let ttl = Duration::from_secs(reg_cfg.ttl_secs() as u64);
+    let registrar = Registrar::new(&reg_cfg, Instance::new("me", "127.0.0.1:7000")).unwrap();
+    tokio::time::timeout(EVENTUALLY, registrar.register())
+        .await
+        .unwrap()
+        .unwrap();
+    let first = registrar.lease_id().unwrap();
+    let instancer = Instancer::new(&config(cluster.endpoints(), "/expire")).unwrap();
+    let mut sub = instancer.subscribe();
+    wait_for(&mut sub, EVENTUALLY, "registered", |s| s.len() == 1).await;
+
+    // Full outage; then the cluster comes back without the registrar's member, so no
+    // keep-alive reaches it and etcd really expires the lease (go-kit #1043, kratos #3883).
+    cluster.kill_all();
+    cluster.restart_some(&[1, 2]).unwrap();
+    let others = Writer::connect(&[cluster.endpoint(1), cluster.endpoint(2)]).await;
+    let end = tokio::time::Instant::now() + EVENTUALLY;
+    while others.get("/expire/me").await.is_some() {
+        assert!(tokio::time::Instant::now() < end, "the lease never expired");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    wait_for(&mut sub, EVENTUALLY, "expiry seen", |s| s.is_empty()).await;
+
+    // The registrar's member answers again: the key is back within TTL + 2 s, on a new lease.
+    cluster.restart(0).unwrap();
+    let answering = tokio::time::Instant::now();
+    let mut back = None;
+    while answering.elapsed() < ttl + Duration::from_secs(2) {
+        if let Some((_, lease)) = others.get("/expire/me").await {
+            back = Some(lease);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let lease = back.expect("key not back within TTL + 2 s of etcd answering again");
+    assert_ne!(lease, first, "a new lease was granted");
+    tracing::info!(after = ?answering.elapsed(), "key back");
+    wait_for(&mut sub, EVENTUALLY, "instancer publishes it", |s| {
+        s.error().is_none() && ids(s) == ["me"]
+    })
+    .await;
+    registrar.deregister().await.unwrap();
+}

@@ -245,6 +245,25 @@ impl EtcdCluster {
         Ok(())
     }
 
+    /// Restarts the members in `which` together (killing the running ones first) and waits
+    /// until they are healthy: enough of them must form a quorum.
+    ///
+    /// # Errors
+    ///
+    /// When they do not become healthy in time.
+    pub fn restart_some(&mut self, which: &[usize]) -> io::Result<()> {
+        for &i in which {
+            self.kill(i);
+        }
+        for &i in which {
+            self.spawn(i)?;
+        }
+        for &i in which {
+            self.wait_healthy(i, READY_DEADLINE)?;
+        }
+        Ok(())
+    }
+
     /// `true` when member `i` answers `/health` with `"health":"true"`.
     pub fn is_healthy(&self, i: usize) -> bool {
         http_get(self.metrics_addr(i), "/health")
