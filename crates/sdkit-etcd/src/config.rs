@@ -1,0 +1,479 @@
+//! Configuration of the etcd backend: endpoints, timeouts, credentials, TLS, and the timing of
+//! the watch and the lease.
+//!
+//! Every option has a sane default and a builder method; the struct also deserializes with
+//! serde (durations as `"500ms"`, `"10s"`, `"2m"` or a number of seconds), so the facade can
+//! fill it from a URL such as `etcd://127.0.0.1:2379,127.0.0.1:22379/services/web/`.
+//!
+//! ```
+//! use std::time::Duration;
+//! use sdkit_etcd::Config;
+//!
+//! let config = Config::new(["127.0.0.1:2379", "127.0.0.1:22379"])
+//!     .with_prefix("/services/web")
+//!     .with_user("svc", "s3cret")
+//!     .with_ttl(Duration::from_secs(5))
+//!     .with_request_timeout(Duration::from_secs(2));
+//! assert_eq!(config.ttl_secs(), 5);
+//! assert_eq!(config.prefix_dir(), "/services/web/");
+//! // The password never shows up in Debug output.
+//! assert!(!format!("{config:?}").contains("s3cret"));
+//! ```
+
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use sdkit_core::Backoff;
+use serde::{Deserialize, Deserializer};
+
+use crate::error::EtcdError;
+
+/// A password: its `Debug` and `Display` print `***`, never the value.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Password(String);
+
+impl Password {
+    /// Wraps a password.
+    pub fn new(password: impl Into<String>) -> Self {
+        Password(password.into())
+    }
+
+    /// The password itself: only for handing it to the etcd client.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Password {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Password(***)")
+    }
+}
+
+impl fmt::Display for Password {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+/// TLS (rustls) settings: the CA that signs the etcd servers' certificates and, for mutual TLS,
+/// the client's certificate and key. All are PEM files, read when the client connects.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
+pub struct TlsConfig {
+    /// PEM file of the CA certificate(s) to trust.
+    pub ca_file: Option<PathBuf>,
+    /// PEM file of the client certificate (mutual TLS); needs [`key_file`](Self::key_file).
+    pub cert_file: Option<PathBuf>,
+    /// PEM file of the client's private key.
+    pub key_file: Option<PathBuf>,
+    /// The server name to verify the certificates against (default: the endpoint's host).
+    pub domain: Option<String>,
+}
+
+impl TlsConfig {
+    /// TLS trusting the CA in `ca_file` (PEM).
+    pub fn with_ca_file(mut self, ca_file: impl Into<PathBuf>) -> Self {
+        self.ca_file = Some(ca_file.into());
+        self
+    }
+
+    /// Presents the client certificate `cert_file` with its key `key_file` (PEM).
+    pub fn with_client_cert(
+        mut self,
+        cert_file: impl Into<PathBuf>,
+        key_file: impl Into<PathBuf>,
+    ) -> Self {
+        self.cert_file = Some(cert_file.into());
+        self.key_file = Some(key_file.into());
+        self
+    }
+
+    /// Verifies server certificates against `domain` instead of the endpoint host.
+    pub fn with_domain(mut self, domain: impl Into<String>) -> Self {
+        self.domain = Some(domain.into());
+        self
+    }
+}
+
+/// Configuration of the etcd backend. See the [module docs](self).
+#[derive(Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
+pub struct Config {
+    /// The etcd endpoints, `host:port` or `http(s)://host:port` (default `127.0.0.1:2379`).
+    pub endpoints: Vec<String>,
+    /// The key prefix of the service, matched as a directory: `/services/web` watches
+    /// `/services/web/…` and never `/services/webapp` (default `/services/default`).
+    pub prefix: String,
+    /// User name for etcd authentication.
+    pub user: Option<String>,
+    /// Password for etcd authentication (never printed).
+    pub password: Option<Password>,
+    /// TLS settings; `None` = plain HTTP/2 (unless an endpoint says `https://`).
+    pub tls: Option<TlsConfig>,
+    /// Bound on establishing a TCP (and TLS) connection to one endpoint (default 3 s).
+    #[serde(deserialize_with = "de_duration")]
+    pub connect_timeout: Duration,
+    /// Bound on each unary request: list, put, delete, lease calls (default 5 s).
+    #[serde(deserialize_with = "de_duration")]
+    pub request_timeout: Duration,
+    /// HTTP/2 keep-alive ping interval, to notice a dead connection (default 5 s).
+    #[serde(deserialize_with = "de_duration")]
+    pub keepalive_interval: Duration,
+    /// How long an HTTP/2 ping may go unanswered before the connection is dropped (default 3 s).
+    #[serde(deserialize_with = "de_duration")]
+    pub keepalive_timeout: Duration,
+    /// After this long without any watch message the instancer asks etcd for a progress
+    /// notification (default 10 s).
+    #[serde(deserialize_with = "de_duration")]
+    pub watch_progress_interval: Duration,
+    /// How long the instancer waits for the answer to a progress request before it declares
+    /// the watch dead and re-creates it (default 5 s).
+    #[serde(deserialize_with = "de_duration")]
+    pub watch_progress_timeout: Duration,
+    /// Keys fetched per page when listing the prefix (default 1 000).
+    pub list_page_size: i64,
+    /// Values larger than this are skipped with a warning (default 64 KiB).
+    pub max_value_size: usize,
+    /// Largest gRPC message accepted from etcd (a list page or a watch response; default
+    /// 16 MiB).
+    pub max_message_size: usize,
+    /// Lease TTL of the registrar. etcd TTLs are whole seconds: this is rounded up to the next
+    /// second, at least 1 s, and etcd may raise it to its minimum TTL (default 10 s).
+    #[serde(deserialize_with = "de_duration")]
+    pub ttl: Duration,
+    /// First delay of every retry loop (default 100 ms).
+    #[serde(deserialize_with = "de_duration")]
+    pub retry_initial: Duration,
+    /// Cap on the delay of every retry loop (default 5 s; the registrar additionally caps it at
+    /// a third of the TTL so that a lease is retried before it can lapse).
+    #[serde(deserialize_with = "de_duration")]
+    pub retry_max: Duration,
+    /// Bound on deregistration: deleting the key and revoking the lease (default 3 s).
+    #[serde(deserialize_with = "de_duration")]
+    pub deregister_timeout: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            endpoints: vec!["127.0.0.1:2379".to_owned()],
+            prefix: "/services/default".to_owned(),
+            user: None,
+            password: None,
+            tls: None,
+            connect_timeout: Duration::from_secs(3),
+            request_timeout: Duration::from_secs(5),
+            keepalive_interval: Duration::from_secs(5),
+            keepalive_timeout: Duration::from_secs(3),
+            watch_progress_interval: Duration::from_secs(10),
+            watch_progress_timeout: Duration::from_secs(5),
+            list_page_size: 1000,
+            max_value_size: 64 * 1024,
+            max_message_size: 16 * 1024 * 1024,
+            ttl: Duration::from_secs(10),
+            retry_initial: Duration::from_millis(100),
+            retry_max: Duration::from_secs(5),
+            deregister_timeout: Duration::from_secs(3),
+        }
+    }
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("endpoints", &self.endpoints)
+            .field("prefix", &self.prefix)
+            .field("user", &self.user)
+            .field("password", &self.password.as_ref().map(|_| "***"))
+            .field("tls", &self.tls)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("request_timeout", &self.request_timeout)
+            .field("keepalive_interval", &self.keepalive_interval)
+            .field("keepalive_timeout", &self.keepalive_timeout)
+            .field("watch_progress_interval", &self.watch_progress_interval)
+            .field("watch_progress_timeout", &self.watch_progress_timeout)
+            .field("list_page_size", &self.list_page_size)
+            .field("max_value_size", &self.max_value_size)
+            .field("max_message_size", &self.max_message_size)
+            .field("ttl", &self.ttl)
+            .field("retry_initial", &self.retry_initial)
+            .field("retry_max", &self.retry_max)
+            .field("deregister_timeout", &self.deregister_timeout)
+            .finish()
+    }
+}
+
+impl Config {
+    /// The defaults, talking to `endpoints`.
+    pub fn new<I, S>(endpoints: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        Config {
+            endpoints: endpoints.into_iter().map(Into::into).collect(),
+            ..Config::default()
+        }
+    }
+
+    /// Sets the endpoints.
+    pub fn with_endpoints<I, S>(mut self, endpoints: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.endpoints = endpoints.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Sets the key prefix (a directory; a trailing `/` is optional).
+    pub fn with_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into();
+        self
+    }
+
+    /// Authenticates as `user` with `password`.
+    pub fn with_user(mut self, user: impl Into<String>, password: impl Into<String>) -> Self {
+        self.user = Some(user.into());
+        self.password = Some(Password::new(password));
+        self
+    }
+
+    /// Uses TLS with `tls`.
+    pub fn with_tls(mut self, tls: TlsConfig) -> Self {
+        self.tls = Some(tls);
+        self
+    }
+
+    /// Sets the connect timeout.
+    pub fn with_connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// Sets the per-request timeout.
+    pub fn with_request_timeout(mut self, timeout: Duration) -> Self {
+        self.request_timeout = timeout;
+        self
+    }
+
+    /// Sets the HTTP/2 keep-alive ping interval and timeout.
+    pub fn with_keepalive(mut self, interval: Duration, timeout: Duration) -> Self {
+        self.keepalive_interval = interval;
+        self.keepalive_timeout = timeout;
+        self
+    }
+
+    /// Sets when the watch asks for a progress notification, and how long it waits for it.
+    pub fn with_watch_progress(mut self, interval: Duration, timeout: Duration) -> Self {
+        self.watch_progress_interval = interval;
+        self.watch_progress_timeout = timeout;
+        self
+    }
+
+    /// Sets the number of keys per list page.
+    pub fn with_list_page_size(mut self, size: i64) -> Self {
+        self.list_page_size = size;
+        self
+    }
+
+    /// Sets the largest accepted value.
+    pub fn with_max_value_size(mut self, size: usize) -> Self {
+        self.max_value_size = size;
+        self
+    }
+
+    /// Sets the largest accepted gRPC message.
+    pub fn with_max_message_size(mut self, size: usize) -> Self {
+        self.max_message_size = size;
+        self
+    }
+
+    /// Sets the registrar's lease TTL (rounded up to whole seconds).
+    pub fn with_ttl(mut self, ttl: Duration) -> Self {
+        self.ttl = ttl;
+        self
+    }
+
+    /// Sets the first and the largest delay of the retry loops.
+    pub fn with_retry(mut self, initial: Duration, max: Duration) -> Self {
+        self.retry_initial = initial;
+        self.retry_max = max;
+        self
+    }
+
+    /// Sets the deregistration bound.
+    pub fn with_deregister_timeout(mut self, timeout: Duration) -> Self {
+        self.deregister_timeout = timeout;
+        self
+    }
+
+    /// The lease TTL in whole seconds, as sent to etcd: rounded up, at least 1.
+    pub fn ttl_secs(&self) -> i64 {
+        let secs = self.ttl.as_secs() + u64::from(self.ttl.subsec_nanos() > 0);
+        i64::try_from(secs.max(1)).unwrap_or(i64::MAX)
+    }
+
+    /// The prefix as a directory, always ending in exactly one `/`.
+    pub fn prefix_dir(&self) -> String {
+        format!("{}/", self.prefix.trim_end_matches('/'))
+    }
+
+    /// The backoff of the instancer's retry loops.
+    pub fn backoff(&self) -> Backoff {
+        Backoff::new(self.retry_initial, self.retry_max)
+    }
+
+    /// Checks the configuration without touching the network.
+    ///
+    /// # Errors
+    ///
+    /// [`EtcdError::Config`] naming what is wrong.
+    pub fn validate(&self) -> Result<(), EtcdError> {
+        let bad = |what: &str| Err(EtcdError::Config(what.to_owned()));
+        if self.endpoints.is_empty() || self.endpoints.iter().any(|e| e.trim().is_empty()) {
+            return bad("at least one non-empty endpoint is required");
+        }
+        if self.prefix.trim_end_matches('/').is_empty() {
+            return bad("the prefix must name a directory below the root, e.g. /services/web");
+        }
+        if self.user.is_some() != self.password.is_some() {
+            return bad("user and password go together");
+        }
+        if self.list_page_size <= 0 {
+            return bad("list_page_size must be positive");
+        }
+        if self.max_message_size == 0 || self.max_value_size == 0 {
+            return bad("size limits must be positive");
+        }
+        for (name, d) in [
+            ("connect_timeout", self.connect_timeout),
+            ("request_timeout", self.request_timeout),
+            ("keepalive_interval", self.keepalive_interval),
+            ("keepalive_timeout", self.keepalive_timeout),
+            ("watch_progress_interval", self.watch_progress_interval),
+            ("watch_progress_timeout", self.watch_progress_timeout),
+            ("deregister_timeout", self.deregister_timeout),
+        ] {
+            if d.is_zero() {
+                return Err(EtcdError::Config(format!("{name} must be positive")));
+            }
+        }
+        if let Some(tls) = &self.tls
+            && tls.cert_file.is_some() != tls.key_file.is_some()
+        {
+            return bad("a TLS client certificate needs its key (cert_file and key_file)");
+        }
+        Ok(())
+    }
+}
+
+/// Deserializes a duration from `"250ms"`, `"10s"`, `"2m"`, `"1h"` or a number of seconds.
+fn de_duration<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        Secs(f64),
+        Text(String),
+    }
+    let raw = Raw::deserialize(deserializer)?;
+    match raw {
+        Raw::Secs(secs) => Duration::try_from_secs_f64(secs).map_err(serde::de::Error::custom),
+        Raw::Text(text) => parse_duration(&text).map_err(serde::de::Error::custom),
+    }
+}
+
+/// Parses `"250ms"`, `"10s"`, `"2m"`, `"1h"` or a bare number of seconds.
+///
+/// # Errors
+///
+/// A message naming the text that is not a duration.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("not a duration: {text:?}"))?;
+    let secs = match unit.trim() {
+        "" | "s" => value,
+        "ms" => value / 1000.0,
+        "m" => value * 60.0,
+        "h" => value * 3600.0,
+        _ => {
+            return Err(format!(
+                "unknown unit in duration {text:?} (use ms, s, m or h)"
+            ));
+        }
+    };
+    Duration::try_from_secs_f64(secs).map_err(|e| format!("bad duration {text:?}: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ttl_rounds_up_to_whole_seconds() {
+        let c = Config::default().with_ttl(Duration::from_millis(1500));
+        assert_eq!(c.ttl_secs(), 2);
+        let c = Config::default().with_ttl(Duration::from_millis(10));
+        assert_eq!(c.ttl_secs(), 1);
+        let c = Config::default().with_ttl(Duration::from_secs(10));
+        assert_eq!(c.ttl_secs(), 10);
+    }
+
+    #[test]
+    fn prefix_is_a_directory() {
+        assert_eq!(Config::default().with_prefix("/a/b").prefix_dir(), "/a/b/");
+        assert_eq!(
+            Config::default().with_prefix("/a/b//").prefix_dir(),
+            "/a/b/"
+        );
+        assert!(Config::default().with_prefix("/").validate().is_err());
+    }
+
+    #[test]
+    fn deserializes_with_durations_and_hides_password() {
+        let c: Config = serde_json::from_str(
+            r#"{"endpoints":["127.0.0.1:1"],"prefix":"/s/web","user":"u","password":"hunter2",
+                "ttl":"3s","request_timeout":"250ms","connect_timeout":1.5}"#,
+        )
+        .unwrap();
+        assert_eq!(c.ttl, Duration::from_secs(3));
+        assert_eq!(c.request_timeout, Duration::from_millis(250));
+        assert_eq!(c.connect_timeout, Duration::from_millis(1500));
+        assert_eq!(c.password.as_ref().map(Password::expose), Some("hunter2"));
+        c.validate().unwrap();
+        let debug = format!("{c:?}");
+        assert!(!debug.contains("hunter2"), "{debug}");
+        assert!(
+            !format!(
+                "{:?} {}",
+                c.password.as_ref().unwrap(),
+                c.password.as_ref().unwrap()
+            )
+            .contains("hunter2")
+        );
+    }
+
+    #[test]
+    fn rejects_bad_configs() {
+        assert!(Config::new(Vec::<String>::new()).validate().is_err());
+        let c = Config {
+            user: Some("u".into()),
+            ..Config::default()
+        };
+        assert!(c.validate().is_err());
+        assert!(Config::default().with_list_page_size(0).validate().is_err());
+        assert!(parse_duration("3 parsecs").is_err());
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+    }
+}

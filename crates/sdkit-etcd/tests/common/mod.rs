@@ -1,0 +1,222 @@
+//! Helpers shared by the etcd integration tests: fast timings, a writer client that retries
+//! while members are down, and waiting for a snapshot that satisfies a condition.
+#![allow(dead_code)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use etcd_client::{Client, ConnectOptions, DeleteOptions, GetOptions};
+use sdkit_core::{Snapshot, Subscription};
+use sdkit_etcd::Config;
+use tokio::time::Instant;
+
+/// Generous "eventually" bound: tests must pass on a loaded machine.
+pub const EVENTUALLY: Duration = Duration::from_secs(30);
+
+pub fn init_tracing() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "sdkit_etcd=debug,sdkit_core=debug".into()),
+        )
+        .with_test_writer()
+        .try_init();
+}
+
+/// Fast timings for tests: short timeouts, short TTL, quick retries.
+pub fn config(endpoints: Vec<String>, prefix: &str) -> Config {
+    Config::new(endpoints)
+        .with_prefix(prefix)
+        .with_connect_timeout(Duration::from_secs(1))
+        .with_request_timeout(Duration::from_secs(2))
+        .with_keepalive(Duration::from_secs(1), Duration::from_secs(1))
+        .with_watch_progress(Duration::from_secs(1), Duration::from_secs(2))
+        .with_retry(Duration::from_millis(50), Duration::from_millis(500))
+        .with_ttl(Duration::from_secs(2))
+}
+
+/// A plain etcd-client used by the tests to change the registry behind the backend's back.
+#[derive(Clone)]
+pub struct Writer {
+    client: Client,
+}
+
+impl Writer {
+    pub async fn connect(endpoints: &[String]) -> Writer {
+        Self::connect_with(endpoints, None).await
+    }
+
+    pub async fn connect_with(endpoints: &[String], user: Option<(&str, &str)>) -> Writer {
+        let mut options = ConnectOptions::new()
+            .with_timeout(Duration::from_secs(1))
+            .with_connect_timeout(Duration::from_secs(1));
+        if let Some((u, p)) = user {
+            options = options.with_user(u, p);
+        }
+        let client = Client::connect(endpoints, Some(options))
+            .await
+            .expect("writer connects");
+        Writer { client }
+    }
+
+    pub fn client(&self) -> Client {
+        self.client.clone()
+    }
+
+    /// Retries `op` until it succeeds (members may be down), for at most [`EVENTUALLY`].
+    async fn retry<T, F, Fut>(&self, what: &str, mut op: F) -> T
+    where
+        F: FnMut(Client) -> Fut,
+        Fut: std::future::Future<Output = Result<T, etcd_client::Error>>,
+    {
+        let end = Instant::now() + EVENTUALLY;
+        loop {
+            match op(self.client.clone()).await {
+                Ok(v) => return v,
+                Err(e) if Instant::now() < end => {
+                    tracing::debug!(what, error = %e, "writer retrying");
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                Err(e) => panic!("{what} kept failing: {e}"),
+            }
+        }
+    }
+
+    pub async fn put(&self, key: &str, value: &str) -> i64 {
+        let (k, v) = (key.to_owned(), value.to_owned());
+        let r = self
+            .retry("put", |mut c| {
+                let (k, v) = (k.clone(), v.clone());
+                async move { c.put(k, v, None).await }
+            })
+            .await;
+        r.header().map_or(0, |h| h.revision())
+    }
+
+    pub async fn delete(&self, key: &str) {
+        let k = key.to_owned();
+        self.retry("delete", |mut c| {
+            let k = k.clone();
+            async move { c.delete(k, None::<DeleteOptions>).await }
+        })
+        .await;
+    }
+
+    /// The value and lease of `key`, if it exists.
+    pub async fn get(&self, key: &str) -> Option<(String, i64)> {
+        let k = key.to_owned();
+        let r = self
+            .retry("get", |mut c| {
+                let k = k.clone();
+                async move { c.get(k, None::<GetOptions>).await }
+            })
+            .await;
+        r.kvs()
+            .first()
+            .map(|kv| (String::from_utf8_lossy(kv.value()).into_owned(), kv.lease()))
+    }
+
+    /// Puts `n` keys `<prefix>/k0000…` with plain values, 32 in flight.
+    pub async fn put_many(&self, prefix: &str, range: std::ops::Range<usize>) {
+        let this = Arc::new(self.clone());
+        let keys: Vec<usize> = range.collect();
+        for chunk in keys.chunks(32) {
+            let mut set = tokio::task::JoinSet::new();
+            for &i in chunk {
+                let w = Arc::clone(&this);
+                let key = format!("{prefix}/k{i:05}");
+                let value = format!("127.0.0.1:{}", 10000 + i);
+                set.spawn(async move { w.put(&key, &value).await });
+            }
+            while let Some(r) = set.join_next().await {
+                r.expect("put task");
+            }
+        }
+    }
+
+    pub async fn current_revision(&self) -> i64 {
+        let r = self
+            .retry("get", |mut c| async move { c.get("/", None).await })
+            .await;
+        r.header().map_or(0, |h| h.revision())
+    }
+}
+
+/// Waits for a snapshot satisfying `pred`, for at most `deadline`; panics with the last
+/// snapshot seen otherwise.
+pub async fn wait_for(
+    sub: &mut Subscription,
+    deadline: Duration,
+    what: &str,
+    mut pred: impl FnMut(&Snapshot) -> bool,
+) -> Arc<Snapshot> {
+    let end = Instant::now() + deadline;
+    let mut last = sub.current();
+    if let Some(s) = &last
+        && pred(s)
+    {
+        return Arc::clone(s);
+    }
+    loop {
+        match tokio::time::timeout_at(end, sub.next()).await {
+            Ok(Some(s)) => {
+                if pred(&s) {
+                    return s;
+                }
+                last = Some(s);
+            }
+            Ok(None) => panic!("{what}: subscription ended; last: {last:?}"),
+            Err(_) => panic!(
+                "{what}: not reached within {deadline:?}; last: {:?}",
+                last.map(|s| (
+                    s.instances()
+                        .iter()
+                        .map(|i| i.id().to_owned())
+                        .collect::<Vec<_>>(),
+                    s.error().map(ToString::to_string)
+                ))
+            ),
+        }
+    }
+}
+
+/// The ids in a snapshot.
+pub fn ids(s: &Snapshot) -> Vec<String> {
+    s.instances().iter().map(|i| i.id().to_owned()).collect()
+}
+
+/// Captured log output (every target, TRACE level) for tests that check what is logged.
+#[derive(Clone, Default)]
+pub struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl Captured {
+    /// Installs a global subscriber writing into the returned buffer (one test per process
+    /// under nextest, so this is the test's own).
+    pub fn install() -> Captured {
+        let captured = Captured::default();
+        let writer = captured.clone();
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new("trace"))
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .try_init();
+        captured
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap_or_else(|e| e.into_inner())).into_owned()
+    }
+}
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
