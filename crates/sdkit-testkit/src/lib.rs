@@ -5,10 +5,13 @@
 //! never leaves a process behind.
 //!
 //! * [`process`]: the building block — free ports, [`ChildProcess`], [`wait_until`].
+//! * [`dnsmasq`]: a real DNS server serving SRV records ([`Dnsmasq`], [`Zone`]).
 #![deny(missing_docs)]
 
+pub mod dnsmasq;
 pub mod process;
 
+pub use dnsmasq::{Dnsmasq, Zone};
 pub use process::{
     ChildProcess, free_port, free_ports, free_udp_port, wait_until, wait_until_async,
 };
