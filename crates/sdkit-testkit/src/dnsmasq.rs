@@ -167,6 +167,15 @@ impl Dnsmasq {
         &self.log
     }
 
+    /// How many queries of `qtype` (`"SRV"`, `"A"`, `"AAAA"`) for `name` the current run has
+    /// logged so far (dnsmasq runs with `--log-queries`).
+    pub fn query_count(&self, qtype: &str, name: &str) -> usize {
+        let needle = format!("query[{qtype}] {name} from ");
+        std::fs::read_to_string(&self.log)
+            .map(|log| log.lines().filter(|l| l.contains(&needle)).count())
+            .unwrap_or(0)
+    }
+
     /// `true` while dnsmasq runs.
     pub fn is_running(&mut self) -> bool {
         self.process.as_mut().is_some_and(ChildProcess::is_running)
@@ -190,6 +199,7 @@ impl Dnsmasq {
         if self.is_running() {
             return Ok(());
         }
+        self.remove_log();
         let binary = find_binary("dnsmasq").ok_or_else(|| {
             io::Error::new(
                 io::ErrorKind::NotFound,
@@ -239,5 +249,24 @@ impl Dnsmasq {
         self.stop();
         self.zone = zone;
         self.resume()
+    }
+
+    fn remove_log(&self) {
+        if !self.log.as_os_str().is_empty() {
+            let _ = std::fs::remove_file(&self.log);
+        }
+    }
+}
+
+impl Drop for Dnsmasq {
+    /// Kills dnsmasq; its log is removed unless the test is failing (panicking), so that a
+    /// failure can be diagnosed from it.
+    fn drop(&mut self) {
+        self.stop();
+        if std::thread::panicking() {
+            eprintln!("dnsmasq log kept: {}", self.log.display());
+        } else {
+            self.remove_log();
+        }
     }
 }
