@@ -87,11 +87,10 @@ impl Instancer {
     ///
     /// When called outside a Tokio runtime.
     pub fn new(config: Config) -> Result<Self, Error> {
-        let client = Client::new(&config)?;
-        let name = client.name_text();
-        let inner = TaskInstancer::spawn("dnssrv", move |cache, token| {
-            watch(client, config, cache, token)
-        });
+        let resolver = SrvResolver::new(config)?;
+        let name = resolver.name().to_owned();
+        let inner =
+            TaskInstancer::spawn("dnssrv", move |cache, token| watch(resolver, cache, token));
         Ok(Instancer { name, inner })
     }
 
@@ -111,22 +110,22 @@ impl sdkit_core::Instancer for Instancer {
     }
 }
 
-async fn watch(client: Client, config: Config, cache: InstanceCache, token: CancellationToken) {
-    let (initial, max) = config.retry();
+async fn watch(resolver: SrvResolver, cache: InstanceCache, token: CancellationToken) {
+    let (initial, max) = resolver.config.retry();
     let mut backoff = Backoff::new(initial, max).start();
     loop {
         let result = tokio::select! {
             _ = token.cancelled() => return,
-            result = refresh(&client, &config) => result,
+            result = resolver.resolve() => result,
         };
         let delay = match result {
-            Ok(outcome) => {
+            Ok(resolution) => {
                 backoff.reset();
-                let count = outcome.instances.len();
-                if cache.update(outcome.instances) {
-                    tracing::debug!(name = %client.name_text(), count, "dnssrv: published");
+                let count = resolution.instances.len();
+                if cache.update(resolution.instances) {
+                    tracing::debug!(name = %resolver.name, count, "dnssrv: published");
                 }
-                clamp_refresh(outcome.valid_until, &config)
+                resolution.refresh_in
             }
             Err(error) => {
                 let delay = backoff.next_delay();
@@ -138,6 +137,78 @@ async fn watch(client: Client, config: Config, cache: InstanceCache, token: Canc
         if !sleep_or_cancel(&token, delay).await {
             return;
         }
+    }
+}
+
+/// One-shot resolution of an SRV name with the [`Instancer`]'s rules (priority policy, weight
+/// mapping, port-0 skipping, target resolution): what each refresh does, for callers that want
+/// a single answer (a CLI `resolve` command, a health check) rather than a watch.
+///
+/// ```no_run
+/// use sdkit_dnssrv::{Config, SrvResolver};
+///
+/// # #[tokio::main] async fn main() -> Result<(), sdkit_dnssrv::Error> {
+/// let resolver = SrvResolver::new(Config::new("_http._tcp.web.example.com"))?;
+/// let resolution = resolver.resolve().await?;
+/// println!("{} instances, next refresh in {:?}", resolution.instances.len(), resolution.refresh_in);
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct SrvResolver {
+    client: Client,
+    config: Config,
+    name: String,
+}
+
+/// The result of one [`SrvResolver::resolve`].
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub struct Resolution {
+    /// The instances (not yet sorted; an [`InstanceCache`] sorts them).
+    pub instances: Vec<Instance>,
+    /// When the answer expires (the SRV TTL and the TTLs of the addresses used), clamped to the
+    /// configured refresh bounds.
+    pub refresh_in: Duration,
+}
+
+impl SrvResolver {
+    /// Validates `config` and builds the resolver (no network I/O).
+    ///
+    /// # Errors
+    ///
+    /// As [`Instancer::new`].
+    pub fn new(config: Config) -> Result<Self, Error> {
+        let client = Client::new(&config)?;
+        let name = client.name_text();
+        Ok(SrvResolver {
+            client,
+            config,
+            name,
+        })
+    }
+
+    /// The SRV name (without the trailing dot).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Queries the server (never a cached answer) and maps the answer onto instances.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Lookup`] or [`Error::TargetLookup`] when the server cannot be reached or fails;
+    /// NXDOMAIN and "no records" are an empty [`Resolution`], not an error.
+    pub async fn resolve(&self) -> Result<Resolution, Error> {
+        let outcome = refresh(&self.client, &self.config).await?;
+        Ok(Resolution {
+            instances: outcome.instances,
+            refresh_in: clamp_refresh(outcome.valid_until, &self.config),
+        })
     }
 }
 

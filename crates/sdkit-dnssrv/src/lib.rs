@@ -41,4 +41,4 @@ pub mod instancer;
 
 pub use config::{AddressFamily, Config, PriorityMode, TargetMode, Transport};
 pub use error::Error;
-pub use instancer::{Instancer, META_PRIORITY, META_TARGET};
+pub use instancer::{Instancer, META_PRIORITY, META_TARGET, Resolution, SrvResolver};

@@ -475,3 +475,20 @@ async fn targets_come_from_additional_records_without_extra_lookups() {
         "glue must be used"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_shot_resolver_reports_the_ttl_and_fails_when_the_server_is_down() {
+    let mut dns = Dnsmasq::start(weighted_zone(5)).expect("dnsmasq");
+    let resolver = sdkit_dnssrv::SrvResolver::new(config(dns.addr())).expect("resolver");
+    let resolution = resolver.resolve().await.expect("resolution");
+    assert_eq!(resolution.instances.len(), 2);
+    assert!(
+        resolution.refresh_in > Duration::from_secs(3)
+            && resolution.refresh_in <= Duration::from_secs(5),
+        "refresh in {:?} for a 5 s TTL",
+        resolution.refresh_in
+    );
+    dns.stop();
+    let failed = resolver.resolve().await;
+    assert!(matches!(failed, Err(Error::Lookup { .. })), "{failed:?}");
+}
