@@ -26,7 +26,13 @@ fn zone(records: u8) -> Zone {
     for i in 0..records {
         let host = format!("h{i}.demo.local");
         zone = zone
-            .srv(SRV, host.clone(), 8000 + u16::from(i), 10, 1 + u16::from(i % 5))
+            .srv(
+                SRV,
+                host.clone(),
+                8000 + u16::from(i),
+                10,
+                1 + u16::from(i % 5),
+            )
             .host(host, format!("127.0.1.{}", i + 1).parse().expect("ip"));
     }
     zone

@@ -14,14 +14,19 @@ use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
-use hickory_resolver::config::{ConnectionConfig, NameServerConfig, ResolveHosts, ResolverConfig};
+use hickory_resolver::Resolver;
+use hickory_resolver::config::{
+    ConnectionConfig, NameServerConfig, ProtocolConfig, ResolveHosts, ResolverConfig, ResolverOpts,
+};
 use hickory_resolver::net::NetError;
 use hickory_resolver::net::runtime::TokioRuntimeProvider;
 use hickory_resolver::proto::rr::{Name, RData, Record, RecordType};
-use hickory_resolver::{Resolver, TokioResolver};
 
 use crate::Error;
 use crate::config::{AddressFamily, Config, Transport};
+
+/// A resolver on the Tokio runtime.
+type TokioResolver = Resolver<TokioRuntimeProvider>;
 
 /// One SRV record as published by the server.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -59,6 +64,8 @@ pub(crate) struct Addresses {
 /// A resolver bound to one SRV name.
 pub(crate) struct Client {
     resolver: TokioResolver,
+    /// The same name servers over TCP only, when they are reached over UDP and TCP.
+    tcp_resolver: Option<TokioResolver>,
     name: Name,
     family: AddressFamily,
 }
@@ -105,34 +112,58 @@ fn name_server(addr: SocketAddr, transport: Transport) -> NameServerConfig {
 }
 
 impl Client {
-    /// Builds the resolver; no network I/O (reading `/etc/resolv.conf` aside).
+    /// Builds the resolver (and a TCP-only twin for answers that lost glue to the UDP size
+    /// limit); no network I/O (reading `/etc/resolv.conf` aside).
     pub(crate) fn new(config: &Config) -> Result<Self, Error> {
         config.validate()?;
         let name = parse_name(config.name())?;
-        let mut builder = if config.nameserver_addrs().is_empty() {
-            let mut builder =
-                TokioResolver::builder_tokio().map_err(|e| Error::SystemConfig(Box::new(e)))?;
-            builder.options_mut().use_hosts_file = ResolveHosts::Auto;
-            builder
+        let (servers, mut options, hosts) = if config.nameserver_addrs().is_empty() {
+            let (system, options) = hickory_resolver::system_conf::read_system_conf()
+                .map_err(|e| Error::SystemConfig(Box::new(e)))?;
+            (system.name_servers().to_vec(), options, ResolveHosts::Auto)
         } else {
             let servers = config
                 .nameserver_addrs()
                 .iter()
                 .map(|addr| name_server(*addr, config.transport_mode()))
                 .collect();
+            (servers, ResolverOpts::default(), ResolveHosts::Never)
+        };
+        options.timeout = config.request_timeout();
+        options.attempts = config.request_attempts();
+        options.use_hosts_file = hosts;
+        let build = |servers: Vec<NameServerConfig>| {
             let mut builder = Resolver::builder_with_config(
                 ResolverConfig::from_name_servers(servers),
                 TokioRuntimeProvider::default(),
             );
-            builder.options_mut().use_hosts_file = ResolveHosts::Never;
-            builder
+            *builder.options_mut() = options.clone();
+            builder.build().map_err(|e| Error::Config(e.to_string()))
         };
-        let options = builder.options_mut();
-        options.timeout = config.request_timeout();
-        options.attempts = config.request_attempts();
-        let resolver = builder.build().map_err(|e| Error::Config(e.to_string()))?;
+        let tcp_servers: Vec<NameServerConfig> = servers
+            .iter()
+            .filter_map(|server| {
+                let tcp: Vec<ConnectionConfig> = server
+                    .connections
+                    .iter()
+                    .filter(|c| matches!(c.protocol, ProtocolConfig::Tcp))
+                    .cloned()
+                    .collect();
+                let has_udp = server
+                    .connections
+                    .iter()
+                    .any(|c| matches!(c.protocol, ProtocolConfig::Udp));
+                (has_udp && !tcp.is_empty()).then(|| NameServerConfig::new(server.ip, true, tcp))
+            })
+            .collect();
+        let tcp_resolver = if tcp_servers.is_empty() {
+            None
+        } else {
+            Some(build(tcp_servers)?)
+        };
         Ok(Client {
-            resolver,
+            resolver: build(servers)?,
+            tcp_resolver,
             name,
             family: config.family(),
         })
@@ -146,15 +177,23 @@ impl Client {
     /// Forgets cached answers, so the next queries reach the server.
     pub(crate) fn clear_cache(&self) {
         self.resolver.clear_cache();
+        if let Some(tcp_resolver) = &self.tcp_resolver {
+            tcp_resolver.clear_cache();
+        }
     }
 
-    /// Queries the SRV records.
-    pub(crate) async fn srv(&self) -> Result<SrvAnswer, Error> {
-        let lookup = match self
-            .resolver
-            .lookup(self.name.clone(), RecordType::SRV)
-            .await
-        {
+    /// `true` when the SRV query can be repeated over TCP only.
+    pub(crate) fn can_retry_over_tcp(&self) -> bool {
+        self.tcp_resolver.is_some()
+    }
+
+    /// Queries the SRV records (over TCP only with `tcp`, when available).
+    pub(crate) async fn srv(&self, tcp: bool) -> Result<SrvAnswer, Error> {
+        let resolver = match (&self.tcp_resolver, tcp) {
+            (Some(tcp_resolver), true) => tcp_resolver,
+            _ => &self.resolver,
+        };
+        let lookup = match resolver.lookup(self.name.clone(), RecordType::SRV).await {
             Ok(lookup) => lookup,
             Err(e) if e.is_no_records_found() => {
                 return Ok(SrvAnswer::Empty {

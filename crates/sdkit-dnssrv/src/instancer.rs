@@ -237,42 +237,60 @@ struct Usable {
 }
 
 /// Runs one refresh: the SRV query, then target addresses.
+///
+/// When the answer carries glue for some targets but not for others (the server dropped
+/// additional records to fit the UDP size limit, without setting TC), the SRV query is
+/// repeated once over TCP, which carries them all, rather than looking each target up.
 pub(crate) async fn refresh(client: &Client, config: &Config) -> Result<Outcome, Error> {
     client.clear_cache();
     let name = client.name_text();
-    let (records, glue, mut valid_until) = match client.srv().await? {
-        SrvAnswer::Empty { valid_until } => {
-            tracing::debug!(%name, "dnssrv: no SRV records (NXDOMAIN or NODATA)");
-            return Ok(Outcome {
-                instances: Vec::new(),
+    let resolve_ips = config.target_mode() == TargetMode::ResolveIps;
+    let mut over_tcp = false;
+    let (candidates, glue, glue_valid_until, srv_valid_until) = loop {
+        let (records, glue, glue_valid_until, valid_until) = match client.srv(over_tcp).await? {
+            SrvAnswer::Empty { valid_until } => {
+                tracing::debug!(%name, "dnssrv: no SRV records (NXDOMAIN or NODATA)");
+                return Ok(Outcome {
+                    instances: Vec::new(),
+                    valid_until,
+                });
+            }
+            SrvAnswer::Records {
+                records,
+                glue,
+                glue_valid_until,
                 valid_until,
-            });
+            } => (records, glue, glue_valid_until, valid_until),
+        };
+        let candidates = usable_records(&name, records, config.target_limit());
+        let with_glue = candidates
+            .iter()
+            .filter(|(record, _)| glue.contains_key(&record.target))
+            .count();
+        let partial = with_glue > 0 && with_glue < candidates.len();
+        if resolve_ips && partial && !over_tcp && client.can_retry_over_tcp() {
+            tracing::debug!(%name, with_glue, total = candidates.len(), "dnssrv: answer lost glue to the size limit; asking again over TCP");
+            over_tcp = true;
+            continue;
         }
-        SrvAnswer::Records {
-            records,
-            glue,
-            glue_valid_until,
-            valid_until,
-        } => (records, (glue, glue_valid_until), Some(valid_until)),
+        break (candidates, glue, glue_valid_until, valid_until);
     };
-    let candidates = usable_records(&name, records, config.target_limit());
 
-    let usable = match config.target_mode() {
-        TargetMode::KeepHostnames => candidates
+    let mut valid_until = Some(srv_valid_until);
+    let usable = if resolve_ips {
+        let (usable, lookups_valid_until) =
+            resolve_targets(client, &name, candidates, &glue, glue_valid_until).await?;
+        valid_until = earliest(valid_until, lookups_valid_until);
+        usable
+    } else {
+        candidates
             .into_iter()
             .map(|(record, target)| Usable {
                 record,
                 target,
                 ips: Vec::new(),
             })
-            .collect(),
-        TargetMode::ResolveIps => {
-            let (glue, glue_valid_until) = glue;
-            let (usable, lookups_valid_until) =
-                resolve_targets(client, &name, candidates, &glue, glue_valid_until).await?;
-            valid_until = earliest(valid_until, lookups_valid_until);
-            usable
-        }
+            .collect()
     };
     Ok(Outcome {
         instances: to_instances(usable, config),

@@ -492,3 +492,51 @@ async fn one_shot_resolver_reports_the_ttl_and_fails_when_the_server_is_down() {
     let failed = resolver.resolve().await;
     assert!(matches!(failed, Err(Error::Lookup { .. })), "{failed:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tcp_only_transport() {
+    let dns = Dnsmasq::start(weighted_zone(30)).expect("dnsmasq");
+    let instancer = Instancer::new(config(dns.addr()).transport(sdkit_dnssrv::Transport::Tcp))
+        .expect("instancer");
+    let snapshot = instancer
+        .subscribe()
+        .ready(EVENTUALLY)
+        .await
+        .expect("ready");
+    assert!(snapshot.error().is_none(), "{:?}", snapshot.error());
+    assert_eq!(snapshot.len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn glue_lost_to_the_udp_size_limit_is_fetched_over_tcp() {
+    // 30 targets: dnsmasq's UDP answer (1232-byte EDNS limit) carries glue for only some of
+    // them, without setting TC. One TCP query must replace 2 lookups per missing target.
+    let mut zone = Zone::new("demo.local", 30);
+    for i in 0..30u16 {
+        let host = format!("h{i}.demo.local");
+        zone = zone
+            .srv(SRV, host.clone(), 8000 + i, 10, 1)
+            .host(host, ip(&format!("127.0.1.{}", i + 1)));
+    }
+    let dns = Dnsmasq::start(zone).expect("dnsmasq");
+    let instancer = Instancer::new(config(dns.addr())).expect("instancer");
+    let snapshot = instancer
+        .subscribe()
+        .ready(EVENTUALLY)
+        .await
+        .expect("ready");
+    assert!(snapshot.error().is_none(), "{:?}", snapshot.error());
+    assert_eq!(snapshot.len(), 30);
+    assert_eq!(
+        dns.query_count("SRV", SRV),
+        2,
+        "once over UDP, once over TCP"
+    );
+    let lookups: usize = (0..30)
+        .map(|i| {
+            let host = format!("h{i}.demo.local");
+            dns.query_count("A", &host) + dns.query_count("AAAA", &host)
+        })
+        .sum();
+    assert_eq!(lookups, 0, "targets must come from the TCP answer's glue");
+}
