@@ -288,11 +288,16 @@ impl Config {
     ///
     /// # Errors
     ///
-    /// [`Error::Config`] for an empty name, `min_refresh > max_refresh`, a zero timeout, zero
-    /// attempts or zero `max_targets`.
+    /// [`Error::Config`] for an empty name, a zero `min_refresh`, `min_refresh > max_refresh`,
+    /// a zero timeout, zero attempts or zero `max_targets`.
     pub fn validate(&self) -> Result<(), Error> {
         if self.name.trim().is_empty() {
             return Err(Error::Config("the SRV name is empty".into()));
+        }
+        if self.min_refresh.is_zero() {
+            return Err(Error::Config(
+                "min_refresh must be above zero (a TTL of 0 would poll without pause)".into(),
+            ));
         }
         if self.min_refresh > self.max_refresh {
             return Err(Error::Config(format!(
@@ -310,6 +315,112 @@ impl Config {
             return Err(Error::Config("max_targets must be at least 1".into()));
         }
         Ok(())
+    }
+}
+
+impl Config {
+    /// Reads a `dnssrv://` target URL:
+    /// `dnssrv://_http._tcp.web.example.com?nameserver=127.0.0.1:5353&min_refresh=1s`.
+    ///
+    /// Query parameters (all optional): `nameserver` (repeatable; `ip` or `ip:port`, IPv6 as
+    /// `[::1]:53`; port 53 when omitted; none: the system resolver), `transport`
+    /// (`udp_and_tcp`, `udp`, `tcp`), `min_refresh`, `max_refresh`, `timeout`, `retry_initial`,
+    /// `retry_max` (durations as in [`parse_duration`]), `attempts`, `priority` (`best`, `all`),
+    /// `targets` (`resolve_ips`, `keep_hostnames`), `family` (`any`, `ipv4`, `ipv6`),
+    /// `max_targets`.
+    ///
+    /// ```
+    /// use sdkit_dnssrv::{Config, PriorityMode};
+    ///
+    /// let config = Config::from_url(
+    ///     "dnssrv://_http._tcp.web.example.com?nameserver=127.0.0.1:5353&priority=all",
+    /// ).unwrap();
+    /// assert_eq!(config.name(), "_http._tcp.web.example.com");
+    /// assert_eq!(config.nameserver_addrs(), ["127.0.0.1:5353".parse().unwrap()]);
+    /// assert_eq!(config.priority_mode(), PriorityMode::All);
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] naming the offending part: another scheme, no name, an unknown
+    /// parameter or an unreadable value; or what [`validate`](Self::validate) rejects.
+    pub fn from_url(url: &str) -> Result<Self, Error> {
+        let rest = url
+            .strip_prefix("dnssrv://")
+            .ok_or_else(|| Error::Config(format!("not a dnssrv:// URL: {url:?}")))?;
+        let (name, query) = rest.split_once('?').unwrap_or((rest, ""));
+        let name = name.trim_end_matches('/');
+        let mut config = Config::new(name);
+        for pair in query.split('&').filter(|p| !p.is_empty()) {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            config = config.set_param(key, value)?;
+        }
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn set_param(mut self, key: &str, value: &str) -> Result<Self, Error> {
+        let bad = |what: &str| Error::Config(format!("invalid {key} {value:?}: {what}"));
+        let duration = || parse_duration(value).ok_or_else(|| bad("expected e.g. 500ms, 2s"));
+        let number = || value.parse::<usize>().map_err(|e| bad(&e.to_string()));
+        match key {
+            "nameserver" => {
+                let addr = value
+                    .parse::<SocketAddr>()
+                    .or_else(|_| {
+                        value
+                            .trim_start_matches('[')
+                            .trim_end_matches(']')
+                            .parse::<std::net::IpAddr>()
+                            .map(|ip| SocketAddr::new(ip, 53))
+                    })
+                    .map_err(|_| bad("expected ip or ip:port"))?;
+                self.nameservers.push(addr);
+            }
+            "transport" => {
+                self.transport = match value {
+                    "udp_and_tcp" => Transport::UdpAndTcp,
+                    "udp" => Transport::Udp,
+                    "tcp" => Transport::Tcp,
+                    _ => return Err(bad("expected udp_and_tcp, udp or tcp")),
+                }
+            }
+            "min_refresh" => self.min_refresh = duration()?,
+            "max_refresh" => self.max_refresh = duration()?,
+            "timeout" => self.timeout = duration()?,
+            "retry_initial" => self.retry_initial = duration()?,
+            "retry_max" => self.retry_max = duration()?,
+            "attempts" => self.attempts = number()?,
+            "max_targets" => self.max_targets = number()?,
+            "priority" => {
+                self.priority = match value {
+                    "best" => PriorityMode::Best,
+                    "all" => PriorityMode::All,
+                    _ => return Err(bad("expected best or all")),
+                }
+            }
+            "targets" => {
+                self.targets = match value {
+                    "resolve_ips" => TargetMode::ResolveIps,
+                    "keep_hostnames" => TargetMode::KeepHostnames,
+                    _ => return Err(bad("expected resolve_ips or keep_hostnames")),
+                }
+            }
+            "family" | "address_family" => {
+                self.address_family = match value {
+                    "any" => AddressFamily::Any,
+                    "ipv4" => AddressFamily::Ipv4,
+                    "ipv6" => AddressFamily::Ipv6,
+                    _ => return Err(bad("expected any, ipv4 or ipv6")),
+                }
+            }
+            _ => {
+                return Err(Error::Config(format!(
+                    "unknown dnssrv URL parameter {key:?}"
+                )));
+            }
+        }
+        Ok(self)
     }
 }
 
@@ -399,6 +510,55 @@ mod tests {
         assert_eq!(c.min_refresh(), DEFAULT_MIN_REFRESH);
         assert!(serde_json::from_str::<Config>(r#"{"bogus":1}"#).is_err());
         assert!(serde_json::from_str::<Config>(r#"{"timeout":"fast"}"#).is_err());
+    }
+
+    #[test]
+    fn reads_urls() {
+        let c = Config::from_url(
+            "dnssrv://_a._tcp.x?nameserver=127.0.0.1:5353&nameserver=[::1]&nameserver=10.0.0.1\
+             &transport=udp&min_refresh=2s&max_refresh=1m&timeout=300ms&attempts=1\
+             &retry_initial=50ms&retry_max=5s&priority=all&targets=keep_hostnames&family=ipv6\
+             &max_targets=7",
+        )
+        .unwrap();
+        assert_eq!(c.name(), "_a._tcp.x");
+        let ns: Vec<String> = c.nameserver_addrs().iter().map(|a| a.to_string()).collect();
+        assert_eq!(ns, ["127.0.0.1:5353", "[::1]:53", "10.0.0.1:53"]);
+        assert_eq!(c.transport_mode(), Transport::Udp);
+        assert_eq!(c.min_refresh(), Duration::from_secs(2));
+        assert_eq!(c.max_refresh(), Duration::from_secs(60));
+        assert_eq!(c.request_timeout(), Duration::from_millis(300));
+        assert_eq!(c.request_attempts(), 1);
+        assert_eq!(
+            c.retry(),
+            (Duration::from_millis(50), Duration::from_secs(5))
+        );
+        assert_eq!(c.priority_mode(), PriorityMode::All);
+        assert_eq!(c.target_mode(), TargetMode::KeepHostnames);
+        assert_eq!(c.family(), AddressFamily::Ipv6);
+        assert_eq!(c.target_limit(), 7);
+        assert_eq!(
+            Config::from_url("dnssrv://_a._tcp.x")
+                .unwrap()
+                .nameserver_addrs(),
+            []
+        );
+
+        for bad in [
+            "consul://_a._tcp.x",
+            "dnssrv://",
+            "dnssrv://_a._tcp.x?nameserver=nowhere",
+            "dnssrv://_a._tcp.x?bogus=1",
+            "dnssrv://_a._tcp.x?priority=worst",
+            "dnssrv://_a._tcp.x?attempts=-1",
+            "dnssrv://_a._tcp.x?min_refresh=0s",
+        ] {
+            let err = Config::from_url(bad).unwrap_err().to_string();
+            assert!(
+                err.starts_with("dnssrv: invalid configuration"),
+                "{bad}: {err}"
+            );
+        }
     }
 
     #[test]

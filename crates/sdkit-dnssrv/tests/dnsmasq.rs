@@ -540,3 +540,15 @@ async fn glue_lost_to_the_udp_size_limit_is_fetched_over_tcp() {
         .sum();
     assert_eq!(lookups, 0, "targets must come from the TCP answer's glue");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn system_resolver_configuration_is_read_without_network() {
+    // No name server configured: /etc/resolv.conf is read; construction must not wait for the
+    // network either way, and a missing file is a typed error, not a panic.
+    let started = Instant::now();
+    match Instancer::new(Config::new("_http._tcp.sdkit-test.invalid")) {
+        Ok(instancer) => instancer.stop(),
+        Err(error) => assert!(matches!(error, Error::SystemConfig(_)), "{error:?}"),
+    }
+    assert!(started.elapsed() < Duration::from_secs(1));
+}
