@@ -130,7 +130,8 @@ impl Client {
             (servers, ResolverOpts::default(), ResolveHosts::Never)
         };
         options.timeout = config.request_timeout();
-        options.attempts = config.request_attempts();
+        // hickory counts retries after the first try; ours counts tries.
+        options.attempts = config.request_attempts().saturating_sub(1);
         options.use_hosts_file = hosts;
         let build = |servers: Vec<NameServerConfig>| {
             let mut builder = Resolver::builder_with_config(

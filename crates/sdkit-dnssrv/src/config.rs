@@ -116,7 +116,7 @@ pub const DEFAULT_MIN_REFRESH: Duration = Duration::from_secs(1);
 pub const DEFAULT_MAX_REFRESH: Duration = Duration::from_secs(60);
 /// Default timeout of one DNS request.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
-/// Default number of attempts per name server for one query.
+/// Default number of tries of one query (the first plus one retry).
 pub const DEFAULT_ATTEMPTS: usize = 2;
 /// Default most SRV targets used from one answer (a bound on work per refresh).
 pub const DEFAULT_MAX_TARGETS: usize = 1024;
@@ -196,7 +196,7 @@ impl Config {
         self
     }
 
-    /// Sets the number of attempts of one query (per name server) before a refresh fails.
+    /// Sets the number of tries of one query (the first plus retries) before a refresh fails.
     pub fn attempts(mut self, attempts: usize) -> Self {
         self.attempts = attempts;
         self

@@ -56,7 +56,7 @@ use crate::Error;
 use crate::client::{Client, SrvAnswer, SrvRecord, earliest};
 use crate::config::{Config, PriorityMode, TargetMode};
 
-/// Metadata key carrying the SRV priority (with [`PriorityMode::All`](crate::PriorityMode::All)).
+/// Metadata key carrying the SRV priority (with [`PriorityMode::All`]).
 pub const META_PRIORITY: &str = "priority";
 /// Metadata key carrying the SRV target host name (trailing dot trimmed).
 pub const META_TARGET: &str = "target";
