@@ -240,41 +240,38 @@ struct Usable {
 ///
 /// When the answer carries glue for some targets but not for others (the server dropped
 /// additional records to fit the UDP size limit, without setting TC), the SRV query is
-/// repeated once over TCP, which carries them all, rather than looking each target up.
+/// repeated once over TCP, which carries them all, rather than looking each target up; if that
+/// fails, the targets without glue are looked up.
 pub(crate) async fn refresh(client: &Client, config: &Config) -> Result<Outcome, Error> {
     client.clear_cache();
     let name = client.name_text();
     let resolve_ips = config.target_mode() == TargetMode::ResolveIps;
-    let mut over_tcp = false;
-    let (candidates, glue, glue_valid_until, srv_valid_until) = loop {
-        let (records, glue, glue_valid_until, valid_until) = match client.srv(over_tcp).await? {
-            SrvAnswer::Empty { valid_until } => {
-                tracing::debug!(%name, "dnssrv: no SRV records (NXDOMAIN or NODATA)");
-                return Ok(Outcome {
-                    instances: Vec::new(),
-                    valid_until,
-                });
+    let mut answer = client.srv(false).await?;
+    if resolve_ips && client.can_retry_over_tcp() && lost_glue(&answer) {
+        tracing::debug!(%name, "dnssrv: the UDP answer lost glue to the size limit; asking again over TCP");
+        match client.srv(true).await {
+            Ok(over_tcp) => answer = over_tcp,
+            Err(error) => {
+                tracing::debug!(%name, %error, "dnssrv: TCP retry failed; looking targets up instead");
             }
-            SrvAnswer::Records {
-                records,
-                glue,
-                glue_valid_until,
-                valid_until,
-            } => (records, glue, glue_valid_until, valid_until),
-        };
-        let candidates = usable_records(&name, records, config.target_limit());
-        let with_glue = candidates
-            .iter()
-            .filter(|(record, _)| glue.contains_key(&record.target))
-            .count();
-        let partial = with_glue > 0 && with_glue < candidates.len();
-        if resolve_ips && partial && !over_tcp && client.can_retry_over_tcp() {
-            tracing::debug!(%name, with_glue, total = candidates.len(), "dnssrv: answer lost glue to the size limit; asking again over TCP");
-            over_tcp = true;
-            continue;
         }
-        break (candidates, glue, glue_valid_until, valid_until);
+    }
+    let (records, glue, glue_valid_until, srv_valid_until) = match answer {
+        SrvAnswer::Empty { valid_until } => {
+            tracing::debug!(%name, "dnssrv: no SRV records (NXDOMAIN or NODATA)");
+            return Ok(Outcome {
+                instances: Vec::new(),
+                valid_until,
+            });
+        }
+        SrvAnswer::Records {
+            records,
+            glue,
+            glue_valid_until,
+            valid_until,
+        } => (records, glue, glue_valid_until, valid_until),
     };
+    let candidates = usable_records(&name, records, config.target_limit());
 
     let mut valid_until = Some(srv_valid_until);
     let usable = if resolve_ips {
@@ -296,6 +293,23 @@ pub(crate) async fn refresh(client: &Client, config: &Config) -> Result<Outcome,
         instances: to_instances(usable, config),
         valid_until,
     })
+}
+
+/// `true` when the answer carries glue for some targets but not for others: the server dropped
+/// additional records to fit the UDP size limit.
+fn lost_glue(answer: &SrvAnswer) -> bool {
+    let SrvAnswer::Records { records, glue, .. } = answer else {
+        return false;
+    };
+    let with_glue = records
+        .iter()
+        .filter(|r| r.port != 0 && glue.contains_key(&r.target))
+        .count();
+    let usable = records
+        .iter()
+        .filter(|r| r.port != 0 && !r.target.is_root())
+        .count();
+    with_glue > 0 && with_glue < usable
 }
 
 /// Drops records that cannot be used (port 0, target `.`, malformed names) with a warning, and
