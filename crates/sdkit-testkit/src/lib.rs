@@ -6,14 +6,17 @@
 //!
 //! * [`process`]: the building block — free ports, [`ChildProcess`], [`wait_until`].
 //! * [`etcd`]: a real etcd node or cluster ([`EtcdCluster`]) with kill/restart of members.
+//! * [`dnsmasq`]: a real DNS server serving SRV records ([`Dnsmasq`], [`Zone`]).
 //! * [`consul`]: an in-process Consul HTTP API double ([`ConsulDouble`]).
 #![deny(missing_docs)]
 
 pub mod consul;
+pub mod dnsmasq;
 pub mod etcd;
 pub mod process;
 
 pub use consul::ConsulDouble;
+pub use dnsmasq::{Dnsmasq, Zone};
 pub use etcd::{EtcdCluster, EtcdTls};
 pub use process::{
     ChildProcess, free_port, free_ports, free_udp_port, wait_until, wait_until_async,
