@@ -33,8 +33,19 @@ pub(crate) fn json_bytes(code: Code, body: Bytes) -> HttpResponse {
         CONTENT_TYPE,
         HeaderValue::from_static("application/json; charset=utf-8"),
     );
-    headers.insert("kratos-status-code", HeaderValue::from(code.0));
+    headers.insert("kratos-status-code", code_header(code));
     resp
+}
+
+/// The `kratos-status-code` value; the common codes without an allocation.
+fn code_header(code: Code) -> HeaderValue {
+    match code.0 {
+        0 => HeaderValue::from_static("0"),
+        -304 => HeaderValue::from_static("-304"),
+        -400 => HeaderValue::from_static("-400"),
+        -404 => HeaderValue::from_static("-404"),
+        other => HeaderValue::from(other),
+    }
 }
 
 /// `{"code":c,"message":"c","ttl":1}`.
