@@ -89,8 +89,9 @@ pub(crate) async fn poll(
     }
 }
 
-/// The serialised reply for `states`, or `None` to keep waiting. `parked_missing` is the miss list when
-/// the request parked (after a wake-up, a newly missing app is worth an answer).
+/// The serialised reply for `states`, or `None` to keep waiting. `parked_missing` is the
+/// miss list when the request parked (after a wake-up, a newly missing app is worth an
+/// answer).
 fn answer(
     single: bool,
     appids: &[String],
