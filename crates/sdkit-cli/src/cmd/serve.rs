@@ -1,0 +1,127 @@
+//! `sdkit serve`: run the embedded discovery registry until SIGINT or SIGTERM.
+//!
+//! When the listener is bound, one line `listening on <addr>` goes to stdout, so
+//! `--listen 127.0.0.1:0` is usable from scripts. On a signal, parked polls are answered
+//! -304 at once and open connections get a short grace period.
+
+use super::CommandError;
+use crate::duration;
+use sdkit_discovery_server::{Lease, Limits, Server};
+use std::io::Write;
+use std::net::SocketAddr;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tracing::info;
+
+const EXAMPLES: &str = "\
+Examples:
+  sdkit serve
+  sdkit serve --listen 127.0.0.1:0 --env prod --zone sh001
+  sdkit serve --hold 5s --evict-after 20s --evict-interval 5s
+  curl 'http://127.0.0.1:7171/discovery/fetch?env=dev&appid=infra.discovery&status=1'";
+
+/// Options of `sdkit serve`.
+#[derive(Debug, clap::Args)]
+#[command(after_help = EXAMPLES)]
+pub struct Args {
+    /// Address to listen on (port 0 picks a free one).
+    #[arg(long, default_value = "127.0.0.1:7171")]
+    listen: SocketAddr,
+    /// The registry's own env (it answers `infra.discovery` in every env).
+    #[arg(long, default_value = "dev")]
+    env: String,
+    /// The registry's zone.
+    #[arg(long, default_value = "local")]
+    zone: String,
+    /// The registry's region.
+    #[arg(long, default_value = "local")]
+    region: String,
+    /// Hostname of the registry's own instance [default: discovery-<addr>].
+    #[arg(long)]
+    hostname: Option<String>,
+    /// Longest time a long poll is parked.
+    #[arg(long, default_value = "30s", value_parser = duration::parse)]
+    hold: Duration,
+    /// Evict instances not renewed for this long.
+    #[arg(long, default_value = "90s", value_parser = duration::parse)]
+    evict_after: Duration,
+    /// How often leases are checked.
+    #[arg(long, default_value = "60s", value_parser = duration::parse)]
+    evict_interval: Duration,
+    /// Turn self-preservation off (evict even when renews dry up everywhere).
+    #[arg(long)]
+    no_self_preservation: bool,
+    /// Start in protect mode for this long (reads answer -500).
+    #[arg(long, value_parser = duration::parse)]
+    protect_for: Option<Duration>,
+    /// Most instances in total.
+    #[arg(long, default_value_t = Limits::default().max_instances)]
+    max_instances: usize,
+    /// Most concurrently parked polls.
+    #[arg(long, default_value_t = Limits::default().max_parked_polls)]
+    max_parked_polls: usize,
+}
+
+/// Runs the server until SIGINT/SIGTERM.
+pub async fn run(args: Args) -> Result<(), CommandError> {
+    let lease = Lease {
+        evict_after: args.evict_after,
+        evict_interval: args.evict_interval,
+        self_preservation: !args.no_self_preservation,
+        ..Lease::default()
+    };
+    let limits = Limits {
+        max_instances: args.max_instances,
+        max_parked_polls: args.max_parked_polls,
+        ..Limits::default()
+    };
+    let mut builder = Server::builder()
+        .env(args.env)
+        .zone(args.zone)
+        .region(args.region)
+        .hold(args.hold)
+        .lease(lease)
+        .limits(limits);
+    if let Some(hostname) = args.hostname {
+        builder = builder.hostname(hostname);
+    }
+    if let Some(protect) = args.protect_for {
+        builder = builder.protect_for(protect);
+    }
+    let server = builder
+        .build()
+        .map_err(|e| CommandError(format!("invalid configuration: {e}")))?;
+    let listener = TcpListener::bind(args.listen)
+        .await
+        .map_err(|e| CommandError(format!("cannot listen on {}: {e}", args.listen)))?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| CommandError(format!("listener address: {e}")))?;
+    let signal = shutdown_signal()
+        .map_err(|e| CommandError(format!("cannot install signal handlers: {e}")))?;
+    {
+        let mut stdout = std::io::stdout().lock();
+        writeln!(stdout, "listening on {addr}")
+            .and_then(|()| stdout.flush())
+            .map_err(|e| CommandError(format!("writing to stdout: {e}")))?;
+    }
+    server
+        .serve_with_shutdown(listener, signal)
+        .await
+        .map_err(|e| CommandError(e.to_string()))?;
+    info!("stopped");
+    Ok(())
+}
+
+/// Resolves on the first SIGINT or SIGTERM.
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut terminate = signal(SignalKind::terminate())?;
+    Ok(async move {
+        tokio::select! {
+            _ = interrupt.recv() => info!("SIGINT: shutting down"),
+            _ = terminate.recv() => info!("SIGTERM: shutting down"),
+        }
+    })
+}

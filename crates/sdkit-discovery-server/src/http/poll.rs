@@ -1,0 +1,160 @@
+//! Long polls: `poll` (first appid only) and `polls`.
+//!
+//! 1. Subscribe to every requested (env, appid) *before* reading, so no change is missed.
+//! 2. Read: answer at once when an app changed (`polls`: only the changed apps, plus the
+//!    `error: {"-404": [...]}` miss list; `poll`: -404 at once for an unknown app).
+//! 3. Otherwise park until a change, the hold (capped by `x1-bmspy-timeout`) or shutdown;
+//!    the last two answer -304. A wake-up re-reads; the reply carries every app changed since
+//!    the client's cursors, or the miss list when an app disappeared (the reference's pollers
+//!    never hear that the last instance went away).
+
+use super::answers;
+use super::reply::{HttpResponse, bad_args, code, json, json_bytes};
+use crate::registry::{PollState, Subscription};
+use crate::server::Shared;
+use bytes::Bytes;
+use sdkit_discovery_proto::args::PollsArgs;
+use sdkit_discovery_proto::{Code, Form, Misses, Reply};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// Serves `poll` (`single`) or `polls`.
+pub(crate) async fn poll(
+    shared: &Shared,
+    form: &Form,
+    budget: Option<Duration>,
+    single: bool,
+) -> HttpResponse {
+    let hold = budget.map_or(shared.config.hold, |b| b.min(shared.config.hold));
+    let deadline = Instant::now() + hold;
+    let args = match PollsArgs::from_form(form, &shared.config.limits.fields) {
+        Ok(args) => args,
+        Err(e) => return bad_args(&e),
+    };
+    let cursors = match args.cursors(!single) {
+        Ok(c) => c,
+        Err(e) => return bad_args(&e),
+    };
+    let n = if single { 1 } else { args.appids.len() };
+    let (appids, cursors) = (&args.appids[..n], &cursors[..n]);
+    let mut subs: Vec<Subscription> = appids
+        .iter()
+        .flat_map(|a| shared.registry.subscribe(&args.env, a))
+        .collect();
+    let (_, states) = shared.registry.poll(&args.env, &args.zone, appids, cursors);
+    let parked_missing: BTreeSet<String> = appids
+        .iter()
+        .zip(&states)
+        .filter(|(_, s)| matches!(s, PollState::Missing))
+        .map(|(a, _)| a.clone())
+        .collect();
+    if let Some((code, body)) = answer(single, appids, states, None) {
+        return json_bytes(code, body);
+    }
+    let Some(_slot) =
+        ParkedSlot::acquire(&shared.stats.parked, shared.config.limits.max_parked_polls)
+    else {
+        let max = shared.config.limits.max_parked_polls;
+        return json(&Reply::<()>::error(
+            Code::LIMIT_EXCEED,
+            format!("too many parked polls (limit {max})"),
+        ));
+    };
+    let key = answers::key(
+        single,
+        &args.env,
+        &args.zone,
+        appids,
+        cursors,
+        &parked_missing,
+    );
+    loop {
+        tokio::select! {
+            () = wait_any(&mut subs) => {}
+            () = tokio::time::sleep_until(deadline) => return code(Code::NOT_MODIFIED),
+            () = shared.shutdown.cancelled() => return code(Code::NOT_MODIFIED),
+        }
+        // Polls woken together mostly ask the same question: answer from the shared table
+        // while the store is unchanged.
+        if let Some((code, body)) = shared.answers.get(&key, shared.registry.version()) {
+            return json_bytes(code, body);
+        }
+        let (version, states) = shared.registry.poll(&args.env, &args.zone, appids, cursors);
+        if let Some((code, body)) = answer(single, appids, states, Some(&parked_missing)) {
+            shared.answers.put(key, version, code, body.clone());
+            return json_bytes(code, body);
+        }
+    }
+}
+
+/// The serialised reply for `states`, or `None` to keep waiting. `parked_missing` is the
+/// miss list when the request parked (after a wake-up, a newly missing app is worth an
+/// answer).
+fn answer(
+    single: bool,
+    appids: &[String],
+    states: Vec<PollState>,
+    parked_missing: Option<&BTreeSet<String>>,
+) -> Option<(Code, Bytes)> {
+    if single {
+        return match states.into_iter().next()? {
+            PollState::Missing => {
+                let message = format!("{} not found", appids[0]);
+                Some(serialise(
+                    &Reply::<()>::error(Code::NOTHING_FOUND, message).without_ttl(),
+                ))
+            }
+            PollState::Changed(info) => Some(serialise(&Reply::ok(info))),
+            PollState::NotModified => None,
+        };
+    }
+    let mut changed = BTreeMap::new();
+    let mut missing = Vec::new();
+    for (appid, state) in appids.iter().zip(states) {
+        match state {
+            PollState::Missing => missing.push(appid.clone()),
+            PollState::Changed(info) => {
+                changed.insert(appid.clone(), info);
+            }
+            PollState::NotModified => {}
+        }
+    }
+    let newly_missing = parked_missing.is_some_and(|was| missing.iter().any(|a| !was.contains(a)));
+    if changed.is_empty() && !newly_missing {
+        return None;
+    }
+    Some(serialise(&Reply::polls(changed, Misses::new(missing))))
+}
+
+fn serialise<T: serde::Serialize>(reply: &Reply<T>) -> (Code, Bytes) {
+    (reply.code, Bytes::from(reply.to_vec()))
+}
+
+/// Resolves when any subscription fires.
+async fn wait_any(subs: &mut [Subscription]) {
+    if subs.is_empty() {
+        return std::future::pending().await;
+    }
+    futures_util::future::select_all(subs.iter_mut().map(|s| Box::pin(s.changed()))).await;
+}
+
+/// One unit of the parked-polls budget, released on drop.
+struct ParkedSlot<'a>(&'a AtomicUsize);
+
+impl<'a> ParkedSlot<'a> {
+    fn acquire(counter: &'a AtomicUsize, max: usize) -> Option<ParkedSlot<'a>> {
+        if counter.fetch_add(1, Ordering::AcqRel) >= max {
+            counter.fetch_sub(1, Ordering::AcqRel);
+            return None;
+        }
+        Some(ParkedSlot(counter))
+    }
+}
+
+impl Drop for ParkedSlot<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}

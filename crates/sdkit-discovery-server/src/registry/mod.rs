@@ -1,0 +1,193 @@
+//! The registry: the store behind a lock, change topics for long polls, and the renew guard.
+//!
+//! Every write takes the lock briefly, then notifies the (env, appid) topic after releasing
+//! it. Reads copy `Arc<Instance>` pointers under a read lock and serialise outside it.
+
+mod evict;
+mod guard;
+mod store;
+mod topics;
+
+pub(crate) use store::{CapacityError, InstanceKey, PollState, RenewError};
+pub(crate) use topics::Subscription;
+
+use crate::Limits;
+use crate::clock::now_nanos;
+use guard::Guard;
+use sdkit_discovery_proto::args::{CancelArgs, RegisterArgs, RenewArgs, SetArgs};
+use sdkit_discovery_proto::{INFRA_DISCOVERY, Instance, InstanceInfo, StatusFilter};
+use std::collections::BTreeMap;
+use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use store::Store;
+use topics::Topics;
+use tracing::debug;
+
+/// The shared registry.
+#[derive(Debug)]
+pub(crate) struct Registry {
+    store: RwLock<Store>,
+    topics: Arc<Topics>,
+    guard: Guard,
+    limits: Limits,
+}
+
+impl Registry {
+    /// An empty registry; `infra.discovery` reads fall back to `home_env`.
+    pub(crate) fn new(home_env: String, limits: Limits) -> Registry {
+        Registry {
+            store: RwLock::new(Store::new(home_env)),
+            topics: Arc::new(Topics::default()),
+            guard: Guard::default(),
+            limits,
+        }
+    }
+
+    fn read(&self) -> RwLockReadGuard<'_, Store> {
+        self.store.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, Store> {
+        self.store.write().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Registers the server's own instance, exempt from eviction.
+    pub(crate) fn register_own(&self, args: &RegisterArgs) -> Result<(), CapacityError> {
+        {
+            let mut store = self.write();
+            store.register(args, now_nanos(), &self.limits)?;
+            store.set_own(InstanceKey {
+                env: args.env.clone(),
+                appid: args.appid.clone(),
+                zone: args.zone.clone(),
+                hostname: args.hostname.clone(),
+            });
+        }
+        self.topics.notify(&args.env, &args.appid);
+        Ok(())
+    }
+
+    /// `register`.
+    pub(crate) fn register(&self, args: &RegisterArgs) -> Result<(), CapacityError> {
+        let is_new = self.write().register(args, now_nanos(), &self.limits)?;
+        debug!(appid = %args.appid, env = %args.env, hostname = %args.hostname, is_new, "register");
+        self.topics.notify(&args.env, &args.appid);
+        Ok(())
+    }
+
+    /// `renew`; counts for self-preservation when the instance exists.
+    pub(crate) fn renew(&self, a: &RenewArgs) -> Result<Arc<Instance>, RenewError> {
+        let key = InstanceKey {
+            env: a.env.clone(),
+            appid: a.appid.clone(),
+            zone: a.zone.clone(),
+            hostname: a.hostname.clone(),
+        };
+        let result = self
+            .write()
+            .renew(&key, a.replication, a.dirty_timestamp, now_nanos());
+        if !matches!(result, Err(RenewError::NotFound)) {
+            self.guard.count_renew();
+        }
+        result
+    }
+
+    /// `cancel`; returns whether the instance existed.
+    pub(crate) fn cancel(&self, a: &CancelArgs) -> bool {
+        let key = InstanceKey {
+            env: a.env.clone(),
+            appid: a.appid.clone(),
+            zone: a.zone.clone(),
+            hostname: a.hostname.clone(),
+        };
+        let removed = self.write().remove(&key, a.latest_timestamp);
+        if removed {
+            debug!(appid = %a.appid, env = %a.env, hostname = %a.hostname, "cancel");
+            self.topics.notify(&a.env, &a.appid);
+        }
+        removed
+    }
+
+    /// `set`; the error names what was not found.
+    pub(crate) fn set(&self, a: &SetArgs) -> Result<(), String> {
+        self.write().set(a, now_nanos())?;
+        self.topics.notify(&a.env, &a.appid);
+        Ok(())
+    }
+
+    /// `fetch`.
+    pub(crate) fn fetch(
+        &self,
+        env: &str,
+        appid: &str,
+        zone: &str,
+        filter: StatusFilter,
+    ) -> Option<InstanceInfo<Arc<Instance>>> {
+        self.read().fetch(env, appid, zone, filter)
+    }
+
+    /// `fetchs`: only the appids found.
+    pub(crate) fn fetchs(
+        &self,
+        env: &str,
+        appids: &[String],
+        zone: &str,
+        filter: StatusFilter,
+    ) -> BTreeMap<String, InstanceInfo<Arc<Instance>>> {
+        let store = self.read();
+        appids
+            .iter()
+            .filter_map(|a| Some((a.clone(), store.fetch(env, a, zone, filter)?)))
+            .collect()
+    }
+
+    /// `fetch/all`.
+    pub(crate) fn all(&self) -> BTreeMap<String, Vec<Arc<Instance>>> {
+        self.read().all()
+    }
+
+    /// What a poll sees for each (appid, cursor), and the store version it saw, under one
+    /// read lock.
+    pub(crate) fn poll(
+        &self,
+        env: &str,
+        zone: &str,
+        appids: &[String],
+        cursors: &[i64],
+    ) -> (u64, Vec<PollState>) {
+        let store = self.read();
+        let states = appids
+            .iter()
+            .zip(cursors)
+            .map(|(a, &c)| store.poll(env, a, zone, c))
+            .collect();
+        (store.version(), states)
+    }
+
+    /// The store's change counter.
+    pub(crate) fn version(&self) -> u64 {
+        self.read().version()
+    }
+
+    /// Listens for changes of (env, appid). For `infra.discovery` the server's env is
+    /// listened to as well, since reads fall back to it.
+    pub(crate) fn subscribe(&self, env: &str, appid: &str) -> Vec<Subscription> {
+        let mut subs = vec![self.topics.subscribe(env, appid)];
+        if appid == INFRA_DISCOVERY {
+            let home = self.read().home_env().to_owned();
+            if home != env {
+                subs.push(self.topics.subscribe(&home, appid));
+            }
+        }
+        subs
+    }
+
+    /// (apps, instances)
+    pub(crate) fn sizes(&self) -> (usize, usize) {
+        self.read().sizes()
+    }
+
+    /// Whether the last lease check was restrained by self-preservation.
+    pub(crate) fn is_protected(&self) -> bool {
+        self.guard.is_protected()
+    }
+}

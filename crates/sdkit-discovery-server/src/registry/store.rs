@@ -1,0 +1,507 @@
+//! The registry's data: env → appid → zone → hostname → instance, with the cursors.
+//!
+//! Pure data logic without locks or I/O, so every rule of the reference (upsert by hostname,
+//! dirty-timestamp wins, `max(old + 1, ts)` cursors, deleting empty zones and apps) is in one
+//! place. Instances are `Arc`s: readers copy pointers under the lock and serialise outside it.
+
+use crate::Limits;
+use sdkit_discovery_proto::args::{RegisterArgs, SetArgs};
+use sdkit_discovery_proto::{INFRA_DISCOVERY, Instance, InstanceInfo, Status, StatusFilter};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+/// One (appid, env): its zones and the cursor clients poll with.
+#[derive(Debug, Default)]
+pub(crate) struct App {
+    zones: BTreeMap<String, Zone>,
+    /// `Apps.latestTimestamp`: strictly increasing while the app exists.
+    latest: i64,
+    /// Instances across zones.
+    count: usize,
+}
+
+/// One zone of an app.
+#[derive(Debug, Default)]
+struct Zone {
+    hosts: BTreeMap<String, Arc<Instance>>,
+    /// The per-zone cursor (kept for fidelity; nothing returns it).
+    latest: i64,
+}
+
+/// Identifies one instance.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(crate) struct InstanceKey {
+    pub(crate) env: String,
+    pub(crate) appid: String,
+    pub(crate) zone: String,
+    pub(crate) hostname: String,
+}
+
+/// A capacity limit was reached; the text names it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub(crate) struct CapacityError(pub(crate) String);
+
+/// Why a renew failed.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum RenewError {
+    /// Unknown instance, or (replication) the sender's copy is newer.
+    NotFound,
+    /// Replication: this node's copy is newer.
+    Conflict(Arc<Instance>),
+}
+
+/// What a poll sees for one appid.
+pub(crate) enum PollState {
+    /// Unknown (appid, env), or the zone filter matches nothing.
+    Missing,
+    /// The client's cursor is current.
+    NotModified,
+    /// Newer than the client's cursor: the UP instances.
+    Changed(InstanceInfo<Arc<Instance>>),
+}
+
+fn bump(cursor: &mut i64, ts: i64) {
+    *cursor = cursor.saturating_add(1).max(ts);
+}
+
+/// The whole registry.
+#[derive(Debug)]
+pub(crate) struct Store {
+    envs: HashMap<String, HashMap<String, App>>,
+    apps: usize,
+    instances: usize,
+    /// The server's env: `infra.discovery` is looked up there when a client's env has none.
+    home_env: String,
+    /// The server's own instance, exempt from eviction and expected renews.
+    own: Option<InstanceKey>,
+    /// Bumped by every change of any instance (renews included): equal versions mean
+    /// identical reads, which lets woken polls share one serialised answer.
+    version: u64,
+}
+
+impl Store {
+    pub(crate) fn new(home_env: String) -> Store {
+        Store {
+            envs: HashMap::new(),
+            apps: 0,
+            instances: 0,
+            home_env,
+            own: None,
+            version: 0,
+        }
+    }
+
+    pub(crate) fn set_own(&mut self, key: InstanceKey) {
+        self.own = Some(key);
+    }
+
+    /// The change counter.
+    pub(crate) fn version(&self) -> u64 {
+        self.version
+    }
+
+    /// (apps, instances)
+    pub(crate) fn sizes(&self) -> (usize, usize) {
+        (self.apps, self.instances)
+    }
+
+    /// Instances expected to renew (all but the server's own).
+    pub(crate) fn renewing_instances(&self) -> usize {
+        let own = self.own.as_ref().is_some_and(|k| self.get(k).is_some());
+        self.instances - usize::from(own)
+    }
+
+    fn get(&self, k: &InstanceKey) -> Option<&Arc<Instance>> {
+        self.envs
+            .get(&k.env)?
+            .get(&k.appid)?
+            .zones
+            .get(&k.zone)?
+            .hosts
+            .get(&k.hostname)
+    }
+
+    /// The app for a read; `infra.discovery` falls back to the server's env.
+    pub(crate) fn app(&self, env: &str, appid: &str) -> Option<&App> {
+        let direct = self.envs.get(env).and_then(|apps| apps.get(appid));
+        match direct {
+            None if appid == INFRA_DISCOVERY => self.envs.get(&self.home_env)?.get(appid),
+            found => found,
+        }
+    }
+
+    /// The env whose `infra.discovery` answers reads in any env.
+    pub(crate) fn home_env(&self) -> &str {
+        &self.home_env
+    }
+
+    fn app_mut(&mut self, env: &str, appid: &str) -> Option<&mut App> {
+        self.envs.get_mut(env)?.get_mut(appid)
+    }
+
+    /// Upserts an instance (reference `register`). Returns whether the hostname is new.
+    pub(crate) fn register(
+        &mut self,
+        a: &RegisterArgs,
+        now: i64,
+        limits: &Limits,
+    ) -> Result<bool, CapacityError> {
+        let app = self.envs.get(&a.env).and_then(|apps| apps.get(&a.appid));
+        let old = app
+            .and_then(|app| app.zones.get(&a.zone)?.hosts.get(&a.hostname))
+            .cloned();
+        if app.is_none() && self.apps >= limits.max_apps {
+            return Err(CapacityError(format!(
+                "too many apps (limit {})",
+                limits.max_apps
+            )));
+        }
+        if old.is_none() {
+            if app.is_some_and(|app| app.count >= limits.max_instances_per_app) {
+                return Err(CapacityError(format!(
+                    "too many instances of {} in env {} (limit {})",
+                    a.appid, a.env, limits.max_instances_per_app
+                )));
+            }
+            if self.instances >= limits.max_instances {
+                return Err(CapacityError(format!(
+                    "too many instances (limit {})",
+                    limits.max_instances
+                )));
+            }
+        }
+        let mut fresh = Instance {
+            region: a.region.clone(),
+            zone: a.zone.clone(),
+            env: a.env.clone(),
+            appid: a.appid.clone(),
+            hostname: a.hostname.clone(),
+            addrs: a.addrs.clone(),
+            version: a.version.clone(),
+            metadata: a.metadata.clone(),
+            status: a.status,
+            reg_timestamp: now,
+            up_timestamp: now,
+            renew_timestamp: now,
+            dirty_timestamp: if a.dirty_timestamp > 0 {
+                a.dirty_timestamp
+            } else {
+                now
+            },
+            latest_timestamp: now,
+        };
+        let is_new = old.is_none();
+        let stored = match old {
+            // Last writer wins by dirty timestamp: a newer existing record stays.
+            Some(old) if old.dirty_timestamp > fresh.dirty_timestamp => old,
+            Some(old) => {
+                fresh.up_timestamp = old.up_timestamp;
+                Arc::new(fresh)
+            }
+            None => Arc::new(fresh),
+        };
+        if is_new {
+            self.instances += 1;
+        }
+        self.version += 1;
+        let apps = self.envs.entry(a.env.clone()).or_default();
+        if !apps.contains_key(&a.appid) {
+            self.apps += 1;
+        }
+        let app = apps.entry(a.appid.clone()).or_default();
+        if is_new {
+            app.count += 1;
+        }
+        bump(&mut app.latest, stored.latest_timestamp);
+        let zone = app.zones.entry(a.zone.clone()).or_default();
+        bump(&mut zone.latest, a.latest_timestamp);
+        zone.hosts.insert(a.hostname.clone(), stored);
+        Ok(is_new)
+    }
+
+    /// Renews an instance (reference `renew`, with the replication dirty-timestamp check).
+    pub(crate) fn renew(
+        &mut self,
+        k: &InstanceKey,
+        replication: bool,
+        dirty: i64,
+        now: i64,
+    ) -> Result<Arc<Instance>, RenewError> {
+        let slot = self
+            .app_mut(&k.env, &k.appid)
+            .and_then(|app| app.zones.get_mut(&k.zone)?.hosts.get_mut(&k.hostname))
+            .ok_or(RenewError::NotFound)?;
+        Arc::make_mut(slot).renew_timestamp = now;
+        let ins = Arc::clone(slot);
+        self.version += 1;
+        if replication {
+            if dirty > ins.dirty_timestamp {
+                return Err(RenewError::NotFound);
+            }
+            if dirty < ins.dirty_timestamp {
+                return Err(RenewError::Conflict(ins));
+            }
+        }
+        Ok(ins)
+    }
+
+    /// Removes an instance, bumping cursors with `latest`; drops empty zones and apps.
+    pub(crate) fn remove(&mut self, k: &InstanceKey, latest: i64) -> bool {
+        let Some(apps) = self.envs.get_mut(&k.env) else {
+            return false;
+        };
+        let Some(app) = apps.get_mut(&k.appid) else {
+            return false;
+        };
+        let Some(zone) = app.zones.get_mut(&k.zone) else {
+            return false;
+        };
+        if zone.hosts.remove(&k.hostname).is_none() {
+            return false;
+        }
+        bump(&mut zone.latest, latest);
+        self.version += 1;
+        let zone_empty = zone.hosts.is_empty();
+        bump(&mut app.latest, latest);
+        app.count -= 1;
+        self.instances -= 1;
+        if zone_empty {
+            app.zones.remove(&k.zone);
+        }
+        if app.zones.is_empty() {
+            apps.remove(&k.appid);
+            self.apps -= 1;
+            if apps.is_empty() {
+                self.envs.remove(&k.env);
+            }
+        }
+        true
+    }
+
+    /// Changes status and merges metadata (reference `set`), all or nothing; also advances
+    /// the polled (appid, env) cursor, which the reference forgets. Errors name what is missing.
+    pub(crate) fn set(&mut self, a: &SetArgs, now: i64) -> Result<(), String> {
+        let ts = if a.set_timestamp != 0 {
+            a.set_timestamp
+        } else {
+            now
+        };
+        let app = self
+            .app_mut(&a.env, &a.appid)
+            .ok_or_else(|| format!("appid {} not found in env {}", a.appid, a.env))?;
+        let zone = app
+            .zones
+            .get_mut(&a.zone)
+            .ok_or_else(|| format!("zone {} not found for appid {}", a.zone, a.appid))?;
+        if let Some(h) = a.hostnames.iter().find(|h| !zone.hosts.contains_key(*h)) {
+            return Err(format!("hostname {h} not found"));
+        }
+        for (i, host) in a.hostnames.iter().enumerate() {
+            let Some(ins) = zone.hosts.get_mut(host) else {
+                continue;
+            };
+            let ins = Arc::make_mut(ins);
+            if let Some(&status) = a.statuses.get(i) {
+                if status == Status::Up.as_u32() && ins.status != status {
+                    ins.up_timestamp = ts;
+                }
+                ins.status = status;
+            }
+            if let Some(meta) = a.metadata.get(i) {
+                ins.metadata
+                    .extend(meta.iter().map(|(k, v)| (k.clone(), v.clone())));
+            }
+            ins.latest_timestamp = ts;
+            ins.dirty_timestamp = ts;
+        }
+        bump(&mut zone.latest, ts);
+        bump(&mut app.latest, ts);
+        self.version += 1;
+        Ok(())
+    }
+
+    /// `fetch`: the matching zones, instances filtered by status; `None` when the app is
+    /// unknown or a requested zone is absent.
+    pub(crate) fn fetch(
+        &self,
+        env: &str,
+        appid: &str,
+        zone: &str,
+        filter: StatusFilter,
+    ) -> Option<InstanceInfo<Arc<Instance>>> {
+        self.app(env, appid).and_then(|app| app.info(zone, filter))
+    }
+
+    /// What a poll with `cursor` sees (UP instances only).
+    pub(crate) fn poll(&self, env: &str, appid: &str, zone: &str, cursor: i64) -> PollState {
+        let Some(app) = self.app(env, appid) else {
+            return PollState::Missing;
+        };
+        if !zone.is_empty() && !app.zones.contains_key(zone) {
+            return PollState::Missing;
+        }
+        if cursor >= app.latest {
+            return PollState::NotModified;
+        }
+        match app.info(zone, StatusFilter::UP) {
+            Some(info) => PollState::Changed(info),
+            None => PollState::Missing,
+        }
+    }
+
+    /// `fetch/all`: appid → every instance across envs and zones.
+    pub(crate) fn all(&self) -> BTreeMap<String, Vec<Arc<Instance>>> {
+        let mut out: BTreeMap<String, Vec<Arc<Instance>>> = BTreeMap::new();
+        for apps in self.envs.values() {
+            for (appid, app) in apps {
+                let list = out.entry(appid.clone()).or_default();
+                for zone in app.zones.values() {
+                    list.extend(zone.hosts.values().cloned());
+                }
+            }
+        }
+        out
+    }
+
+    /// Instances not renewed since `before` (exclusive), stalest first, the server's own excluded.
+    pub(crate) fn expired(&self, before: i64) -> Vec<(i64, InstanceKey)> {
+        let mut out = Vec::new();
+        for (env, apps) in &self.envs {
+            for (appid, app) in apps {
+                for (zone, z) in &app.zones {
+                    for (hostname, ins) in &z.hosts {
+                        if ins.renew_timestamp >= before {
+                            continue;
+                        }
+                        let key = InstanceKey {
+                            env: env.clone(),
+                            appid: appid.clone(),
+                            zone: zone.clone(),
+                            hostname: hostname.clone(),
+                        };
+                        if self.own.as_ref() != Some(&key) {
+                            out.push((ins.renew_timestamp, key));
+                        }
+                    }
+                }
+            }
+        }
+        out.sort();
+        out
+    }
+}
+
+impl App {
+    fn info(&self, zone: &str, filter: StatusFilter) -> Option<InstanceInfo<Arc<Instance>>> {
+        let mut instances = BTreeMap::new();
+        for (name, z) in &self.zones {
+            if zone.is_empty() || name == zone {
+                let list = z
+                    .hosts
+                    .values()
+                    .filter(|i| filter.matches(i.status))
+                    .cloned()
+                    .collect();
+                instances.insert(name.clone(), list);
+            }
+        }
+        if !zone.is_empty() && instances.is_empty() {
+            return None;
+        }
+        Some(InstanceInfo {
+            instances,
+            scheduler: None,
+            latest_timestamp: self.latest,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sdkit_discovery_proto::{FieldLimits, Form};
+
+    fn reg(host: &str, extra: &str) -> RegisterArgs {
+        let q = format!(
+            "zone=sh0001&env=pre&appid=main.arch.test&hostname={host}&status=1&addrs=grpc://127.0.0.1:8080{extra}"
+        );
+        RegisterArgs::from_form(
+            &Form::parse(q.as_bytes(), 64).unwrap(),
+            &FieldLimits::default(),
+        )
+        .unwrap()
+    }
+
+    fn key(host: &str) -> InstanceKey {
+        InstanceKey {
+            env: "pre".into(),
+            appid: "main.arch.test".into(),
+            zone: "sh0001".into(),
+            hostname: host.into(),
+        }
+    }
+
+    #[test]
+    fn cursor_strictly_increases_and_dirty_wins() {
+        let mut s = Store::new("dev".into());
+        let l = Limits::default();
+        assert!(
+            s.register(&reg("h", "&dirty_timestamp=100"), 50, &l)
+                .unwrap()
+        );
+        let c1 = s.app("pre", "main.arch.test").unwrap().latest;
+        assert!(
+            !s.register(&reg("h", "&dirty_timestamp=90&version=old"), 40, &l)
+                .unwrap()
+        );
+        let c2 = s.app("pre", "main.arch.test").unwrap().latest;
+        assert!(c2 > c1);
+        let info = s
+            .fetch("pre", "main.arch.test", "", StatusFilter::ALL)
+            .unwrap();
+        assert_eq!(
+            info.instances["sh0001"][0].version, "",
+            "newer dirty record kept"
+        );
+    }
+
+    #[test]
+    fn remove_deletes_empty_app() {
+        let mut s = Store::new("dev".into());
+        s.register(&reg("h", ""), 1, &Limits::default()).unwrap();
+        assert!(s.remove(&key("h"), 0));
+        assert!(!s.remove(&key("h"), 0));
+        assert!(s.app("pre", "main.arch.test").is_none());
+        assert_eq!(s.sizes(), (0, 0));
+    }
+
+    #[test]
+    fn caps_are_enforced() {
+        let mut s = Store::new("dev".into());
+        let l = Limits {
+            max_instances_per_app: 1,
+            ..Limits::default()
+        };
+        s.register(&reg("a", ""), 1, &l).unwrap();
+        s.register(&reg("a", ""), 2, &l).unwrap();
+        assert!(
+            s.register(&reg("b", ""), 3, &l)
+                .unwrap_err()
+                .0
+                .contains("limit 1")
+        );
+    }
+
+    #[test]
+    fn expired_is_stalest_first_and_skips_own() {
+        let mut s = Store::new("dev".into());
+        for (h, t) in [("a", 30), ("b", 10), ("c", 20), ("own", 1)] {
+            s.register(&reg(h, ""), t, &Limits::default()).unwrap();
+        }
+        s.set_own(key("own"));
+        let hosts: Vec<_> = s.expired(25).into_iter().map(|(_, k)| k.hostname).collect();
+        assert_eq!(hosts, ["b", "c"]);
+        assert_eq!(s.renewing_instances(), 3);
+    }
+}

@@ -1,0 +1,10 @@
+//! HTTP tests of the embedded discovery server: each talks to a real server on 127.0.0.1:0.
+
+mod common;
+mod fixes;
+mod lease;
+mod limits;
+mod long_poll;
+mod protocol;
+mod reference;
+mod shutdown;
