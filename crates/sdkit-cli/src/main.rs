@@ -6,7 +6,6 @@
 //! kept for machine-readable output such as `serve`'s address line.
 
 mod cmd;
-mod duration;
 
 use clap::Parser;
 use std::process::ExitCode;

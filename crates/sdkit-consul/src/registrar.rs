@@ -38,8 +38,9 @@ use sdkit_core::registrar::{
 use sdkit_core::{Backoff, BoxError, RegistrarError};
 
 use crate::client::{CheckDefinition, CheckPass, Client, ServiceRegistration, ServiceWeights};
-use crate::config::{CheckConfig, Config, RegistrarConfig, go_duration};
+use crate::config::{CheckConfig, Config, RegistrarConfig};
 use crate::error::Error;
+use sdkit_core::duration::format as duration_text;
 
 /// The wire steps of one Consul registration (what [`KeepAlive`] drives).
 pub struct ConsulRegistration {
@@ -76,7 +77,7 @@ impl ConsulRegistration {
         let mut check = CheckDefinition {
             check_id: check_id.clone(),
             name: format!("Service '{}' check", config.name),
-            deregister_critical_service_after: go_duration(config.deregister_critical_after),
+            deregister_critical_service_after: duration_text(config.deregister_critical_after),
             ..CheckDefinition::default()
         };
         let ttl = match &config.check {
@@ -84,7 +85,7 @@ impl ConsulRegistration {
                 if ttl.is_zero() {
                     return Err(Error::Config("the TTL must be above 0".into()));
                 }
-                check.ttl = Some(go_duration(*ttl));
+                check.ttl = Some(duration_text(*ttl));
                 // Passing from the start: the registrar heartbeats before the TTL lapses.
                 check.status = Some("passing".into());
                 true
@@ -98,8 +99,8 @@ impl ConsulRegistration {
                     return Err(Error::Config("the check interval must be above 0".into()));
                 }
                 check.http = Some(url.clone());
-                check.interval = Some(go_duration(*interval));
-                check.timeout = Some(go_duration(*timeout));
+                check.interval = Some(duration_text(*interval));
+                check.timeout = Some(duration_text(*timeout));
                 false
             }
             CheckConfig::Tcp {
@@ -111,8 +112,8 @@ impl ConsulRegistration {
                     return Err(Error::Config("the check interval must be above 0".into()));
                 }
                 check.tcp = Some(address.clone());
-                check.interval = Some(go_duration(*interval));
-                check.timeout = Some(go_duration(*timeout));
+                check.interval = Some(duration_text(*interval));
+                check.timeout = Some(duration_text(*timeout));
                 false
             }
         };

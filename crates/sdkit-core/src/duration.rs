@@ -1,5 +1,20 @@
-//! Human durations in configuration, URLs and on the command line: `250ms`, `10s`, `1m30s`, `2h`, or a bare
-//! number of seconds.
+//! Human durations in configuration, URLs and on the command line: `250ms`, `10s`, `1m30s`,
+//! `2h`, or a bare number of seconds — one grammar for every crate of sdkit.
+//!
+//! In serde configurations use [`deserialize`]: a string in this grammar, or a number of seconds.
+//!
+//! ```
+//! use std::time::Duration;
+//! #[derive(serde::Deserialize)]
+//! struct Config {
+//!     #[serde(deserialize_with = "sdkit_core::duration::deserialize")]
+//!     ttl: Duration,
+//! }
+//! let c: Config = serde_json::from_str(r#"{"ttl": "1m30s"}"#).unwrap();
+//! assert_eq!(c.ttl, Duration::from_secs(90));
+//! let c: Config = serde_json::from_str(r#"{"ttl": 2.5}"#).unwrap();
+//! assert_eq!(c.ttl, Duration::from_millis(2500));
+//! ```
 
 use std::time::Duration;
 
@@ -66,6 +81,27 @@ fn seconds(secs: f64, input: &str) -> Result<Duration, String> {
         return Err(format!("`{input}` is out of range"));
     }
     Ok(Duration::from_secs_f64(secs))
+}
+
+/// Deserializes a duration from a string in the [`parse`] grammar or a number of seconds.
+///
+/// # Errors
+///
+/// The deserializer's error, naming the text that is not a duration.
+pub fn deserialize<'de, D>(deserializer: D) -> Result<Duration, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    #[derive(serde::Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        Seconds(f64),
+        Text(String),
+    }
+    match <Raw as serde::Deserialize>::deserialize(deserializer)? {
+        Raw::Seconds(secs) => seconds(secs, &secs.to_string()).map_err(serde::de::Error::custom),
+        Raw::Text(text) => parse(&text).map_err(serde::de::Error::custom),
+    }
 }
 
 /// Formats a duration the way [`parse`] reads it (`1m30s`, `250ms`).

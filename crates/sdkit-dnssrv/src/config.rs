@@ -2,7 +2,8 @@
 //! and how SRV records map onto instances.
 //!
 //! Every option has a builder method; [`Config`] also implements `serde::Deserialize` (durations
-//! as integer milliseconds or strings such as `"250ms"`, `"2s"`, `"5m"`).
+//! as strings such as `"250ms"`, `"2s"`, `"5m"` or a number of seconds:
+//! [`sdkit_core::duration`]).
 //!
 //! ```
 //! use std::time::Duration;
@@ -92,16 +93,16 @@ pub struct Config {
     name: String,
     nameservers: Vec<SocketAddr>,
     transport: Transport,
-    #[serde(deserialize_with = "duration::deserialize")]
+    #[serde(deserialize_with = "sdkit_core::duration::deserialize")]
     min_refresh: Duration,
-    #[serde(deserialize_with = "duration::deserialize")]
+    #[serde(deserialize_with = "sdkit_core::duration::deserialize")]
     max_refresh: Duration,
-    #[serde(deserialize_with = "duration::deserialize")]
+    #[serde(deserialize_with = "sdkit_core::duration::deserialize")]
     timeout: Duration,
     attempts: usize,
-    #[serde(deserialize_with = "duration::deserialize")]
+    #[serde(deserialize_with = "sdkit_core::duration::deserialize")]
     retry_initial: Duration,
-    #[serde(deserialize_with = "duration::deserialize")]
+    #[serde(deserialize_with = "sdkit_core::duration::deserialize")]
     retry_max: Duration,
     priority: PriorityMode,
     targets: TargetMode,
@@ -325,7 +326,7 @@ impl Config {
     /// Query parameters (all optional): `nameserver` (repeatable; `ip` or `ip:port`, IPv6 as
     /// `[::1]:53`; port 53 when omitted; none: the system resolver), `transport`
     /// (`udp_and_tcp`, `udp`, `tcp`), `min_refresh`, `max_refresh`, `timeout`, `retry_initial`,
-    /// `retry_max` (durations as in [`parse_duration`]), `attempts`, `priority` (`best`, `all`),
+    /// `retry_max` (durations as in [`sdkit_core::duration::parse`]), `attempts`, `priority` (`best`, `all`),
     /// `targets` (`resolve_ips`, `keep_hostnames`), `family` (`any`, `ipv4`, `ipv6`),
     /// `max_targets`.
     ///
@@ -361,7 +362,11 @@ impl Config {
 
     fn set_param(mut self, key: &str, value: &str) -> Result<Self, Error> {
         let bad = |what: &str| Error::Config(format!("invalid {key} {value:?}: {what}"));
-        let duration = || parse_duration(value).ok_or_else(|| bad("expected e.g. 500ms, 2s"));
+        let duration = || {
+            sdkit_core::duration::parse(value)
+                .ok()
+                .ok_or_else(|| bad("expected e.g. 500ms, 2s"))
+        };
         let number = || value.parse::<usize>().map_err(|e| bad(&e.to_string()));
         match key {
             "nameserver" => {
@@ -421,55 +426,6 @@ impl Config {
             }
         }
         Ok(self)
-    }
-}
-
-/// Parses a duration: an integer number of milliseconds (`"250"`) or a number with a unit
-/// `ms`, `s`, `m` or `h` (`"250ms"`, `"1.5s"`, `"5m"`). Used for configuration and URL query
-/// parameters.
-///
-/// ```
-/// use std::time::Duration;
-/// use sdkit_dnssrv::config::parse_duration;
-/// assert_eq!(parse_duration("1.5s"), Some(Duration::from_millis(1500)));
-/// assert_eq!(parse_duration("250"), Some(Duration::from_millis(250)));
-/// assert_eq!(parse_duration("soon"), None);
-/// ```
-pub fn parse_duration(text: &str) -> Option<Duration> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let value: f64 = number.parse().ok()?;
-    let seconds = match unit.trim() {
-        "" | "ms" => value / 1000.0,
-        "s" => value,
-        "m" => value * 60.0,
-        "h" => value * 3600.0,
-        _ => return None,
-    };
-    Duration::try_from_secs_f64(seconds).ok()
-}
-
-mod duration {
-    use std::time::Duration;
-
-    use serde::{Deserialize, Deserializer, de::Error};
-
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Raw {
-        Millis(u64),
-        Text(String),
-    }
-
-    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        match Raw::deserialize(d)? {
-            Raw::Millis(ms) => Ok(Duration::from_millis(ms)),
-            Raw::Text(text) => super::parse_duration(&text)
-                .ok_or_else(|| D::Error::custom(format!("invalid duration {text:?}"))),
-        }
     }
 }
 
@@ -559,16 +515,5 @@ mod tests {
                 "{bad}: {err}"
             );
         }
-    }
-
-    #[test]
-    fn parses_durations() {
-        assert_eq!(parse_duration("2s"), Some(Duration::from_secs(2)));
-        assert_eq!(parse_duration("5m"), Some(Duration::from_secs(300)));
-        assert_eq!(parse_duration("1h"), Some(Duration::from_secs(3600)));
-        assert_eq!(parse_duration("10ms"), Some(Duration::from_millis(10)));
-        assert_eq!(parse_duration(""), None);
-        assert_eq!(parse_duration("-1s"), None);
-        assert_eq!(parse_duration("1e999s"), None);
     }
 }

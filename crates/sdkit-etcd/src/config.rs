@@ -116,24 +116,24 @@ pub struct Config {
     /// TLS settings; `None` = plain HTTP/2 (unless an endpoint says `https://`).
     pub tls: Option<TlsConfig>,
     /// Bound on establishing a TCP (and TLS) connection to one endpoint (default 3 s).
-    #[serde(deserialize_with = "de_duration")]
+    #[serde(deserialize_with = "sdkit_core::duration::deserialize")]
     pub connect_timeout: Duration,
     /// Bound on each unary request: list, put, delete, lease calls (default 5 s).
-    #[serde(deserialize_with = "de_duration")]
+    #[serde(deserialize_with = "sdkit_core::duration::deserialize")]
     pub request_timeout: Duration,
     /// HTTP/2 keep-alive ping interval, to notice a dead connection (default 5 s).
-    #[serde(deserialize_with = "de_duration")]
+    #[serde(deserialize_with = "sdkit_core::duration::deserialize")]
     pub keepalive_interval: Duration,
     /// How long an HTTP/2 ping may go unanswered before the connection is dropped (default 3 s).
-    #[serde(deserialize_with = "de_duration")]
+    #[serde(deserialize_with = "sdkit_core::duration::deserialize")]
     pub keepalive_timeout: Duration,
     /// After this long without any watch message the instancer asks etcd for a progress
     /// notification (default 10 s).
-    #[serde(deserialize_with = "de_duration")]
+    #[serde(deserialize_with = "sdkit_core::duration::deserialize")]
     pub watch_progress_interval: Duration,
     /// How long the instancer waits for the answer to a progress request before it declares
     /// the watch dead and re-creates it (default 5 s).
-    #[serde(deserialize_with = "de_duration")]
+    #[serde(deserialize_with = "sdkit_core::duration::deserialize")]
     pub watch_progress_timeout: Duration,
     /// Keys fetched per page when listing the prefix (default 1 000).
     pub list_page_size: i64,
@@ -144,17 +144,17 @@ pub struct Config {
     pub max_message_size: usize,
     /// Lease TTL of the registrar. etcd TTLs are whole seconds: this is rounded up to the next
     /// second, at least 1 s, and etcd may raise it to its minimum TTL (default 10 s).
-    #[serde(deserialize_with = "de_duration")]
+    #[serde(deserialize_with = "sdkit_core::duration::deserialize")]
     pub ttl: Duration,
     /// First delay of every retry loop (default 100 ms).
-    #[serde(deserialize_with = "de_duration")]
+    #[serde(deserialize_with = "sdkit_core::duration::deserialize")]
     pub retry_initial: Duration,
     /// Cap on the delay of every retry loop (default 5 s; the registrar additionally caps it at
     /// a third of the TTL so that a lease is retried before it can lapse).
-    #[serde(deserialize_with = "de_duration")]
+    #[serde(deserialize_with = "sdkit_core::duration::deserialize")]
     pub retry_max: Duration,
     /// Bound on deregistration: deleting the key and revoking the lease (default 3 s).
-    #[serde(deserialize_with = "de_duration")]
+    #[serde(deserialize_with = "sdkit_core::duration::deserialize")]
     pub deregister_timeout: Duration,
 }
 
@@ -373,49 +373,6 @@ impl Config {
     }
 }
 
-/// Deserializes a duration from `"250ms"`, `"10s"`, `"2m"`, `"1h"` or a number of seconds.
-fn de_duration<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Raw {
-        Secs(f64),
-        Text(String),
-    }
-    let raw = Raw::deserialize(deserializer)?;
-    match raw {
-        Raw::Secs(secs) => Duration::try_from_secs_f64(secs).map_err(serde::de::Error::custom),
-        Raw::Text(text) => parse_duration(&text).map_err(serde::de::Error::custom),
-    }
-}
-
-/// Parses `"250ms"`, `"10s"`, `"2m"`, `"1h"` or a bare number of seconds.
-///
-/// # Errors
-///
-/// A message naming the text that is not a duration.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let value: f64 = number
-        .parse()
-        .map_err(|_| format!("not a duration: {text:?}"))?;
-    let secs = match unit.trim() {
-        "" | "s" => value,
-        "ms" => value / 1000.0,
-        "m" => value * 60.0,
-        "h" => value * 3600.0,
-        _ => {
-            return Err(format!(
-                "unknown unit in duration {text:?} (use ms, s, m or h)"
-            ));
-        }
-    };
-    Duration::try_from_secs_f64(secs).map_err(|e| format!("bad duration {text:?}: {e}"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -473,7 +430,10 @@ mod tests {
         };
         assert!(c.validate().is_err());
         assert!(Config::default().with_list_page_size(0).validate().is_err());
-        assert!(parse_duration("3 parsecs").is_err());
-        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert!(sdkit_core::duration::parse("3 parsecs").is_err());
+        assert_eq!(
+            sdkit_core::duration::parse("2m"),
+            Ok(Duration::from_secs(120))
+        );
     }
 }
