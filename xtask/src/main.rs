@@ -104,10 +104,7 @@ fn ensure_system_tools() -> Result<(), String> {
     if missing.is_empty() {
         return Ok(());
     }
-    let install = format!(
-        "apt-get update && apt-get install -y {}",
-        missing.join(" ")
-    );
+    let install = format!("apt-get update && apt-get install -y {}", missing.join(" "));
     let prefix: &[&str] = if is_root() {
         &[]
     } else if sudo_works() {
@@ -191,7 +188,17 @@ fn test(extra: &[String]) -> Result<(), String> {
 
 fn demo(extra: &[String]) -> Result<(), String> {
     let mut cmd = cargo();
-    cmd.args(["run", "--quiet", "--release", "--package", "sdkit-cli", "--bin", "sdkit", "--", "demo"]);
+    cmd.args([
+        "run",
+        "--quiet",
+        "--release",
+        "--package",
+        "sdkit-cli",
+        "--bin",
+        "sdkit",
+        "--",
+        "demo",
+    ]);
     cmd.args(extra);
     run(cmd)
 }
@@ -208,7 +215,14 @@ fn ci(extra: &[String]) -> Result<(), String> {
     fmt.args(["fmt", "--all", "--check"]);
     run(fmt)?;
     let mut clippy = cargo();
-    clippy.args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]);
+    clippy.args([
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]);
     run(clippy)?;
     test(extra)
 }

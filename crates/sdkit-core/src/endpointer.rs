@@ -1,0 +1,550 @@
+//! Endpointer: one callable endpoint per instance, kept in step with an instancer.
+//!
+//! An [`Endpointer`] subscribes to an [`Instancer`] and turns each instance into an endpoint with
+//! a [`Factory`] (any `Fn(&Instance) -> Result<S, BoxError>`; `S` is usually a `tower::Service`).
+//! On every new snapshot it
+//!
+//! * reuses the endpoint of each unchanged instance (same identity and address) and calls the
+//!   factory only for new ones — a changed weight or tag updates the instance next to the
+//!   existing endpoint without reconnecting;
+//! * drops removed endpoints after publishing the new set, outside any lock (pickers never lock);
+//! * skips an instance whose factory call fails (logged), and retries it with backoff and on the
+//!   next update;
+//! * publishes the result as an immutable [`Endpoints`] snapshot that balancers read without
+//!   locks or allocation through an [`EndpointSet`].
+//!
+//! Source errors keep the last good endpoints (go-kit's default). With
+//! [`EndpointerOptions::invalidate_on_error`], a timer empties the set once the source has been
+//! failing for that long (go-kit only invalidates lazily, when somebody reads). Stopping or
+//! dropping the endpointer drops every endpoint.
+//!
+//! ```
+//! use std::time::Duration;
+//! use sdkit_core::{BoxError, Endpointer, FixedInstancer, Instance};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), BoxError> {
+//! let instancer = FixedInstancer::new(vec![
+//!     Instance::from_addr("10.0.0.1:80"),
+//!     Instance::from_addr("10.0.0.2:80"),
+//! ]);
+//! // The "endpoint" here is just the address; usually it is a client (a tower::Service).
+//! let endpointer = Endpointer::new(&instancer, |i: &Instance| Ok::<_, BoxError>(i.addr().to_owned()));
+//! let endpoints = endpointer.ready(Duration::from_secs(1)).await?;
+//! assert_eq!(endpoints.len(), 2);
+//! assert_eq!(endpoints.get(0).unwrap().service(), "10.0.0.1:80");
+//! # Ok(())
+//! # }
+//! ```
+
+use std::fmt;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::error::{BoxError, NoInstancesYet};
+use crate::{Backoff, Instance, Instancer, Snapshot, SourceError, Subscription};
+
+/// Makes an endpoint for an instance. Implemented by every
+/// `Fn(&Instance) -> Result<S, E> + Send + Sync + 'static` with `E: Into<BoxError>`.
+pub trait Factory<S>: Send + Sync + 'static {
+    /// Creates the endpoint for `instance` (connects lazily, ideally: it is called on the
+    /// endpointer's task).
+    fn make(&self, instance: &Instance) -> Result<S, BoxError>;
+}
+
+impl<S, E, F> Factory<S> for F
+where
+    F: Fn(&Instance) -> Result<S, E> + Send + Sync + 'static,
+    E: Into<BoxError>,
+{
+    fn make(&self, instance: &Instance) -> Result<S, BoxError> {
+        self(instance).map_err(Into::into)
+    }
+}
+
+/// One endpoint: the instance it was made for and the callable `service`.
+#[derive(Clone)]
+pub struct Endpoint<S> {
+    instance: Arc<Instance>,
+    service: S,
+}
+
+impl<S> Endpoint<S> {
+    /// The instance this endpoint reaches.
+    pub fn instance(&self) -> &Instance {
+        &self.instance
+    }
+
+    /// The callable endpoint.
+    pub fn service(&self) -> &S {
+        &self.service
+    }
+}
+
+impl<S> fmt::Debug for Endpoint<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Endpoint")
+            .field("instance", &self.instance)
+            .finish_non_exhaustive()
+    }
+}
+
+/// An immutable snapshot of the endpoint set, sorted by instance identity.
+pub struct Endpoints<S> {
+    items: Vec<Endpoint<S>>,
+    error: Option<SourceError>,
+}
+
+impl<S> Endpoints<S> {
+    fn empty() -> Self {
+        Endpoints {
+            items: Vec::new(),
+            error: None,
+        }
+    }
+
+    /// The endpoints.
+    pub fn as_slice(&self) -> &[Endpoint<S>] {
+        &self.items
+    }
+
+    /// One endpoint by position.
+    pub fn get(&self, index: usize) -> Option<&Endpoint<S>> {
+        self.items.get(index)
+    }
+
+    /// The number of endpoints.
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    /// `true` when there is no endpoint.
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    /// The source's error while it is failing (the endpoints are the last good ones, or none
+    /// once invalidated).
+    pub fn error(&self) -> Option<&SourceError> {
+        self.error.as_ref()
+    }
+
+    /// Iterates over the endpoints.
+    pub fn iter(&self) -> std::slice::Iter<'_, Endpoint<S>> {
+        self.items.iter()
+    }
+}
+
+impl<S> fmt::Debug for Endpoints<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Endpoints")
+            .field("items", &self.items)
+            .field("error", &self.error)
+            .finish()
+    }
+}
+
+struct Shared<S> {
+    current: ArcSwap<Endpoints<S>>,
+    /// Serialises publishers (never pickers); `true` once closed by stop.
+    closed: Mutex<bool>,
+    /// Counts published snapshots; 0 until the first.
+    version: watch::Sender<u64>,
+}
+
+/// A cheap, cloneable, lock-free view of an endpointer's current endpoints: what balancers hold.
+pub struct EndpointSet<S> {
+    shared: Arc<Shared<S>>,
+}
+
+impl<S> Clone for EndpointSet<S> {
+    fn clone(&self) -> Self {
+        EndpointSet {
+            shared: Arc::clone(&self.shared),
+        }
+    }
+}
+
+impl<S> fmt::Debug for EndpointSet<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EndpointSet")
+            .field("len", &self.shared.current.load().len())
+            .field("version", &*self.shared.version.borrow())
+            .finish()
+    }
+}
+
+impl<S> EndpointSet<S> {
+    fn new() -> Self {
+        EndpointSet {
+            shared: Arc::new(Shared {
+                current: ArcSwap::from_pointee(Endpoints::empty()),
+                closed: Mutex::new(false),
+                version: watch::channel(0).0,
+            }),
+        }
+    }
+
+    /// A set that never changes (tests, benchmarks, `static` use without an instancer).
+    pub fn fixed(endpoints: impl IntoIterator<Item = (Instance, S)>) -> Self {
+        let set = EndpointSet::new();
+        let mut items: Vec<Endpoint<S>> = endpoints
+            .into_iter()
+            .map(|(instance, service)| Endpoint {
+                instance: Arc::new(instance),
+                service,
+            })
+            .collect();
+        items.sort_by(|a, b| a.instance.id().cmp(b.instance.id()));
+        items.dedup_by(|later, earlier| later.instance.id() == earlier.instance.id());
+        set.publish(Endpoints { items, error: None });
+        set
+    }
+
+    /// The current snapshot, without touching a reference count: the pick path.
+    #[inline]
+    pub fn load(&self) -> arc_swap::Guard<Arc<Endpoints<S>>> {
+        self.shared.current.load()
+    }
+
+    /// The current snapshot as an owned handle.
+    pub fn snapshot(&self) -> Arc<Endpoints<S>> {
+        self.shared.current.load_full()
+    }
+
+    /// How many snapshots were published (0 before the first).
+    pub fn version(&self) -> u64 {
+        *self.shared.version.borrow()
+    }
+
+    /// Resolves after the next snapshot is published (or never, once the endpointer is gone).
+    pub async fn changed(&self) {
+        let mut rx = self.shared.version.subscribe();
+        if rx.changed().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+
+    /// Publishes a snapshot unless closed; the previous one is dropped after the publishers' lock
+    /// is released (pickers never take it), unless a reader still holds it.
+    fn publish(&self, endpoints: Endpoints<S>) {
+        let previous = {
+            let closed = self
+                .shared
+                .closed
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            if *closed {
+                return;
+            }
+            let previous = self.shared.current.swap(Arc::new(endpoints));
+            self.shared.version.send_modify(|v| *v += 1);
+            previous
+        };
+        drop(previous);
+    }
+
+    /// Publishes an empty set and refuses every later publication.
+    fn close(&self) {
+        let previous = {
+            let mut closed = self
+                .shared
+                .closed
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            if *closed {
+                return;
+            }
+            *closed = true;
+            let previous = self.shared.current.swap(Arc::new(Endpoints::empty()));
+            self.shared.version.send_modify(|v| *v += 1);
+            previous
+        };
+        drop(previous);
+    }
+}
+
+/// Options of an [`Endpointer`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct EndpointerOptions {
+    /// Empty the set once the source has been failing this long. `None` (the default) keeps the
+    /// last good endpoints for as long as the source fails.
+    pub invalidate_on_error: Option<Duration>,
+    /// Backoff for retrying instances whose factory call failed.
+    pub factory_retry: Backoff,
+}
+
+impl Default for EndpointerOptions {
+    fn default() -> Self {
+        EndpointerOptions {
+            invalidate_on_error: None,
+            factory_retry: Backoff::new(Duration::from_millis(500), Duration::from_secs(30)),
+        }
+    }
+}
+
+impl EndpointerOptions {
+    /// Sets [`invalidate_on_error`](Self::invalidate_on_error).
+    pub fn invalidate_on_error(mut self, timeout: Duration) -> Self {
+        self.invalidate_on_error = Some(timeout);
+        self
+    }
+
+    /// Sets [`factory_retry`](Self::factory_retry).
+    pub fn factory_retry(mut self, backoff: Backoff) -> Self {
+        self.factory_retry = backoff;
+        self
+    }
+}
+
+/// Keeps one endpoint per instance of an instancer. See the [module docs](self).
+pub struct Endpointer<S> {
+    set: EndpointSet<S>,
+    token: CancellationToken,
+    task: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl<S> fmt::Debug for Endpointer<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Endpointer")
+            .field("set", &self.set)
+            .field("stopped", &self.token.is_cancelled())
+            .finish()
+    }
+}
+
+impl<S> Endpointer<S>
+where
+    S: Clone + Send + Sync + 'static,
+{
+    /// Subscribes to `instancer` and keeps endpoints made by `factory`, with default options.
+    ///
+    /// # Panics
+    ///
+    /// When called outside a Tokio runtime.
+    pub fn new<I, F>(instancer: &I, factory: F) -> Self
+    where
+        I: Instancer + ?Sized,
+        F: Factory<S>,
+    {
+        Self::with_options(instancer, factory, EndpointerOptions::default())
+    }
+
+    /// Like [`new`](Self::new), with options.
+    pub fn with_options<I, F>(instancer: &I, factory: F, options: EndpointerOptions) -> Self
+    where
+        I: Instancer + ?Sized,
+        F: Factory<S>,
+    {
+        Self::from_subscription(instancer.subscribe(), factory, options)
+    }
+
+    /// Builds an endpointer on an existing subscription.
+    pub fn from_subscription<F>(
+        subscription: Subscription,
+        factory: F,
+        options: EndpointerOptions,
+    ) -> Self
+    where
+        F: Factory<S>,
+    {
+        let set = EndpointSet::new();
+        let token = CancellationToken::new();
+        let task = tokio::spawn(run(
+            subscription,
+            factory,
+            options,
+            set.clone(),
+            token.clone(),
+        ));
+        Endpointer {
+            set,
+            token,
+            task: Mutex::new(Some(task)),
+        }
+    }
+}
+
+impl<S> Endpointer<S> {
+    /// The lock-free view balancers hold.
+    pub fn endpoint_set(&self) -> EndpointSet<S> {
+        self.set.clone()
+    }
+
+    /// The current endpoints.
+    pub fn endpoints(&self) -> Arc<Endpoints<S>> {
+        self.set.snapshot()
+    }
+
+    /// Waits at most `timeout` for the first snapshot to be applied and returns the endpoints.
+    ///
+    /// # Errors
+    ///
+    /// [`NoInstancesYet`] when the instancer published nothing in time.
+    pub async fn ready(&self, timeout: Duration) -> Result<Arc<Endpoints<S>>, NoInstancesYet> {
+        let mut rx = self.set.shared.version.subscribe();
+        match tokio::time::timeout(timeout, rx.wait_for(|v| *v > 0)).await {
+            Ok(Ok(_)) => Ok(self.set.snapshot()),
+            _ => Err(NoInstancesYet { waited: timeout }),
+        }
+    }
+
+    /// Stops following the instancer and drops every endpoint. Idempotent.
+    pub fn stop(&self) {
+        self.token.cancel();
+        if let Some(task) = self
+            .task
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+        {
+            task.abort();
+        }
+        self.set.close();
+    }
+}
+
+impl<S> Drop for Endpointer<S> {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// The endpointer's task: applies snapshots, arms the invalidation and factory-retry timers.
+async fn run<S, F>(
+    mut subscription: Subscription,
+    factory: F,
+    options: EndpointerOptions,
+    set: EndpointSet<S>,
+    token: CancellationToken,
+) where
+    S: Clone + Send + Sync + 'static,
+    F: Factory<S>,
+{
+    let far_future = || tokio::time::Instant::now() + Duration::from_secs(86_400 * 365);
+    let mut last: Option<Arc<Snapshot>> = None;
+    let mut invalidate_at: Option<tokio::time::Instant> = None;
+    let mut retry_at: Option<tokio::time::Instant> = None;
+    let mut retry_backoff = options.factory_retry.start();
+    let mut source_open = true;
+    loop {
+        let invalidate_sleep = tokio::time::sleep_until(invalidate_at.unwrap_or_else(far_future));
+        let retry_sleep = tokio::time::sleep_until(retry_at.unwrap_or_else(far_future));
+        tokio::select! {
+            _ = token.cancelled() => return,
+            next = subscription.next(), if source_open => match next {
+                Some(snapshot) => {
+                    retry_backoff.reset();
+                    invalidate_at = match (snapshot.error(), options.invalidate_on_error) {
+                        (Some(_), Some(timeout)) => {
+                            // Keep the first deadline while the source keeps failing.
+                            Some(invalidate_at.unwrap_or_else(|| tokio::time::Instant::now() + timeout))
+                        }
+                        _ => None,
+                    };
+                    let failed = apply(&set, &factory, &snapshot);
+                    retry_at = failed.then(|| tokio::time::Instant::now() + retry_backoff.next_delay());
+                    last = Some(snapshot);
+                }
+                // The instancer stopped: keep the endpoints until we are stopped.
+                None => source_open = false,
+            },
+            _ = invalidate_sleep, if invalidate_at.is_some() => {
+                invalidate_at = None;
+                let error = last.as_ref().and_then(|s| s.error().cloned());
+                tracing::warn!(error = ?error.as_ref().map(ToString::to_string), "source failing for too long; invalidating endpoints");
+                set.publish(Endpoints { items: Vec::new(), error });
+            }
+            _ = retry_sleep, if retry_at.is_some() => {
+                retry_at = None;
+                if let Some(snapshot) = &last {
+                    let failed = apply(&set, &factory, snapshot);
+                    retry_at = failed.then(|| tokio::time::Instant::now() + retry_backoff.next_delay());
+                }
+            }
+        }
+    }
+}
+
+/// Merges `snapshot` into the published endpoints; returns `true` when a factory call failed.
+fn apply<S, F>(set: &EndpointSet<S>, factory: &F, snapshot: &Snapshot) -> bool
+where
+    S: Clone,
+    F: Factory<S>,
+{
+    let old = set.load();
+    let (items, failed) = merge(old.as_slice(), snapshot.instances(), factory);
+    // The first snapshot is always published, even an empty one: it answers `ready`.
+    let unchanged = set.version() > 0
+        && items.len() == old.len()
+        && old.error.as_ref() == snapshot.error()
+        && items
+            .iter()
+            .zip(old.as_slice())
+            .all(|(a, b)| Arc::ptr_eq(&a.instance, &b.instance));
+    drop(old);
+    if !unchanged {
+        set.publish(Endpoints {
+            items,
+            error: snapshot.error().cloned(),
+        });
+    }
+    failed
+}
+
+/// Walks the old endpoints and the new instances (both sorted by identity) together.
+fn merge<S, F>(old: &[Endpoint<S>], new: &[Instance], factory: &F) -> (Vec<Endpoint<S>>, bool)
+where
+    S: Clone,
+    F: Factory<S>,
+{
+    let mut items = Vec::with_capacity(new.len());
+    let mut failed = false;
+    let mut old_iter = old.iter().peekable();
+    for instance in new {
+        // Both sides are sorted by identity: skip the removed ones, then look at the match.
+        let mut same_id = None;
+        while let Some(existing) = old_iter.peek() {
+            match existing.instance.id().cmp(instance.id()) {
+                std::cmp::Ordering::Less => {
+                    old_iter.next();
+                }
+                std::cmp::Ordering::Equal => {
+                    same_id = old_iter.next();
+                    break;
+                }
+                std::cmp::Ordering::Greater => break,
+            }
+        }
+        if let Some(existing) = same_id
+            && existing.instance.addr() == instance.addr()
+        {
+            let instance = if *existing.instance == *instance {
+                Arc::clone(&existing.instance)
+            } else {
+                Arc::new(instance.clone())
+            };
+            items.push(Endpoint {
+                instance,
+                service: existing.service.clone(),
+            });
+            continue;
+        }
+        match factory.make(instance) {
+            Ok(service) => items.push(Endpoint {
+                instance: Arc::new(instance.clone()),
+                service,
+            }),
+            Err(error) => {
+                failed = true;
+                tracing::warn!(id = instance.id(), addr = instance.addr(), %error, "factory failed; instance skipped, will retry");
+            }
+        }
+    }
+    (items, failed)
+}

@@ -1,0 +1,179 @@
+//! Instancers: the watchers that publish a service's instance set.
+//!
+//! An [`Instancer`] is subscribed to; it yields the current [`Snapshot`] at once and then each new
+//! distinct one. Backends implement it with a [`TaskInstancer`]: a background task that owns the
+//! registry connection and publishes into an [`InstanceCache`], and that is stopped (idempotently,
+//! at once, with nothing published afterwards) by [`Instancer::stop`] or by dropping it.
+//! [`FixedInstancer`] serves a fixed set.
+//!
+//! ```
+//! use sdkit_core::{FixedInstancer, Instance, Instancer};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! let instancer = FixedInstancer::new(vec![Instance::from_addr("127.0.0.1:8080")]);
+//! let mut sub = instancer.subscribe();
+//! assert_eq!(sub.next().await.unwrap().len(), 1);
+//! # }
+//! ```
+
+use std::future::Future;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::{Instance, InstanceCache, Subscription};
+
+/// A source of instance sets for one service.
+pub trait Instancer: Send + Sync {
+    /// Subscribes: the current state at once (if any), then each new distinct state; the
+    /// subscription ends after [`stop`](Self::stop).
+    fn subscribe(&self) -> Subscription;
+
+    /// Stops watching: cancels in-flight I/O at once; once it returns nothing more is published.
+    /// Idempotent.
+    fn stop(&self);
+}
+
+impl<T: Instancer + ?Sized> Instancer for Arc<T> {
+    fn subscribe(&self) -> Subscription {
+        (**self).subscribe()
+    }
+    fn stop(&self) {
+        (**self).stop()
+    }
+}
+
+impl<T: Instancer + ?Sized> Instancer for Box<T> {
+    fn subscribe(&self) -> Subscription {
+        (**self).subscribe()
+    }
+    fn stop(&self) {
+        (**self).stop()
+    }
+}
+
+/// An instancer with a fixed set of instances (`static://` targets, tests).
+#[derive(Debug, Clone)]
+pub struct FixedInstancer {
+    cache: InstanceCache,
+}
+
+impl FixedInstancer {
+    /// Publishes `instances` once.
+    pub fn new(instances: Vec<Instance>) -> Self {
+        let cache = InstanceCache::new();
+        cache.update(instances);
+        FixedInstancer { cache }
+    }
+}
+
+impl Instancer for FixedInstancer {
+    fn subscribe(&self) -> Subscription {
+        self.cache.subscribe()
+    }
+    fn stop(&self) {
+        self.cache.close();
+    }
+}
+
+/// An instancer driven by one background task: the building block of every backend.
+///
+/// The task gets the [`InstanceCache`] to publish into and a [`CancellationToken`] that fires on
+/// stop; it should `select!` on [`CancellationToken::cancelled`] around every await (or use
+/// [`sleep_or_cancel`]). Stop cancels the token, aborts the task and closes the cache, so nothing
+/// is published after it returns even if the task has not yet noticed. Dropping stops it.
+///
+/// ```
+/// use sdkit_core::{Instance, Instancer, TaskInstancer};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let instancer = TaskInstancer::spawn("example", |cache, token| async move {
+///     cache.update(vec![Instance::from_addr("127.0.0.1:1")]);
+///     token.cancelled().await;
+/// });
+/// let mut sub = instancer.subscribe();
+/// assert_eq!(sub.next().await.unwrap().len(), 1);
+/// instancer.stop();
+/// instancer.stop(); // idempotent
+/// assert!(sub.next().await.is_none());
+/// # }
+/// ```
+#[derive(Debug)]
+pub struct TaskInstancer {
+    cache: InstanceCache,
+    token: CancellationToken,
+    task: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl TaskInstancer {
+    /// Spawns `run(cache, token)` on the current Tokio runtime.
+    ///
+    /// # Panics
+    ///
+    /// When called outside a Tokio runtime.
+    pub fn spawn<F, Fut>(name: &'static str, run: F) -> Self
+    where
+        F: FnOnce(InstanceCache, CancellationToken) -> Fut,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let cache = InstanceCache::new();
+        let token = CancellationToken::new();
+        let fut = run(cache.clone(), token.clone());
+        let task = tokio::spawn(async move {
+            fut.await;
+            tracing::debug!(instancer = name, "watch task ended");
+        });
+        TaskInstancer {
+            cache,
+            token,
+            task: Mutex::new(Some(task)),
+        }
+    }
+
+    /// The cache the task publishes into.
+    pub fn cache(&self) -> &InstanceCache {
+        &self.cache
+    }
+
+    /// `true` once stopped.
+    pub fn is_stopped(&self) -> bool {
+        self.token.is_cancelled()
+    }
+}
+
+impl Instancer for TaskInstancer {
+    fn subscribe(&self) -> Subscription {
+        self.cache.subscribe()
+    }
+
+    fn stop(&self) {
+        self.token.cancel();
+        if let Some(task) = self
+            .task
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+        {
+            task.abort();
+        }
+        self.cache.close();
+    }
+}
+
+impl Drop for TaskInstancer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Sleeps for `duration` unless `token` fires first; returns `false` when cancelled.
+pub async fn sleep_or_cancel(token: &CancellationToken, duration: Duration) -> bool {
+    tokio::select! {
+        _ = token.cancelled() => false,
+        _ = tokio::time::sleep(duration) => true,
+    }
+}

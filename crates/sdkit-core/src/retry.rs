@@ -1,0 +1,440 @@
+//! Retry: call through a balancer (or any service) within an attempt count and a time budget.
+//!
+//! [`Retry`] makes at most `max_attempts` attempts (total, as go-kit's `lb.Retry`), all inside one
+//! total `timeout` budget, with jittered exponential backoff between attempts. A [`Policy`]
+//! decides after each failure whether to try again or stop, optionally replacing the error.
+//!
+//! With no endpoints it never spins: an empty set costs one attempt, then the retry waits for the
+//! endpoint set to change (when built with [`Retry::balanced`]) or for its backoff, within the
+//! budget. When it gives up, the [`RetryError`] keeps every attempt's error — also when the
+//! budget ran out in the middle of an attempt — and implements `std::error::Error` with
+//! `source()`.
+//!
+//! `Retry` is a `tower::Service`; [`RetryLayer`] builds it in a `tower::ServiceBuilder`.
+//!
+//! ```
+//! use std::time::Duration;
+//! use sdkit_core::lb::RoundRobin;
+//! use sdkit_core::retry::{Decision, Retry, RetryConfig};
+//! use sdkit_core::{BoxError, EndpointSet, Instance};
+//! use tower::service_fn;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! let flaky = service_fn(|_req: &'static str| async { Err::<&str, BoxError>("connection refused".into()) });
+//! let healthy = service_fn(|req: &'static str| async move { Ok::<_, BoxError>(req) });
+//! let set = EndpointSet::fixed([
+//!     (Instance::from_addr("10.0.0.1:80"), tower::util::BoxCloneSyncService::new(flaky)),
+//!     (Instance::from_addr("10.0.0.2:80"), tower::util::BoxCloneSyncService::new(healthy)),
+//! ]);
+//! let retry = Retry::balanced(RoundRobin::new(set), RetryConfig::new(3, Duration::from_secs(1)))
+//!     .with_policy(|_attempt: u32, error: &BoxError| {
+//!         if error.to_string().contains("refused") { Decision::Retry } else { Decision::Stop(None) }
+//!     });
+//! // Round-robin sends the first attempt to the flaky endpoint, the second to the healthy one.
+//! assert_eq!(retry.call("ping").await.unwrap(), "ping");
+//! # }
+//! ```
+
+use std::error::Error as StdError;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use tower::{Layer, Service, ServiceExt};
+
+use crate::Backoff;
+use crate::error::{BoxError, NoEndpoints};
+use crate::lb::Balancer;
+use crate::registrar::BoxFuture;
+use crate::service::BalancedService;
+
+/// Attempts, budget and backoff of a [`Retry`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RetryConfig {
+    /// Total attempts, the first included (at least 1).
+    pub max_attempts: u32,
+    /// Total time for all attempts and the waits between them.
+    pub timeout: Duration,
+    /// Backoff between attempts.
+    pub backoff: Backoff,
+}
+
+impl Default for RetryConfig {
+    /// 3 attempts within 10 s, backoff from 10 ms to 1 s, half jittered.
+    fn default() -> Self {
+        RetryConfig::new(3, Duration::from_secs(10))
+    }
+}
+
+impl RetryConfig {
+    /// `max_attempts` attempts within `timeout`; backoff from 10 ms to 1 s, half jittered.
+    pub fn new(max_attempts: u32, timeout: Duration) -> Self {
+        RetryConfig {
+            max_attempts: max_attempts.max(1),
+            timeout,
+            backoff: Backoff::new(Duration::from_millis(10), Duration::from_secs(1)),
+        }
+    }
+
+    /// Sets the backoff.
+    pub fn with_backoff(mut self, backoff: Backoff) -> Self {
+        self.backoff = backoff;
+        self
+    }
+}
+
+/// What a [`Policy`] decides after a failed attempt.
+#[derive(Debug)]
+pub enum Decision {
+    /// Try again (if attempts and budget remain).
+    Retry,
+    /// Give up now; the optional error replaces the last one as the final error.
+    Stop(Option<BoxError>),
+}
+
+/// Decides whether a failed attempt is retried. Implemented by every
+/// `Fn(u32, &BoxError) -> Decision + Send + Sync + 'static` (the attempt number counts from 1).
+pub trait Policy: Send + Sync + 'static {
+    /// Called after failed attempt number `attempt` (1-based) with its error.
+    fn decide(&self, attempt: u32, error: &BoxError) -> Decision;
+}
+
+impl<F> Policy for F
+where
+    F: Fn(u32, &BoxError) -> Decision + Send + Sync + 'static,
+{
+    fn decide(&self, attempt: u32, error: &BoxError) -> Decision {
+        self(attempt, error)
+    }
+}
+
+/// The default policy: every error is retried.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RetryAll;
+
+impl Policy for RetryAll {
+    fn decide(&self, _attempt: u32, _error: &BoxError) -> Decision {
+        Decision::Retry
+    }
+}
+
+/// Why a [`Retry`] gave up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GaveUp {
+    /// Every allowed attempt failed.
+    MaxAttempts,
+    /// The time budget ran out.
+    Timeout,
+    /// The policy stopped.
+    Policy,
+}
+
+/// An attempt was cut short because the retry budget ran out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("attempt cut short: the retry budget of {budget:?} ran out")]
+pub struct BudgetExhausted {
+    /// The total budget.
+    pub budget: Duration,
+}
+
+/// The error of a [`Retry`] that gave up: every attempt's error, in order, and why it stopped.
+#[derive(Debug)]
+pub struct RetryError {
+    errors: Vec<BoxError>,
+    reason: GaveUp,
+    replacement: Option<BoxError>,
+    budget: Duration,
+}
+
+impl RetryError {
+    /// Each attempt's error, in order (an attempt cut short by the budget has a
+    /// [`BudgetExhausted`] error).
+    pub fn errors(&self) -> &[BoxError] {
+        &self.errors
+    }
+
+    /// Why the retry stopped.
+    pub fn reason(&self) -> GaveUp {
+        self.reason
+    }
+
+    /// The final error: the policy's replacement if it gave one, else the last attempt's error.
+    pub fn final_error(&self) -> Option<&BoxError> {
+        self.replacement.as_ref().or(self.errors.last())
+    }
+
+    /// Takes the attempts' errors out.
+    pub fn into_errors(self) -> Vec<BoxError> {
+        self.errors
+    }
+}
+
+impl fmt::Display for RetryError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = self.errors.len();
+        match self.reason {
+            GaveUp::MaxAttempts => write!(f, "all {n} attempts failed")?,
+            GaveUp::Timeout => write!(
+                f,
+                "retry budget of {:?} ran out after {n} attempt(s)",
+                self.budget
+            )?,
+            GaveUp::Policy => write!(f, "retry stopped by policy after {n} attempt(s)")?,
+        }
+        match self.final_error() {
+            Some(last) => write!(f, "; last error: {last}"),
+            None => Ok(()),
+        }
+    }
+}
+
+impl StdError for RetryError {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        self.final_error()
+            .map(|e| &**e as &(dyn StdError + 'static))
+    }
+}
+
+type Wake = Arc<dyn Fn() -> BoxFuture<'static, ()> + Send + Sync>;
+
+/// Calls an inner service with retries. See the [module docs](self).
+pub struct Retry<S, P = RetryAll> {
+    inner: S,
+    config: RetryConfig,
+    policy: Arc<P>,
+    wake: Option<Wake>,
+}
+
+impl<S: Clone, P> Clone for Retry<S, P> {
+    fn clone(&self) -> Self {
+        Retry {
+            inner: self.inner.clone(),
+            config: self.config,
+            policy: Arc::clone(&self.policy),
+            wake: self.wake.clone(),
+        }
+    }
+}
+
+impl<S: fmt::Debug, P> fmt::Debug for Retry<S, P> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Retry")
+            .field("inner", &self.inner)
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S> Retry<S, RetryAll> {
+    /// Retries calls to `inner` (each call should pick a fresh endpoint, as a
+    /// [`BalancedService`] does).
+    pub fn new(inner: S, config: RetryConfig) -> Self {
+        Retry {
+            inner,
+            config,
+            policy: Arc::new(RetryAll),
+            wake: None,
+        }
+    }
+}
+
+impl<B, E> Retry<BalancedService<B, E>, RetryAll> {
+    /// Retries through `balancer`: each attempt picks an endpoint; with no endpoints, the retry
+    /// waits for the set to change rather than for its backoff.
+    pub fn balanced(balancer: B, config: RetryConfig) -> Self
+    where
+        B: Balancer<E> + 'static,
+    {
+        let balancer = Arc::new(balancer);
+        let watcher = Arc::clone(&balancer);
+        Retry {
+            inner: BalancedService::from_arc(balancer),
+            config,
+            policy: Arc::new(RetryAll),
+            wake: Some(Arc::new(move || watcher.changed())),
+        }
+    }
+}
+
+impl<S, P> Retry<S, P> {
+    /// Replaces the policy.
+    pub fn with_policy<Q: Policy>(self, policy: Q) -> Retry<S, Q> {
+        Retry {
+            inner: self.inner,
+            config: self.config,
+            policy: Arc::new(policy),
+            wake: self.wake,
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &RetryConfig {
+        &self.config
+    }
+
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// Calls with retries.
+    ///
+    /// # Errors
+    ///
+    /// A [`RetryError`] with every attempt's error when no attempt succeeded.
+    pub fn call<Req>(&self, request: Req) -> BoxFuture<'static, Result<S::Response, RetryError>>
+    where
+        S: Service<Req> + Clone + Send + 'static,
+        S::Error: Into<BoxError>,
+        S::Future: Send,
+        S::Response: Send,
+        Req: Clone + Send + 'static,
+        P: Policy,
+    {
+        Box::pin(run(
+            self.inner.clone(),
+            self.config,
+            Arc::clone(&self.policy),
+            self.wake.clone(),
+            request,
+        ))
+    }
+}
+
+async fn run<S, P, Req>(
+    inner: S,
+    config: RetryConfig,
+    policy: Arc<P>,
+    wake: Option<Wake>,
+    request: Req,
+) -> Result<S::Response, RetryError>
+where
+    S: Service<Req> + Clone,
+    S::Error: Into<BoxError>,
+    Req: Clone,
+    P: Policy,
+{
+    let deadline = tokio::time::Instant::now() + config.timeout;
+    let mut errors: Vec<BoxError> = Vec::new();
+    let mut backoff = config.backoff.start();
+    let give_up = |errors, reason, replacement| RetryError {
+        errors,
+        reason,
+        replacement,
+        budget: config.timeout,
+    };
+    for attempt in 1..=config.max_attempts {
+        let service = inner.clone();
+        let call = service.oneshot(request.clone());
+        let error: BoxError = match tokio::time::timeout_at(deadline, call).await {
+            Ok(Ok(response)) => return Ok(response),
+            Ok(Err(error)) => error.into(),
+            Err(_) => {
+                errors.push(Box::new(BudgetExhausted {
+                    budget: config.timeout,
+                }));
+                return Err(give_up(errors, GaveUp::Timeout, None));
+            }
+        };
+        let no_endpoints = error.is::<NoEndpoints>();
+        let decision = policy.decide(attempt, &error);
+        errors.push(error);
+        if let Decision::Stop(replacement) = decision {
+            return Err(give_up(errors, GaveUp::Policy, replacement));
+        }
+        if attempt == config.max_attempts {
+            break;
+        }
+        let wait: Pin<Box<dyn Future<Output = ()> + Send>> = match (&wake, no_endpoints) {
+            (Some(wake), true) => wake(),
+            _ => Box::pin(tokio::time::sleep(backoff.next_delay())),
+        };
+        if tokio::time::timeout_at(deadline, wait).await.is_err() {
+            return Err(give_up(errors, GaveUp::Timeout, None));
+        }
+    }
+    Err(give_up(errors, GaveUp::MaxAttempts, None))
+}
+
+impl<S, P, Req> Service<Req> for Retry<S, P>
+where
+    S: Service<Req> + Clone + Send + 'static,
+    S::Error: Into<BoxError>,
+    S::Future: Send,
+    S::Response: Send,
+    Req: Clone + Send + 'static,
+    P: Policy,
+{
+    type Response = S::Response;
+    type Error = RetryError;
+    type Future = BoxFuture<'static, Result<S::Response, RetryError>>;
+
+    /// Always ready: readiness of the inner service is awaited inside each attempt.
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Req) -> Self::Future {
+        Retry::call(self, request)
+    }
+}
+
+/// A `tower::Layer` that wraps a service in a [`Retry`].
+pub struct RetryLayer<P = RetryAll> {
+    config: RetryConfig,
+    policy: Arc<P>,
+}
+
+impl<P> Clone for RetryLayer<P> {
+    fn clone(&self) -> Self {
+        RetryLayer {
+            config: self.config,
+            policy: Arc::clone(&self.policy),
+        }
+    }
+}
+
+impl<P> fmt::Debug for RetryLayer<P> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RetryLayer")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RetryLayer<RetryAll> {
+    /// Retries every error, per `config`.
+    pub fn new(config: RetryConfig) -> Self {
+        RetryLayer {
+            config,
+            policy: Arc::new(RetryAll),
+        }
+    }
+}
+
+impl<P> RetryLayer<P> {
+    /// Replaces the policy.
+    pub fn with_policy<Q: Policy>(self, policy: Q) -> RetryLayer<Q> {
+        RetryLayer {
+            config: self.config,
+            policy: Arc::new(policy),
+        }
+    }
+}
+
+impl<S, P> Layer<S> for RetryLayer<P> {
+    type Service = Retry<S, P>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Retry {
+            inner,
+            config: self.config,
+            policy: Arc::clone(&self.policy),
+            wake: None,
+        }
+    }
+}
