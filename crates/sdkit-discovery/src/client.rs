@@ -10,7 +10,9 @@
 //! * a newly watched appid is answered at once by `fetchs` (an unknown appid resolves to "not
 //!   found" in one round trip), then joins the long poll, which is interrupted and re-issued
 //!   with the new appid set;
-//! * `-304` re-polls at once on the same node; a transport error or any other code rotates to
+//! * `-304` re-polls at once on the same node (after one non-blocking `fetchs` checking that
+//!   the apps it serves instances of still exist: a registry parks a poll for an app deleted
+//!   just before it, and the reference never reports a last cancel); a transport error or any other code rotates to
 //!   the next node, resets every cursor and backs off (capped, jittered);
 //! * cursors are `i64` and echoed exactly; an answer with only empty lists still advances the
 //!   cursor, so a WAITING-only app cannot cause a busy loop; comma-joined `addrs` are split
@@ -546,7 +548,12 @@ impl Inner {
                     )
                     .await?;
                 if reply.code != Code::OK {
-                    return Err(code_error(node, Endpoint::Fetchs, reply.code, &reply.message));
+                    return Err(code_error(
+                        node,
+                        Endpoint::Fetchs,
+                        reply.code,
+                        &reply.message,
+                    ));
                 }
                 let mut data = reply.data.into_value().unwrap_or_default();
                 for appid in &appids {
@@ -571,6 +578,8 @@ impl Inner {
                     self.config.poll_hold + BMSPY_MARGIN,
                 );
                 let reply = tokio::select! {
+                    // A change of the watch set wins: the old poll is never sent.
+                    biased;
                     () = &mut wake => {
                         debug!("watch set changed: re-issuing the long poll");
                         return Ok(());
@@ -578,7 +587,7 @@ impl Inner {
                     reply = poll => reply?,
                 };
                 match reply.code {
-                    Code::NOT_MODIFIED => Ok(()),
+                    Code::NOT_MODIFIED => self.verify(node).await,
                     Code::OK => {
                         let misses = reply.error.unwrap_or_default();
                         for (appid, info) in reply.data.into_value().unwrap_or_default() {
@@ -597,6 +606,61 @@ impl Inner {
                 }
             }
         }
+    }
+
+    /// After a quiet hold: checks with one non-blocking `fetchs` that every app the client
+    /// serves instances of still exists. A registry parks a poll whose app vanished *before*
+    /// the poll arrived (and the reference never reports a last cancel at all), so without
+    /// this a client would keep serving a deleted app forever.
+    async fn verify(&self, node: &str) -> Result<(), Error> {
+        let held: Vec<(String, i64)> = {
+            let state = self.lock_state();
+            state
+                .apps
+                .iter()
+                .filter(|(_, e)| matches!(&*e.tx.borrow(), AppState::Instances(v) if !v.is_empty()))
+                .filter_map(|(a, e)| Some((a.clone(), e.cursor?)))
+                .collect()
+        };
+        if held.is_empty() {
+            return Ok(());
+        }
+        let args = FetchsArgs {
+            env: self.config.env.clone(),
+            appids: held.iter().map(|(a, _)| a.clone()).collect(),
+            status: StatusFilter::UP.0,
+            zone: String::new(),
+        };
+        let reply: Reply<BTreeMap<String, InstanceInfo>> = self
+            .call(
+                node,
+                Endpoint::Fetchs,
+                &args.to_form(),
+                self.config.request_timeout,
+            )
+            .await?;
+        if reply.code != Code::OK {
+            return Err(code_error(
+                node,
+                Endpoint::Fetchs,
+                reply.code,
+                &reply.message,
+            ));
+        }
+        let mut data = reply.data.into_value().unwrap_or_default();
+        for (appid, cursor) in held {
+            match data.remove(&appid) {
+                None => {
+                    debug!(%appid, "discovery: watched app vanished during a quiet poll");
+                    self.apply(node, &appid, None);
+                }
+                Some(info) if info.latest_timestamp != cursor => {
+                    self.apply(node, &appid, Some(info));
+                }
+                Some(_) => {}
+            }
+        }
+        Ok(())
     }
 
     /// Records the answer for one appid (`None`: not found) and publishes it.
@@ -917,7 +981,9 @@ impl Nodes {
 
     /// `node` answered.
     pub(crate) fn succeeded(&mut self, node: &str) {
-        if self.failures > 0 && (self.discovered.is_empty() || self.discovered.iter().any(|n| n == node)) {
+        if self.failures > 0
+            && (self.discovered.is_empty() || self.discovered.iter().any(|n| n == node))
+        {
             self.failures = 0;
             self.keep(node);
         }

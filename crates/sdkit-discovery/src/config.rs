@@ -418,7 +418,12 @@ mod tests {
         };
         assert!(c.validate().unwrap_err().to_string().contains("env"));
         assert!(RegistrarConfig::new("a").validate().is_err());
-        assert!(InstancerConfig::new("a").scheme("grpc://").validate().is_err());
+        assert!(
+            InstancerConfig::new("a")
+                .scheme("grpc://")
+                .validate()
+                .is_err()
+        );
     }
 
     #[test]

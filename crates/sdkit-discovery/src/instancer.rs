@@ -22,9 +22,9 @@ use sdkit_core::{Instance, InstanceCache, Instancer as _, Subscription, TaskInst
 use sdkit_discovery_proto::Instance as WireInstance;
 use tracing::debug;
 
+use crate::Error;
 use crate::client::{AppState, AppWatch, Client};
 use crate::config::{Config, DEFAULT_WEIGHT, InstancerConfig};
-use crate::Error;
 
 /// Metadata key holding the instance's version.
 pub const META_VERSION: &str = "discovery.version";
@@ -222,8 +222,13 @@ mod tests {
         let b = wire(
             r#"{"zone":"sh002","hostname":"h2","addrs":["grpc://10.0.0.2:9000"],"metadata":{"weight":"-3"},"status":1}"#,
         );
-        let c = wire(r#"{"zone":"sh001","hostname":"h3","addrs":["http://10.0.0.3:8000"],"metadata":null,"status":1}"#);
-        let all = map_instances(&InstancerConfig::new("app"), &[a.clone(), b.clone(), c.clone()]);
+        let c = wire(
+            r#"{"zone":"sh001","hostname":"h3","addrs":["http://10.0.0.3:8000"],"metadata":null,"status":1}"#,
+        );
+        let all = map_instances(
+            &InstancerConfig::new("app"),
+            &[a.clone(), b.clone(), c.clone()],
+        );
         assert_eq!(all.len(), 2, "h3 has no grpc address");
         assert_eq!(all[0].id(), "h1@10.0.0.1:9000");
         assert_eq!(all[0].addr(), "10.0.0.1:9000");
@@ -232,7 +237,10 @@ mod tests {
         assert_eq!(all[0].meta("color"), Some("red"));
         assert_eq!(all[0].meta(META_VERSION), Some("v2"));
         assert_eq!(all[1].weight(), DEFAULT_WEIGHT);
-        let zoned = map_instances(&InstancerConfig::new("app").zone("sh001").scheme("http"), &[a, b, c]);
+        let zoned = map_instances(
+            &InstancerConfig::new("app").zone("sh001").scheme("http"),
+            &[a, b, c],
+        );
         let ids: Vec<_> = zoned.iter().map(|i| i.id()).collect();
         assert_eq!(ids, ["h1@10.0.0.1:8000", "h3@10.0.0.3:8000"]);
         assert_eq!(zoned[1].weight(), DEFAULT_WEIGHT);

@@ -23,9 +23,9 @@ use sdkit_discovery_proto::{Code, Endpoint, Form, Status};
 use tokio::sync::watch;
 use tracing::{debug, warn};
 
+use crate::Error;
 use crate::client::{Client, code_error};
 use crate::config::{Config, RegistrarConfig};
-use crate::Error;
 
 /// Registers one instance and keeps it alive. See the [module docs](self).
 ///
@@ -186,9 +186,16 @@ impl Steps {
     }
 
     /// One write to the current node; an unexpected code rotates the node too.
-    async fn write(&self, endpoint: Endpoint, form: &Form, ok: &[Code]) -> Result<(String, Code), Error> {
+    async fn write(
+        &self,
+        endpoint: Endpoint,
+        form: &Form,
+        ok: &[Code],
+    ) -> Result<(String, Code), Error> {
         let inner = self.client.inner();
-        let (node, reply) = inner.call_current::<serde_json::Value>(endpoint, form).await?;
+        let (node, reply) = inner
+            .call_current::<serde_json::Value>(endpoint, form)
+            .await?;
         if ok.contains(&reply.code) {
             inner.nodes().succeeded(&node);
             return Ok((node, reply.code));
