@@ -457,26 +457,21 @@ impl Inner {
 
     fn watch_entry(&self, appid: &str) -> watch::Receiver<AppState> {
         let mut state = self.lock_state();
-        let rx = match state.apps.get_mut(appid) {
-            Some(entry) => {
-                entry.watchers += 1;
-                entry.tx.subscribe()
-            }
-            None => {
-                let (tx, rx) = watch::channel(AppState::Pending);
-                state.apps.insert(
-                    appid.to_owned(),
-                    AppEntry {
-                        watchers: 1,
-                        cursor: None,
-                        tx,
-                    },
-                );
-                drop(state);
-                self.wake.notify_one();
-                return rx;
-            }
-        };
+        if let Some(entry) = state.apps.get_mut(appid) {
+            entry.watchers += 1;
+            return entry.tx.subscribe();
+        }
+        let (tx, rx) = watch::channel(AppState::Pending);
+        state.apps.insert(
+            appid.to_owned(),
+            AppEntry {
+                watchers: 1,
+                cursor: None,
+                tx,
+            },
+        );
+        drop(state);
+        self.wake.notify_one();
         rx
     }
 

@@ -25,14 +25,16 @@
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), sdkit_discovery::Error> {
 //! let client = Client::builder()
-//!     .nodes(["127.0.0.1:7171", "127.0.0.2:7171"])
+//!     .nodes(["127.0.0.1:1", "127.0.0.2:1"]) // nothing listens there
 //!     .env("dev")
 //!     .zone("sh001")
-//!     .build()?;
+//!     .build()?; // never blocks, never fails on an unreachable registry
 //! let instancer = client.instancer(InstancerConfig::new("demo.service").scheme("grpc"))?;
-//! // With no registry running, a caller's deadline ends the wait with a typed error.
-//! let waited = instancer.subscribe().ready(Duration::from_millis(10)).await;
-//! assert!(waited.is_err());
+//! // Every wait takes a deadline; an unreachable registry is an error event, never a hang.
+//! match instancer.subscribe().ready(Duration::from_secs(5)).await {
+//!     Ok(snapshot) => assert!(snapshot.error().unwrap().to_string().starts_with("discovery:")),
+//!     Err(no_instances_yet) => println!("{no_instances_yet}"),
+//! }
 //! # Ok(())
 //! # }
 //! ```

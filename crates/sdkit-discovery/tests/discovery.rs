@@ -435,11 +435,10 @@ async fn cursors_above_2_pow_53_round_trip_exactly() {
     let echoed = format!("latest_timestamp={server_cursor}");
     assert!(
         wait_until_async(EVENTUALLY, || {
-            let seen = proxy
+            proxy
                 .requests()
                 .iter()
-                .any(|r| r.path == "/discovery/polls" && r.query.contains(&echoed));
-            seen
+                .any(|r| r.path == "/discovery/polls" && r.query.contains(&echoed))
         })
         .await,
         "polls never echoed {server_cursor}"
