@@ -3,7 +3,8 @@
 //! Each sample: a Registrar registers a new instance (`POST /discovery/register`), the server
 //! wakes the watcher's parked long poll, the watcher's Instancer publishes, and the Endpointer
 //! publishes a snapshot containing the new endpoint. The instance is then deregistered and its
-//! removal awaited (not timed). Besides criterion's report, the bench prints p50/p99 over
+//! removal awaited (not timed). One
+//! anchor instance stays registered throughout. Besides criterion's report, the bench prints p50/p99 over
 //! `SAMPLES` registrations.
 //!
 //! `cargo bench -p sdkit-discovery --bench discovery`
@@ -21,6 +22,9 @@ const SAMPLES: usize = 300;
 
 struct Setup {
     server: DiscoveryServer,
+    /// Keeps the app registered between samples, so a sample's deregistration is an ordinary
+    /// change (not the app's deletion).
+    _anchor: sdkit_discovery::Registrar,
     _watcher: Client,
     _instancer: sdkit_discovery::Instancer,
     endpointer: Endpointer<String>,
@@ -30,6 +34,18 @@ async fn setup() -> Setup {
     let server = DiscoveryServer::start(Server::builder().env("dev").zone("sh001"))
         .await
         .expect("server");
+    let anchor_client = Client::builder()
+        .nodes([server.node()])
+        .env("dev")
+        .zone("sh001")
+        .hostname("anchor")
+        .self_discovery(false)
+        .build()
+        .expect("client");
+    let anchor = anchor_client
+        .registrar(RegistrarConfig::new(APP).addr("grpc://10.255.0.1:9000"))
+        .expect("registrar");
+    anchor.register().await.expect("anchor registered");
     let watcher = Client::builder()
         .nodes([server.node()])
         .env("dev")
@@ -43,12 +59,10 @@ async fn setup() -> Setup {
     let endpointer = Endpointer::new(&instancer, |i: &Instance| {
         Ok::<_, BoxError>(i.addr().to_owned())
     });
-    endpointer
-        .ready(Duration::from_secs(10))
-        .await
-        .expect("first (empty) snapshot");
+    until(&endpointer, "anchor@10.255.0.1:9000", true).await;
     Setup {
         server,
+        _anchor: anchor,
         _watcher: watcher,
         _instancer: instancer,
         endpointer,
