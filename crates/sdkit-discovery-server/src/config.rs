@@ -70,7 +70,9 @@ pub struct Config {
     pub protect_for: Option<Duration>,
     /// Bounds on input and state.
     pub limits: Limits,
-    /// Longest time to read request headers, and separately a request body (default 10 s).
+    /// Longest time to read request headers, and separately a request body (default 40 s,
+    /// the reference's server timeout). Waiting for the next request on an idle keep-alive
+    /// connection counts as reading headers, so this is also the idle timeout.
     pub read_timeout: Duration,
     /// On shutdown, how long open connections may take to finish (default 5 s).
     pub shutdown_grace: Duration,
@@ -87,7 +89,7 @@ impl Default for Config {
             lease: Lease::default(),
             protect_for: None,
             limits: Limits::default(),
-            read_timeout: Duration::from_secs(10),
+            read_timeout: Duration::from_secs(40),
             shutdown_grace: Duration::from_secs(5),
         }
     }

@@ -37,6 +37,7 @@ pub(crate) struct Shared {
     pub(crate) shutdown: CancellationToken,
     pub(crate) stats: Counters,
     pub(crate) addr: OnceLock<SocketAddr>,
+    pub(crate) answers: crate::http::Answers,
     protect_until: OnceLock<Instant>,
 }
 
@@ -372,6 +373,7 @@ impl Builder {
                 shutdown: CancellationToken::new(),
                 stats: Counters::default(),
                 addr: OnceLock::new(),
+                answers: crate::http::Answers::default(),
                 protect_until: OnceLock::new(),
             }),
         })

@@ -4,12 +4,14 @@
 //! then `dispatch` runs the endpoint. `dispatch` takes an already parsed [`Form`], which is
 //! what the property tests drive directly.
 
+mod answers;
 mod form;
 mod poll;
 mod read;
 mod reply;
 mod write;
 
+pub(crate) use answers::Answers;
 pub(crate) use reply::HttpResponse;
 
 use crate::server::Shared;

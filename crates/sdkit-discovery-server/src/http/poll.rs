@@ -8,9 +8,11 @@
 //!    the client's cursors, or the miss list when an app disappeared (the reference's pollers
 //!    never hear that the last instance went away).
 
-use super::reply::{HttpResponse, bad_args, code, json};
+use super::answers;
+use super::reply::{HttpResponse, bad_args, code, json, json_bytes};
 use crate::registry::{PollState, Subscription};
 use crate::server::Shared;
+use bytes::Bytes;
 use sdkit_discovery_proto::args::PollsArgs;
 use sdkit_discovery_proto::{Code, Form, Misses, Reply};
 use std::collections::{BTreeMap, BTreeSet};
@@ -41,15 +43,15 @@ pub(crate) async fn poll(
         .iter()
         .flat_map(|a| shared.registry.subscribe(&args.env, a))
         .collect();
-    let states = shared.registry.poll(&args.env, &args.zone, appids, cursors);
+    let (_, states) = shared.registry.poll(&args.env, &args.zone, appids, cursors);
     let parked_missing: BTreeSet<String> = appids
         .iter()
         .zip(&states)
         .filter(|(_, s)| matches!(s, PollState::Missing))
         .map(|(a, _)| a.clone())
         .collect();
-    if let Some(resp) = answer(single, appids, states, None) {
-        return resp;
+    if let Some((code, body)) = answer(single, appids, states, None) {
+        return json_bytes(code, body);
     }
     let Some(_slot) =
         ParkedSlot::acquire(&shared.stats.parked, shared.config.limits.max_parked_polls)
@@ -60,36 +62,51 @@ pub(crate) async fn poll(
             format!("too many parked polls (limit {max})"),
         ));
     };
+    let key = answers::key(
+        single,
+        &args.env,
+        &args.zone,
+        appids,
+        cursors,
+        &parked_missing,
+    );
     loop {
         tokio::select! {
             () = wait_any(&mut subs) => {}
             () = tokio::time::sleep_until(deadline) => return code(Code::NOT_MODIFIED),
             () = shared.shutdown.cancelled() => return code(Code::NOT_MODIFIED),
         }
-        let states = shared.registry.poll(&args.env, &args.zone, appids, cursors);
-        if let Some(resp) = answer(single, appids, states, Some(&parked_missing)) {
-            return resp;
+        // Polls woken together mostly ask the same question: answer from the shared table
+        // while the store is unchanged.
+        if let Some((code, body)) = shared.answers.get(&key, shared.registry.version()) {
+            return json_bytes(code, body);
+        }
+        let (version, states) = shared.registry.poll(&args.env, &args.zone, appids, cursors);
+        if let Some((code, body)) = answer(single, appids, states, Some(&parked_missing)) {
+            shared.answers.put(key, version, code, body.clone());
+            return json_bytes(code, body);
         }
     }
 }
 
-/// The reply for `states`, or `None` to keep waiting. `parked_missing` is the miss list when
-/// the request parked (after a wake-up, a newly missing app is worth an answer).
+/// The serialised reply for `states`, or `None` to keep waiting. `parked_missing` is the
+/// miss list when the request parked (after a wake-up, a newly missing app is worth an
+/// answer).
 fn answer(
     single: bool,
     appids: &[String],
     states: Vec<PollState>,
     parked_missing: Option<&BTreeSet<String>>,
-) -> Option<HttpResponse> {
+) -> Option<(Code, Bytes)> {
     if single {
         return match states.into_iter().next()? {
             PollState::Missing => {
                 let message = format!("{} not found", appids[0]);
-                Some(json(
+                Some(serialise(
                     &Reply::<()>::error(Code::NOTHING_FOUND, message).without_ttl(),
                 ))
             }
-            PollState::Changed(info) => Some(json(&Reply::ok(info))),
+            PollState::Changed(info) => Some(serialise(&Reply::ok(info))),
             PollState::NotModified => None,
         };
     }
@@ -108,7 +125,11 @@ fn answer(
     if changed.is_empty() && !newly_missing {
         return None;
     }
-    Some(json(&Reply::polls(changed, Misses::new(missing))))
+    Some(serialise(&Reply::polls(changed, Misses::new(missing))))
+}
+
+fn serialise<T: serde::Serialize>(reply: &Reply<T>) -> (Code, Bytes) {
+    (reply.code, Bytes::from(reply.to_vec()))
 }
 
 /// Resolves when any subscription fires.

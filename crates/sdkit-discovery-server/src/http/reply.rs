@@ -20,15 +20,32 @@ pub(crate) fn json<T: Serialize>(reply: &Reply<T>) -> HttpResponse {
 }
 
 fn with_status<T: Serialize>(status: StatusCode, reply: &Reply<T>) -> HttpResponse {
-    let mut resp = Response::new(Full::new(Bytes::from(reply.to_vec())));
+    let mut resp = json_bytes(reply.code, Bytes::from(reply.to_vec()));
     *resp.status_mut() = status;
+    resp
+}
+
+/// HTTP 200 with an already serialised envelope whose code is `code`.
+pub(crate) fn json_bytes(code: Code, body: Bytes) -> HttpResponse {
+    let mut resp = Response::new(Full::new(body));
     let headers = resp.headers_mut();
     headers.insert(
         CONTENT_TYPE,
         HeaderValue::from_static("application/json; charset=utf-8"),
     );
-    headers.insert("kratos-status-code", HeaderValue::from(reply.code.0));
+    headers.insert("kratos-status-code", code_header(code));
     resp
+}
+
+/// The `kratos-status-code` value; the common codes without an allocation.
+fn code_header(code: Code) -> HeaderValue {
+    match code.0 {
+        0 => HeaderValue::from_static("0"),
+        -304 => HeaderValue::from_static("-304"),
+        -400 => HeaderValue::from_static("-400"),
+        -404 => HeaderValue::from_static("-404"),
+        other => HeaderValue::from(other),
+    }
 }
 
 /// `{"code":c,"message":"c","ttl":1}`.

@@ -145,20 +145,27 @@ impl Registry {
         self.read().all()
     }
 
-    /// What a poll sees for each (appid, cursor), under one read lock.
+    /// What a poll sees for each (appid, cursor), and the store version it saw, under one
+    /// read lock.
     pub(crate) fn poll(
         &self,
         env: &str,
         zone: &str,
         appids: &[String],
         cursors: &[i64],
-    ) -> Vec<PollState> {
+    ) -> (u64, Vec<PollState>) {
         let store = self.read();
-        appids
+        let states = appids
             .iter()
             .zip(cursors)
             .map(|(a, &c)| store.poll(env, a, zone, c))
-            .collect()
+            .collect();
+        (store.version(), states)
+    }
+
+    /// The store's change counter.
+    pub(crate) fn version(&self) -> u64 {
+        self.read().version()
     }
 
     /// Listens for changes of (env, appid). For `infra.discovery` the server's env is

@@ -75,6 +75,9 @@ pub(crate) struct Store {
     home_env: String,
     /// The server's own instance, exempt from eviction and expected renews.
     own: Option<InstanceKey>,
+    /// Bumped by every change of any instance (renews included): equal versions mean
+    /// identical reads, which lets woken polls share one serialised answer.
+    version: u64,
 }
 
 impl Store {
@@ -85,11 +88,17 @@ impl Store {
             instances: 0,
             home_env,
             own: None,
+            version: 0,
         }
     }
 
     pub(crate) fn set_own(&mut self, key: InstanceKey) {
         self.own = Some(key);
+    }
+
+    /// The change counter.
+    pub(crate) fn version(&self) -> u64 {
+        self.version
     }
 
     /// (apps, instances)
@@ -195,6 +204,7 @@ impl Store {
         if is_new {
             self.instances += 1;
         }
+        self.version += 1;
         let apps = self.envs.entry(a.env.clone()).or_default();
         if !apps.contains_key(&a.appid) {
             self.apps += 1;
@@ -218,20 +228,22 @@ impl Store {
         dirty: i64,
         now: i64,
     ) -> Result<Arc<Instance>, RenewError> {
-        let ins = self
+        let slot = self
             .app_mut(&k.env, &k.appid)
             .and_then(|app| app.zones.get_mut(&k.zone)?.hosts.get_mut(&k.hostname))
             .ok_or(RenewError::NotFound)?;
-        Arc::make_mut(ins).renew_timestamp = now;
+        Arc::make_mut(slot).renew_timestamp = now;
+        let ins = Arc::clone(slot);
+        self.version += 1;
         if replication {
             if dirty > ins.dirty_timestamp {
                 return Err(RenewError::NotFound);
             }
             if dirty < ins.dirty_timestamp {
-                return Err(RenewError::Conflict(ins.clone()));
+                return Err(RenewError::Conflict(ins));
             }
         }
-        Ok(ins.clone())
+        Ok(ins)
     }
 
     /// Removes an instance, bumping cursors with `latest`; drops empty zones and apps.
@@ -249,6 +261,7 @@ impl Store {
             return false;
         }
         bump(&mut zone.latest, latest);
+        self.version += 1;
         let zone_empty = zone.hosts.is_empty();
         bump(&mut app.latest, latest);
         app.count -= 1;
@@ -304,6 +317,7 @@ impl Store {
         }
         bump(&mut zone.latest, ts);
         bump(&mut app.latest, ts);
+        self.version += 1;
         Ok(())
     }
 

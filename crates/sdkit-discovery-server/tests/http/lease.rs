@@ -8,7 +8,9 @@ fn short_lease(self_preservation: bool) -> Lease {
     Lease {
         evict_after: Duration::from_millis(200),
         evict_interval: Duration::from_millis(50),
-        renew_interval: Duration::from_millis(50),
+        // Two expected renews per instance per check: one silent instance is already
+        // below the self-preservation threshold.
+        renew_interval: Duration::from_millis(25),
         self_preservation,
         ..Lease::default()
     }
@@ -18,14 +20,24 @@ fn short_lease(self_preservation: bool) -> Lease {
 /// poller learns the app is gone (a fix: the reference never tells it).
 #[tokio::test]
 async fn unrenewed_instance_is_evicted_and_pollers_told() {
-    let s = TestServer::start(builder().lease(short_lease(false))).await;
+    let lease = Lease {
+        evict_after: Duration::from_secs(1),
+        ..short_lease(false)
+    };
+    let s = TestServer::start(builder().lease(lease)).await;
     s.register(APP, ZONE, "h1").await;
     let cursor = s.cursor(APP).await;
-    let v = s
-        .get(&format!(
-            "/discovery/polls?env={ENV}&hostname=w&appid={APP}&latest_timestamp={cursor}"
-        ))
+    let url =
+        format!("/discovery/polls?env={ENV}&hostname=w&appid={APP}&latest_timestamp={cursor}");
+    // Keep the instance alive until the poll is parked, then let its lease run out.
+    let renew = format!("zone={ZONE}&env={ENV}&appid={APP}&hostname=h1");
+    let (v, ()) = tokio::join!(s.get(&url), async {
+        eventually("poll parked while renewing", || async {
+            assert_eq!(s.post("/discovery/renew", &renew).await["code"], 0);
+            s.handle.stats().parked_polls == 1
+        })
         .await;
+    });
     assert_eq!(
         v["error"],
         serde_json::json!({"-404": [APP]}),

@@ -66,7 +66,7 @@ async fn client_deadline_header_caps_hold() {
 /// Renew never wakes pollers; a WAITING instance is not in a poll answer.
 #[tokio::test]
 async fn renew_does_not_wake_and_polls_show_up_only() {
-    let s = TestServer::start(builder().hold(Duration::from_millis(400))).await;
+    let s = TestServer::start(builder().hold(Duration::from_secs(2))).await;
     s.register(APP, ZONE, "h1").await;
     let v = s
         .post(
