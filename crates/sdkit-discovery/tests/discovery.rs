@@ -548,3 +548,64 @@ async fn construction_never_touches_the_network() {
     let s = wait_for(&mut sub, "an error", |s| s.error().is_some()).await;
     assert!(s.error().unwrap().to_string().contains("discovery"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_client_hold_is_sent_and_honoured() {
+    // The server would hold 30 s; the client asks for 300 ms through x1-bmspy-timeout.
+    let srv = DiscoveryServer::start(server().hold(Duration::from_secs(30)))
+        .await
+        .unwrap();
+    let proxy = CountingProxy::start(srv.addr()).await.unwrap();
+    let watcher = Client::builder()
+        .nodes([proxy.node()])
+        .env("dev")
+        .zone("sh001")
+        .self_discovery(false)
+        .poll_hold(Duration::from_millis(300))
+        .poll_slack(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    let instancer = watcher.instancer(InstancerConfig::new(APP)).unwrap();
+    let mut sub = instancer.subscribe();
+    sub.ready(EVENTUALLY).await.unwrap();
+    let started = Instant::now();
+    assert!(
+        wait_until_async(EVENTUALLY, || proxy.count("/discovery/polls") >= 4).await,
+        "the polls were held for the server's 30 s"
+    );
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert!(
+        sub.current().unwrap().error().is_none(),
+        "a -304 is not an error"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registrar_retries_until_the_registry_comes_up() {
+    let port = free_port();
+    let node = format!("127.0.0.1:{port}");
+    let service = client_with(&[node.clone()], "sh001", "late", false);
+    let registrar = Arc::new(service.registrar(registrar_config()).unwrap());
+    let registering = tokio::spawn({
+        let registrar = Arc::clone(&registrar);
+        async move { registrar.register().await }
+    });
+    // Nothing listens yet: register keeps failing (and retrying) meanwhile.
+    assert!(
+        wait_until_async(EVENTUALLY, || registrar.status()
+            == RegistrationStatus::Registering)
+        .await
+    );
+    assert!(!registering.is_finished());
+    let srv = DiscoveryServer::start_on(server(), node.parse().unwrap())
+        .await
+        .unwrap();
+    tokio::time::timeout(EVENTUALLY, registering)
+        .await
+        .expect("registered once the registry came up")
+        .unwrap()
+        .unwrap();
+    assert_eq!(srv.handle().stats().instances, 2);
+    registrar.deregister().await.unwrap();
+    assert_eq!(srv.handle().stats().instances, 1);
+}
