@@ -584,7 +584,7 @@ async fn the_client_hold_is_sent_and_honoured() {
 async fn registrar_retries_until_the_registry_comes_up() {
     let port = free_port();
     let node = format!("127.0.0.1:{port}");
-    let service = client_with(&[node.clone()], "sh001", "late", false);
+    let service = client_with(std::slice::from_ref(&node), "sh001", "late", false);
     let registrar = Arc::new(service.registrar(registrar_config()).unwrap());
     let registering = tokio::spawn({
         let registrar = Arc::clone(&registrar);
