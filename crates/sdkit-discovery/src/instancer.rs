@@ -1,5 +1,5 @@
 //! [`Instancer`]: one appid of a [`Client`]'s long poll, mapped onto sdkit [`Instance`]s and
-//! published into the core [`InstanceCache`](sdkit_core::InstanceCache).
+//! published into the core [`InstanceCache`].
 //!
 //! Mapping of each UP instance (instances of other zones are skipped when a zone filter is
 //! set):
@@ -7,7 +7,7 @@
 //! * address: the first address of the requested scheme, without `scheme://` (and without any
 //!   path); an instance without one is skipped with a debug log;
 //! * identity: `<hostname>@<address>`;
-//! * weight: `metadata.weight`, or [`DEFAULT_WEIGHT`](crate::config::DEFAULT_WEIGHT) (10, as
+//! * weight: `metadata.weight`, or [`DEFAULT_WEIGHT`] (10, as
 //!   kratos) when absent, not a number or not positive;
 //! * zone: the instance's zone; metadata: kept as is, plus `discovery.version` (when the
 //!   instance has a version) and `discovery.hostname`.

@@ -3,7 +3,7 @@
 //!
 //! * register: `POST /discovery/register` with repeated `addrs`, metadata as a JSON object
 //!   string, status UP (or WAITING), region/zone/env/hostname from the client's
-//!   [`Config`](crate::Config);
+//!   [`Config`];
 //! * renew every 30 s (configurable); a `-404` means the registry lost the instance (restart,
 //!   eviction, another node) and registers it again;
 //! * every failure (transport, timeout, any other code) rotates to the next node and is retried
