@@ -5,12 +5,14 @@
 //! never leaves a process behind.
 //!
 //! * [`process`]: the building block — free ports, [`ChildProcess`], [`wait_until`].
+//! * [`discovery`]: the embedded discovery server in-process, and a counting proxy.
 //! * [`etcd`]: a real etcd node or cluster ([`EtcdCluster`]) with kill/restart of members.
 //! * [`dnsmasq`]: a real DNS server serving SRV records ([`Dnsmasq`], [`Zone`]).
 //! * [`consul`]: an in-process Consul HTTP API double ([`ConsulDouble`]).
 #![deny(missing_docs)]
 
 pub mod consul;
+pub mod discovery;
 pub mod dnsmasq;
 pub mod etcd;
 pub mod process;

@@ -1,0 +1,397 @@
+//! Configuration: the shared [`Config`] of a [`Client`](crate::Client), and the per-service
+//! [`InstancerConfig`] and [`RegistrarConfig`].
+//!
+//! Every option has a default and a builder method; the structs are `serde::Deserialize`
+//! (durations as strings such as `"30s"`, `"500ms"`, `"30m"` or a number of seconds), so a
+//! facade can fill them from a URL such as
+//! `discovery://127.0.0.1:7171,127.0.0.2:7171/demo.service?env=dev&zone=sh001&scheme=grpc`.
+//!
+//! ```
+//! use std::time::Duration;
+//! use sdkit_discovery::Config;
+//!
+//! let config: Config = serde_json::from_str(
+//!     r#"{"nodes":["127.0.0.1:7171"],"env":"dev","zone":"sh001","poll_hold":"5s"}"#,
+//! ).unwrap();
+//! assert_eq!(config.poll_hold, Duration::from_secs(5));
+//! assert_eq!(config.rotate_interval, Duration::from_secs(30 * 60));
+//! assert!(config.validate().is_ok());
+//! ```
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use sdkit_core::Backoff;
+use serde::Deserialize;
+
+use crate::Error;
+
+/// The default port of a discovery node.
+pub const DEFAULT_PORT: u16 = 7171;
+
+/// The default weight of an instance whose `metadata.weight` is absent or not positive (as in
+/// kratos).
+pub const DEFAULT_WEIGHT: u32 = 10;
+
+/// Settings of a [`Client`](crate::Client): where the registry is and who this process is.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Seed nodes, `host:port` (an `http://` prefix is accepted; a missing port means 7171).
+    /// Usable at once; the list found through `infra.discovery` replaces them while it works.
+    pub nodes: Vec<String>,
+    /// Deployment env, required (e.g. `dev`, `prod`).
+    pub env: String,
+    /// This process's zone: registrations go there, and self-discovery keeps only this zone's
+    /// nodes. Empty: registrations are refused by the registry, self-discovery takes every zone.
+    pub zone: String,
+    /// This process's region (stored by the registry only).
+    pub region: String,
+    /// The hostname registrations use (the instance key within appid, env and zone). Default:
+    /// the machine's host name.
+    pub hostname: String,
+    /// The watcher identity sent as `hostname` in long polls. Default: a unique value per
+    /// client, `<hostname>-<pid>-<random>` (the reference server merges concurrent polls that
+    /// share a hostname).
+    pub watcher_id: Option<String>,
+    /// Discover the discovery nodes through `infra.discovery` (default true).
+    pub self_discovery: bool,
+    /// Move to the next node this often, to spread load (default 30 min; zero disables).
+    #[serde(deserialize_with = "sdkit_core::duration::deserialize")]
+    pub rotate_interval: Duration,
+    /// The longest hold asked of the registry for a long poll, through `x1-bmspy-timeout`
+    /// (default 30 s, the reference's fixed hold).
+    #[serde(deserialize_with = "sdkit_core::duration::deserialize")]
+    pub poll_hold: Duration,
+    /// How much longer than `poll_hold` the HTTP timeout of a long poll is (default 10 s).
+    #[serde(deserialize_with = "sdkit_core::duration::deserialize")]
+    pub poll_slack: Duration,
+    /// HTTP timeout of every other request (default 10 s).
+    #[serde(deserialize_with = "sdkit_core::duration::deserialize")]
+    pub request_timeout: Duration,
+    /// TCP connect timeout (default 3 s, as the Go clients).
+    #[serde(deserialize_with = "sdkit_core::duration::deserialize")]
+    pub connect_timeout: Duration,
+    /// First delay after a failed poll (default 200 ms); doubles, jittered.
+    #[serde(deserialize_with = "sdkit_core::duration::deserialize")]
+    pub backoff_initial: Duration,
+    /// Cap of the poll backoff (default 5 s).
+    #[serde(deserialize_with = "sdkit_core::duration::deserialize")]
+    pub backoff_max: Duration,
+    /// Largest reply body read, in bytes (default 16 MiB).
+    pub max_body: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            nodes: Vec::new(),
+            env: String::new(),
+            zone: String::new(),
+            region: String::new(),
+            hostname: local_hostname(),
+            watcher_id: None,
+            self_discovery: true,
+            rotate_interval: Duration::from_secs(30 * 60),
+            poll_hold: Duration::from_secs(30),
+            poll_slack: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(10),
+            connect_timeout: Duration::from_secs(3),
+            backoff_initial: Duration::from_millis(200),
+            backoff_max: Duration::from_secs(5),
+            max_body: 16 << 20,
+        }
+    }
+}
+
+impl Config {
+    /// Checks that the configuration can work.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] naming the problem: no node, an empty env, a zero hold.
+    pub fn validate(&self) -> Result<(), Error> {
+        if self.nodes.iter().all(|n| normalize_node(n).is_empty()) {
+            return Err(Error::Config("at least one node is required".into()));
+        }
+        if self.env.is_empty() {
+            return Err(Error::Config("env is required".into()));
+        }
+        if self.poll_hold.is_zero() {
+            return Err(Error::Config("poll_hold must be positive".into()));
+        }
+        if self.request_timeout.is_zero() || self.connect_timeout.is_zero() {
+            return Err(Error::Config("timeouts must be positive".into()));
+        }
+        if self.max_body == 0 {
+            return Err(Error::Config("max_body must be positive".into()));
+        }
+        Ok(())
+    }
+
+    /// The seed nodes, normalised to `host:port`, empty entries and duplicates dropped.
+    pub fn seed_nodes(&self) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for node in self.nodes.iter().map(|n| normalize_node(n)) {
+            if !node.is_empty() && !out.contains(&node) {
+                out.push(node);
+            }
+        }
+        out
+    }
+
+    /// The poll backoff.
+    pub fn backoff(&self) -> Backoff {
+        Backoff::new(self.backoff_initial, self.backoff_max).with_jitter(0.5)
+    }
+}
+
+/// `http://h:p/` → `h:p`; `h` → `h:7171`.
+pub(crate) fn normalize_node(node: &str) -> String {
+    let node = node.trim();
+    let node = node.strip_prefix("http://").unwrap_or(node);
+    let node = node.split('/').next().unwrap_or_default();
+    if node.is_empty() {
+        return String::new();
+    }
+    let has_port = match node.rfind(']') {
+        Some(end) => node[end..].contains(':'),
+        None => node.matches(':').count() == 1,
+    };
+    if has_port {
+        node.to_owned()
+    } else if node.contains(':') && !node.starts_with('[') {
+        format!("[{node}]:{DEFAULT_PORT}")
+    } else {
+        format!("{node}:{DEFAULT_PORT}")
+    }
+}
+
+/// The machine's host name: `$HOSTNAME`, else the kernel's, else `localhost`.
+pub(crate) fn local_hostname() -> String {
+    if let Ok(h) = std::env::var("HOSTNAME")
+        && !h.trim().is_empty()
+    {
+        return h.trim().to_owned();
+    }
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into())
+}
+
+/// What one [`Instancer`](crate::Instancer) watches.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct InstancerConfig {
+    /// The application id, e.g. `demo.service`.
+    pub appid: String,
+    /// Keep only instances of this zone (default: every zone).
+    pub zone: Option<String>,
+    /// The address scheme to use, e.g. `grpc` (default) or `http`; instances without an
+    /// address of this scheme are skipped.
+    pub scheme: String,
+}
+
+impl Default for InstancerConfig {
+    fn default() -> Self {
+        InstancerConfig {
+            appid: String::new(),
+            zone: None,
+            scheme: "grpc".into(),
+        }
+    }
+}
+
+impl InstancerConfig {
+    /// Watches `appid`, every zone, `grpc` addresses.
+    pub fn new(appid: impl Into<String>) -> Self {
+        InstancerConfig {
+            appid: appid.into(),
+            ..InstancerConfig::default()
+        }
+    }
+
+    /// Keeps only instances of `zone`.
+    pub fn zone(mut self, zone: impl Into<String>) -> Self {
+        self.zone = Some(zone.into()).filter(|z: &String| !z.is_empty());
+        self
+    }
+
+    /// Uses addresses of `scheme` (without `://`).
+    pub fn scheme(mut self, scheme: impl Into<String>) -> Self {
+        self.scheme = scheme.into();
+        self
+    }
+
+    pub(crate) fn validate(&self) -> Result<(), Error> {
+        if self.appid.is_empty() {
+            return Err(Error::Config("appid is required".into()));
+        }
+        if self.scheme.is_empty() || self.scheme.contains("://") {
+            return Err(Error::Config(format!(
+                "scheme must be a bare scheme such as grpc, got {:?}",
+                self.scheme
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// What one [`Registrar`](crate::Registrar) registers. Region, zone, env and hostname come from
+/// the client's [`Config`].
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RegistrarConfig {
+    /// The application id.
+    pub appid: String,
+    /// Addresses, `scheme://host:port` (e.g. `grpc://10.0.0.1:9000`); at least one.
+    pub addrs: Vec<String>,
+    /// Version string.
+    pub version: String,
+    /// Metadata (e.g. `weight`, `color`, `cluster`), sent as a JSON object string.
+    pub metadata: BTreeMap<String, String>,
+    /// Register as WAITING (out of traffic) instead of UP (default false).
+    pub waiting: bool,
+    /// Renew interval (default 30 s, as the Go clients; the registry evicts after 90 s).
+    #[serde(deserialize_with = "sdkit_core::duration::deserialize")]
+    pub renew_interval: Duration,
+    /// Bound on deregistration (default 5 s).
+    #[serde(deserialize_with = "sdkit_core::duration::deserialize")]
+    pub deregister_timeout: Duration,
+    /// First retry delay after a failed register or renew (default 100 ms).
+    #[serde(deserialize_with = "sdkit_core::duration::deserialize")]
+    pub backoff_initial: Duration,
+    /// Cap of that backoff (default 10 s).
+    #[serde(deserialize_with = "sdkit_core::duration::deserialize")]
+    pub backoff_max: Duration,
+}
+
+impl Default for RegistrarConfig {
+    fn default() -> Self {
+        RegistrarConfig {
+            appid: String::new(),
+            addrs: Vec::new(),
+            version: String::new(),
+            metadata: BTreeMap::new(),
+            waiting: false,
+            renew_interval: Duration::from_secs(30),
+            deregister_timeout: Duration::from_secs(5),
+            backoff_initial: Duration::from_millis(100),
+            backoff_max: Duration::from_secs(10),
+        }
+    }
+}
+
+impl RegistrarConfig {
+    /// Registers `appid`; add at least one address.
+    pub fn new(appid: impl Into<String>) -> Self {
+        RegistrarConfig {
+            appid: appid.into(),
+            ..RegistrarConfig::default()
+        }
+    }
+
+    /// Adds an address, `scheme://host:port`.
+    pub fn addr(mut self, addr: impl Into<String>) -> Self {
+        self.addrs.push(addr.into());
+        self
+    }
+
+    /// Sets the version.
+    pub fn version(mut self, version: impl Into<String>) -> Self {
+        self.version = version.into();
+        self
+    }
+
+    /// Sets one metadata entry.
+    pub fn meta(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.metadata.insert(key.into(), value.into());
+        self
+    }
+
+    /// Sets the weight (`metadata.weight`).
+    pub fn weight(self, weight: u32) -> Self {
+        self.meta("weight", weight.to_string())
+    }
+
+    /// Registers as WAITING (true) or UP (false).
+    pub fn waiting(mut self, waiting: bool) -> Self {
+        self.waiting = waiting;
+        self
+    }
+
+    /// Sets the renew interval.
+    pub fn renew_interval(mut self, interval: Duration) -> Self {
+        self.renew_interval = interval;
+        self
+    }
+
+    /// Sets the bound on deregistration.
+    pub fn deregister_timeout(mut self, timeout: Duration) -> Self {
+        self.deregister_timeout = timeout;
+        self
+    }
+
+    /// Sets the retry backoff.
+    pub fn backoff(mut self, initial: Duration, max: Duration) -> Self {
+        self.backoff_initial = initial;
+        self.backoff_max = max;
+        self
+    }
+
+    pub(crate) fn validate(&self) -> Result<(), Error> {
+        if self.appid.is_empty() {
+            return Err(Error::Config("appid is required".into()));
+        }
+        if self.addrs.iter().all(|a| a.trim().is_empty()) {
+            return Err(Error::Config("at least one address is required".into()));
+        }
+        if self.renew_interval.is_zero() {
+            return Err(Error::Config("renew_interval must be positive".into()));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nodes_are_normalised() {
+        assert_eq!(normalize_node("http://10.0.0.1:7171/"), "10.0.0.1:7171");
+        assert_eq!(normalize_node("discovery"), "discovery:7171");
+        assert_eq!(normalize_node("::1"), "[::1]:7171");
+        assert_eq!(normalize_node("[::1]:80"), "[::1]:80");
+        assert_eq!(normalize_node(" "), "");
+    }
+
+    #[test]
+    fn validation_names_the_problem() {
+        let c = Config::default();
+        assert!(c.validate().unwrap_err().to_string().contains("node"));
+        let c = Config {
+            nodes: vec!["a:1".into()],
+            ..Config::default()
+        };
+        assert!(c.validate().unwrap_err().to_string().contains("env"));
+        assert!(RegistrarConfig::new("a").validate().is_err());
+        assert!(
+            InstancerConfig::new("a")
+                .scheme("grpc://")
+                .validate()
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn durations_deserialize_with_the_shared_grammar() {
+        let r: RegistrarConfig = serde_json::from_str(
+            r#"{"appid":"a","addrs":["grpc://h:1"],"renew_interval":"300ms"}"#,
+        )
+        .unwrap();
+        assert_eq!(r.renew_interval, Duration::from_millis(300));
+    }
+}

@@ -1,0 +1,611 @@
+//! The discovery backend against the embedded `sdkit-discovery-server` over real HTTP on
+//! loopback, with short holds and renew intervals.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use sdkit_core::registrar::RegistrationStatus;
+use sdkit_core::{Instancer as _, Registrar as _, Snapshot, Subscription};
+use sdkit_discovery::{Client, Config, Instancer, InstancerConfig, Registrar, RegistrarConfig};
+use sdkit_discovery_server::Server;
+use sdkit_testkit::discovery::{CountingProxy, DiscoveryServer};
+use sdkit_testkit::{free_port, wait_until_async};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const APP: &str = "demo.service";
+/// Generous "eventually" bound: the machine is shared.
+const EVENTUALLY: Duration = Duration::from_secs(15);
+
+fn server() -> sdkit_discovery_server::Builder {
+    Server::builder()
+        .env("dev")
+        .zone("sh001")
+        .hold(Duration::from_millis(500))
+}
+
+fn client_with(nodes: &[String], zone: &str, host: &str, self_discovery: bool) -> Client {
+    Client::builder()
+        .nodes(nodes.iter().cloned())
+        .env("dev")
+        .zone(zone)
+        .hostname(host)
+        .self_discovery(self_discovery)
+        .backoff(Duration::from_millis(50), Duration::from_millis(200))
+        .request_timeout(Duration::from_secs(5))
+        .build()
+        .expect("client")
+}
+
+fn client(nodes: &[String]) -> Client {
+    client_with(nodes, "sh001", "host-1", true)
+}
+
+fn registrar_config() -> RegistrarConfig {
+    RegistrarConfig::new(APP)
+        .addr("grpc://127.0.0.1:9000")
+        .addr("http://127.0.0.1:8000")
+        .version("v1")
+        .weight(7)
+        .renew_interval(Duration::from_millis(300))
+        .backoff(Duration::from_millis(50), Duration::from_millis(200))
+}
+
+/// Waits (with a deadline) for a snapshot satisfying `pred`.
+async fn wait_for(
+    sub: &mut Subscription,
+    what: &str,
+    pred: impl Fn(&Snapshot) -> bool,
+) -> Arc<Snapshot> {
+    let deadline = tokio::time::Instant::now() + EVENTUALLY;
+    let mut last = None;
+    loop {
+        match tokio::time::timeout_at(deadline, sub.next()).await {
+            Ok(Some(snapshot)) => {
+                if pred(&snapshot) {
+                    return snapshot;
+                }
+                last = Some(snapshot);
+            }
+            Ok(None) => panic!("{what}: subscription ended; last {last:?}"),
+            Err(_) => panic!("{what}: not reached within {EVENTUALLY:?}; last {last:?}"),
+        }
+    }
+}
+
+fn addrs(snapshot: &Snapshot) -> Vec<String> {
+    snapshot
+        .instances()
+        .iter()
+        .map(|i| i.addr().to_owned())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn register_watch_and_deregister() {
+    let srv = DiscoveryServer::start(server()).await.unwrap();
+    let service = client(&[srv.node()]);
+    let registrar = service.registrar(registrar_config()).unwrap();
+    registrar.register().await.unwrap();
+    assert_eq!(registrar.status(), RegistrationStatus::Registered);
+
+    let watcher = client(&[srv.node()]);
+    let instancer = watcher.instancer(InstancerConfig::new(APP)).unwrap();
+    let mut sub = instancer.subscribe();
+    let snapshot = wait_for(&mut sub, "registered instance", |s| s.len() == 1).await;
+    let instance = &snapshot.instances()[0];
+    assert_eq!(instance.addr(), "127.0.0.1:9000");
+    assert_eq!(instance.id(), "host-1@127.0.0.1:9000");
+    assert_eq!(instance.weight(), 7);
+    assert_eq!(instance.zone(), Some("sh001"));
+    assert_eq!(instance.meta("discovery.version"), Some("v1"));
+    assert!(snapshot.error().is_none());
+
+    registrar.deregister().await.unwrap();
+    registrar.deregister().await.unwrap(); // idempotent
+    assert_eq!(
+        srv.handle().stats().instances,
+        1,
+        "only the server's own instance is left"
+    );
+    wait_for(&mut sub, "instance gone after cancel", |s| s.is_empty()).await;
+    instancer.stop();
+    instancer.stop(); // idempotent
+    assert!(sub.next().await.is_none() || sub.next().await.is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropping_the_registrar_deregisters() {
+    let srv = DiscoveryServer::start(server()).await.unwrap();
+    let watcher = client(&[srv.node()]);
+    let instancer = watcher.instancer(InstancerConfig::new(APP)).unwrap();
+    let mut sub = instancer.subscribe();
+    let registrar =
+        Registrar::with_config(config_for(&srv.node(), "host-d"), registrar_config()).unwrap();
+    registrar.register().await.unwrap();
+    wait_for(&mut sub, "registered", |s| s.len() == 1).await;
+    drop(registrar);
+    wait_for(&mut sub, "deregistered on drop", |s| s.is_empty()).await;
+}
+
+fn config_for(node: &str, host: &str) -> Config {
+    Config {
+        nodes: vec![node.to_owned()],
+        env: "dev".into(),
+        zone: "sh001".into(),
+        hostname: host.into(),
+        ..Config::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zone_and_scheme_filters() {
+    let srv = DiscoveryServer::start(server()).await.unwrap();
+    let c1 = client_with(&[srv.node()], "sh001", "h1", true);
+    let c2 = client_with(&[srv.node()], "sh002", "h2", true);
+    let r1 = c1
+        .registrar(
+            RegistrarConfig::new(APP)
+                .addr("grpc://10.0.0.1:9000")
+                .addr("http://10.0.0.1:8000"),
+        )
+        .unwrap();
+    let r2 = c2
+        .registrar(RegistrarConfig::new(APP).addr("grpc://10.0.0.2:9000"))
+        .unwrap();
+    r1.register().await.unwrap();
+    r2.register().await.unwrap();
+
+    let watcher = client(&[srv.node()]);
+    let all_grpc = watcher.instancer(InstancerConfig::new(APP)).unwrap();
+    let all_http = watcher
+        .instancer(InstancerConfig::new(APP).scheme("http"))
+        .unwrap();
+    let sh001_grpc = watcher
+        .instancer(InstancerConfig::new(APP).zone("sh001"))
+        .unwrap();
+    let sh002_http = watcher
+        .instancer(InstancerConfig::new(APP).zone("sh002").scheme("http"))
+        .unwrap();
+
+    let s = wait_for(&mut all_grpc.subscribe(), "grpc, every zone", |s| {
+        s.len() == 2
+    })
+    .await;
+    assert_eq!(addrs(&s), ["10.0.0.1:9000", "10.0.0.2:9000"]);
+    let zones: Vec<_> = s.instances().iter().map(|i| i.zone()).collect();
+    assert_eq!(zones, [Some("sh001"), Some("sh002")]);
+    let s = wait_for(&mut all_http.subscribe(), "http, every zone", |s| {
+        s.len() == 1
+    })
+    .await;
+    assert_eq!(addrs(&s), ["10.0.0.1:8000"], "h2 has no http address");
+    let s = wait_for(&mut sh001_grpc.subscribe(), "grpc, sh001", |s| s.len() == 1).await;
+    assert_eq!(addrs(&s), ["10.0.0.1:9000"]);
+    // The app has instances, but none in sh002 with an http address.
+    let s = sh002_http
+        .subscribe()
+        .ready(EVENTUALLY)
+        .await
+        .expect("an answer");
+    assert!(s.is_empty() && s.error().is_none(), "{s:?}");
+    // Both watchers of the same appid share one entry of the long poll.
+    assert!(watcher.cursor(APP).is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_appid_resolves_empty_within_a_second() {
+    // A long hold: an implementation that waited for the poll would take 30 s.
+    let srv = DiscoveryServer::start(server().hold(Duration::from_secs(30)))
+        .await
+        .unwrap();
+    let watcher = client(&[srv.node()]);
+    let started = Instant::now();
+    let instancer = watcher
+        .instancer(InstancerConfig::new("no.such.app"))
+        .unwrap();
+    let snapshot = instancer
+        .subscribe()
+        .ready(Duration::from_secs(1))
+        .await
+        .expect("resolved within 1 s");
+    assert!(snapshot.is_empty());
+    assert!(snapshot.error().is_none());
+    assert!(started.elapsed() < Duration::from_secs(1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_env_differing_from_the_servers_does_not_block() {
+    let srv = DiscoveryServer::start(server().hold(Duration::from_secs(30)))
+        .await
+        .unwrap();
+    let watcher = Client::builder()
+        .nodes([srv.node()])
+        .env("prod")
+        .zone("sh001")
+        .build()
+        .unwrap();
+    let instancer = watcher.instancer(InstancerConfig::new(APP)).unwrap();
+    let snapshot = instancer
+        .subscribe()
+        .ready(Duration::from_secs(1))
+        .await
+        .expect("resolved within 1 s");
+    assert!(snapshot.is_empty());
+
+    // And it works in that env.
+    let service = Client::builder()
+        .nodes([srv.node()])
+        .env("prod")
+        .zone("sh001")
+        .hostname("p1")
+        .build()
+        .unwrap();
+    let registrar = service.registrar(registrar_config()).unwrap();
+    registrar.register().await.unwrap();
+    wait_for(&mut instancer.subscribe(), "prod instance", |s| {
+        s.len() == 1
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unreachable_seed_plus_a_good_one() {
+    let srv = DiscoveryServer::start(server()).await.unwrap();
+    let dead = format!("127.0.0.1:{}", free_port());
+    let service = client(&[dead.clone(), srv.node()]);
+    let registrar = service.registrar(registrar_config()).unwrap();
+    tokio::time::timeout(EVENTUALLY, registrar.register())
+        .await
+        .expect("registered in time")
+        .unwrap();
+    let watcher = client(&[dead.clone(), srv.node()]);
+    let instancer = watcher.instancer(InstancerConfig::new(APP)).unwrap();
+    wait_for(
+        &mut instancer.subscribe(),
+        "instance via the good seed",
+        |s| s.len() == 1 && s.error().is_none(),
+    )
+    .await;
+    // Self-discovery replaced the seeds by the live node.
+    assert!(
+        wait_until_async(EVENTUALLY, || {
+            let nodes = watcher.nodes();
+            nodes == [srv.node()]
+        })
+        .await,
+        "nodes: {:?}",
+        watcher.nodes()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_restart_reregisters_within_a_renew_interval() {
+    let srv = DiscoveryServer::start(server()).await.unwrap();
+    let proxy = CountingProxy::start(srv.addr()).await.unwrap();
+    let renew = Duration::from_millis(500);
+    let service = client_with(&[proxy.node()], "sh001", "host-1", false);
+    let registrar = service
+        .registrar(registrar_config().renew_interval(renew))
+        .unwrap();
+    registrar.register().await.unwrap();
+    let watcher = client_with(&[proxy.node()], "sh001", "w", false);
+    let instancer = watcher.instancer(InstancerConfig::new(APP)).unwrap();
+    let mut sub = instancer.subscribe();
+    wait_for(&mut sub, "registered", |s| s.len() == 1).await;
+
+    let srv = srv.restart().await.unwrap();
+    let restarted = Instant::now();
+    let back = wait_until_async(EVENTUALLY, || {
+        let stats = srv.handle().stats();
+        stats.instances == 2
+    })
+    .await;
+    let took = restarted.elapsed();
+    assert!(back, "instance never came back");
+    // At most one renew interval until the renew that gets -404, plus a failed-renew backoff
+    // (200 ms cap) and the re-register round trip.
+    assert!(
+        took <= renew + Duration::from_millis(1500),
+        "took {took:?} for renew interval {renew:?}"
+    );
+    assert!(
+        proxy.count("/discovery/register") >= 2,
+        "the fresh registry got the instance through a second register"
+    );
+    wait_for(&mut sub, "watch sees it again", |s| {
+        s.len() == 1 && s.error().is_none()
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failover_to_the_other_node() {
+    let a = DiscoveryServer::start(server()).await.unwrap();
+    let b = DiscoveryServer::start(server()).await.unwrap();
+    let client = client(&[a.node(), b.node()]);
+    let registrar = client.registrar(registrar_config()).unwrap();
+    registrar.register().await.unwrap();
+    let instancer = client.instancer(InstancerConfig::new(APP)).unwrap();
+    let mut sub = instancer.subscribe();
+    wait_for(&mut sub, "registered", |s| s.len() == 1).await;
+    // Registrar and poll use the same node.
+    let in_use = registrar.registered_on().expect("registered somewhere");
+    assert_eq!(client.current_node(), in_use);
+    let (stopped, other) = if in_use == a.node() { (a, b) } else { (b, a) };
+    stopped.stop().await;
+
+    assert!(
+        wait_until_async(EVENTUALLY, || {
+            let stats = other.handle().stats();
+            stats.instances == 2
+        })
+        .await,
+        "the registrar never re-registered on the other node"
+    );
+    assert_eq!(registrar.registered_on(), Some(other.node()));
+    let snapshot = wait_for(&mut sub, "watch resumed on the other node", |s| {
+        s.len() == 1 && s.error().is_none()
+    })
+    .await;
+    assert_eq!(snapshot.instances()[0].addr(), "127.0.0.1:9000");
+    assert_eq!(client.current_node(), other.node());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn not_modified_does_not_rotate_nodes() {
+    let a = DiscoveryServer::start(server().hold(Duration::from_millis(200)))
+        .await
+        .unwrap();
+    let b = DiscoveryServer::start(server().hold(Duration::from_millis(200)))
+        .await
+        .unwrap();
+    let pa = CountingProxy::start(a.addr()).await.unwrap();
+    let pb = CountingProxy::start(b.addr()).await.unwrap();
+    let watcher = client_with(&[pa.node(), pb.node()], "sh001", "w", false);
+    let first = watcher.current_node();
+    let instancer = watcher.instancer(InstancerConfig::new(APP)).unwrap();
+    instancer.subscribe().ready(EVENTUALLY).await.unwrap();
+    let (used, unused) = if first == pa.node() {
+        (&pa, &pb)
+    } else {
+        (&pb, &pa)
+    };
+    // Several holds must pass (each ends in -304) for the scenario; wait for them by count.
+    assert!(
+        wait_until_async(EVENTUALLY, || {
+            let n = used.count("/discovery/polls");
+            n >= 6
+        })
+        .await
+    );
+    assert_eq!(unused.total(), 0, "a -304 moved the client to another node");
+    assert_eq!(watcher.current_node(), first);
+    // Holds were honoured: no poll returned early.
+    let polls: Vec<_> = used
+        .requests()
+        .into_iter()
+        .filter(|r| r.path == "/discovery/polls")
+        .collect();
+    let span = polls[polls.len() - 1].at - polls[0].at;
+    assert!(span >= Duration::from_millis(180 * (polls.len() as u64 - 1)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn waiting_only_app_does_not_busy_loop() {
+    let srv = DiscoveryServer::start(server().hold(Duration::from_millis(500)))
+        .await
+        .unwrap();
+    let proxy = CountingProxy::start(srv.addr()).await.unwrap();
+    let service = client(&[srv.node()]);
+    let registrar = service.registrar(registrar_config().waiting(true)).unwrap();
+    registrar.register().await.unwrap();
+    let watcher = client_with(&[proxy.node()], "sh001", "w", false);
+    let instancer = watcher.instancer(InstancerConfig::new(APP)).unwrap();
+    let snapshot = instancer.subscribe().ready(EVENTUALLY).await.unwrap();
+    assert!(snapshot.is_empty(), "WAITING instances are not served");
+    let cursor = watcher.cursor(APP).expect("a cursor");
+    assert!(
+        cursor > 0,
+        "the cursor advanced on an answer with empty lists"
+    );
+    let before = proxy.total();
+    // The scenario is "some seconds pass": 2 s is four holds of 500 ms.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let polls = proxy.total() - before;
+    assert!(
+        (1..=8).contains(&polls),
+        "{polls} requests in 2 s with a 500 ms hold"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cursors_above_2_pow_53_round_trip_exactly() {
+    let srv = DiscoveryServer::start(server()).await.unwrap();
+    let proxy = CountingProxy::start(srv.addr()).await.unwrap();
+    let service = client(&[srv.node()]);
+    let registrar = service.registrar(registrar_config()).unwrap();
+    registrar.register().await.unwrap();
+    let watcher = client_with(&[proxy.node()], "sh001", "w", false);
+    let instancer = watcher.instancer(InstancerConfig::new(APP)).unwrap();
+    wait_for(&mut instancer.subscribe(), "registered", |s| s.len() == 1).await;
+    let info = service.fetch(APP).await.unwrap().expect("known app");
+    let server_cursor = info.latest_timestamp;
+    assert!(server_cursor > (1i64 << 53), "UnixNano cursors exceed 2^53");
+    assert_eq!(watcher.cursor(APP), Some(server_cursor));
+    let echoed = format!("latest_timestamp={server_cursor}");
+    assert!(
+        wait_until_async(EVENTUALLY, || {
+            proxy
+                .requests()
+                .iter()
+                .any(|r| r.path == "/discovery/polls" && r.query.contains(&echoed))
+        })
+        .await,
+        "polls never echoed {server_cursor}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn comma_joined_addrs_are_split() {
+    let srv = DiscoveryServer::start(server()).await.unwrap();
+    let service = client(&[srv.node()]);
+    let registrar = service
+        .registrar(RegistrarConfig::new(APP).addr("http://127.0.0.1:8001,grpc://127.0.0.1:9001"))
+        .unwrap();
+    registrar.register().await.unwrap();
+    let watcher = client(&[srv.node()]);
+    let grpc = watcher.instancer(InstancerConfig::new(APP)).unwrap();
+    let http = watcher
+        .instancer(InstancerConfig::new(APP).scheme("http"))
+        .unwrap();
+    let s = wait_for(&mut grpc.subscribe(), "grpc", |s| s.len() == 1).await;
+    assert_eq!(addrs(&s), ["127.0.0.1:9001"]);
+    let s = wait_for(&mut http.subscribe(), "http", |s| s.len() == 1).await;
+    assert_eq!(addrs(&s), ["127.0.0.1:8001"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_request_after_stop_returns() {
+    let srv = DiscoveryServer::start(server().hold(Duration::from_millis(200)))
+        .await
+        .unwrap();
+    let proxy = CountingProxy::start(srv.addr()).await.unwrap();
+
+    // An instancer with a client of its own.
+    let mut config = config_for(&proxy.node(), "w1");
+    config.self_discovery = false;
+    let instancer = Instancer::with_config(config, InstancerConfig::new(APP)).unwrap();
+    instancer.subscribe().ready(EVENTUALLY).await.unwrap();
+    assert!(
+        wait_until_async(EVENTUALLY, || {
+            let n = proxy.count("/discovery/polls");
+            n >= 2
+        })
+        .await
+    );
+    instancer.stop();
+    let at_stop = proxy.total();
+    // The scenario needs time to pass: several 200 ms holds in which a poll would be sent.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(proxy.total(), at_stop, "a request was sent after stop");
+
+    // The last instancer of a shared client: its appid leaves the poll, the loop goes idle.
+    let shared = client_with(&[proxy.node()], "sh001", "w2", false);
+    let instancer = shared.instancer(InstancerConfig::new(APP)).unwrap();
+    instancer.subscribe().ready(EVENTUALLY).await.unwrap();
+    let polls_before = proxy.count("/discovery/polls");
+    assert!(
+        wait_until_async(EVENTUALLY, || {
+            let n = proxy.count("/discovery/polls");
+            n >= polls_before + 2
+        })
+        .await
+    );
+    instancer.stop();
+    let at_idle = proxy.total();
+    // Again, several holds must pass for the scenario.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(proxy.total(), at_idle, "an idle client kept polling");
+    drop(shared);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garbage_from_the_registry_is_an_error_event() {
+    // A node that answers every request with HTTP 200 and a body that is not JSON.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let node = listener.local_addr().unwrap().to_string();
+    let garbage = tokio::spawn(async move {
+        while let Ok((mut conn, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                let _ = conn.read(&mut buf).await;
+                let _ = conn
+                    .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 8\r\nConnection: close\r\n\r\nnot json")
+                    .await;
+            });
+        }
+    });
+    let watcher = client_with(&[node], "sh001", "w", false);
+    let instancer = watcher.instancer(InstancerConfig::new(APP)).unwrap();
+    let snapshot = wait_for(&mut instancer.subscribe(), "an error event", |s| {
+        s.error().is_some()
+    })
+    .await;
+    let message = snapshot.error().unwrap().to_string();
+    assert!(message.contains("discovery"), "{message}");
+    assert!(message.contains("malformed"), "{message}");
+    assert!(snapshot.is_empty());
+    garbage.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn construction_never_touches_the_network() {
+    let dead = format!("127.0.0.1:{}", free_port());
+    let watcher = client_with(&[dead], "sh001", "w", true);
+    let instancer = watcher.instancer(InstancerConfig::new(APP)).unwrap();
+    let mut sub = instancer.subscribe();
+    // Failing nodes surface as an error event naming the backend.
+    let s = wait_for(&mut sub, "an error", |s| s.error().is_some()).await;
+    assert!(s.error().unwrap().to_string().contains("discovery"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_client_hold_is_sent_and_honoured() {
+    // The server would hold 30 s; the client asks for 300 ms through x1-bmspy-timeout.
+    let srv = DiscoveryServer::start(server().hold(Duration::from_secs(30)))
+        .await
+        .unwrap();
+    let proxy = CountingProxy::start(srv.addr()).await.unwrap();
+    let watcher = Client::builder()
+        .nodes([proxy.node()])
+        .env("dev")
+        .zone("sh001")
+        .self_discovery(false)
+        .poll_hold(Duration::from_millis(300))
+        .poll_slack(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    let instancer = watcher.instancer(InstancerConfig::new(APP)).unwrap();
+    let mut sub = instancer.subscribe();
+    sub.ready(EVENTUALLY).await.unwrap();
+    let started = Instant::now();
+    assert!(
+        wait_until_async(EVENTUALLY, || proxy.count("/discovery/polls") >= 4).await,
+        "the polls were held for the server's 30 s"
+    );
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert!(
+        sub.current().unwrap().error().is_none(),
+        "a -304 is not an error"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registrar_retries_until_the_registry_comes_up() {
+    let port = free_port();
+    let node = format!("127.0.0.1:{port}");
+    let service = client_with(std::slice::from_ref(&node), "sh001", "late", false);
+    let registrar = Arc::new(service.registrar(registrar_config()).unwrap());
+    let registering = tokio::spawn({
+        let registrar = Arc::clone(&registrar);
+        async move { registrar.register().await }
+    });
+    // Nothing listens yet: register keeps failing (and retrying) meanwhile.
+    assert!(
+        wait_until_async(EVENTUALLY, || registrar.status()
+            == RegistrationStatus::Registering)
+        .await
+    );
+    assert!(!registering.is_finished());
+    let srv = DiscoveryServer::start_on(server(), node.parse().unwrap())
+        .await
+        .unwrap();
+    tokio::time::timeout(EVENTUALLY, registering)
+        .await
+        .expect("registered once the registry came up")
+        .unwrap()
+        .unwrap();
+    assert_eq!(srv.handle().stats().instances, 2);
+    registrar.deregister().await.unwrap();
+    assert_eq!(srv.handle().stats().instances, 1);
+}
