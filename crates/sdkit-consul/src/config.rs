@@ -33,7 +33,7 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use serde::{Deserialize, Deserializer};
+use serde::Deserialize;
 
 /// Consul's upper bound on a blocking query's `wait`.
 pub const MAX_WAIT: Duration = Duration::from_secs(600);

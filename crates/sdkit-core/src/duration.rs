@@ -77,7 +77,7 @@ pub fn parse(input: &str) -> Result<Duration, String> {
 }
 
 fn seconds(secs: f64, input: &str) -> Result<Duration, String> {
-    if !secs.is_finite() || secs < 0.0 || secs > 1e12 {
+    if !secs.is_finite() || !(0.0..=1e12).contains(&secs) {
         return Err(format!("`{input}` is out of range"));
     }
     Ok(Duration::from_secs_f64(secs))
@@ -110,7 +110,7 @@ pub fn format(d: Duration) -> String {
     if ms == 0 {
         return format!("{}us", d.as_micros());
     }
-    if ms % 1000 != 0 {
+    if !ms.is_multiple_of(1000) {
         return format!("{ms}ms");
     }
     let secs = d.as_secs();

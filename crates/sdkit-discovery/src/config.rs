@@ -225,7 +225,12 @@ impl InstancerConfig {
         self
     }
 
-    pub(crate) fn validate(&self) -> Result<(), Error> {
+    /// Checks the appid and the scheme (a bare name such as `grpc`, not `grpc://`).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] naming the problem.
+    pub fn validate(&self) -> Result<(), Error> {
         if self.appid.is_empty() {
             return Err(Error::Config("appid is required".into()));
         }

@@ -57,9 +57,16 @@ impl Registrar {
     ///
     /// # Errors
     ///
-    /// [`Error::Config`] for an empty appid, no address or a zero renew interval.
+    /// [`Error::Config`] for an empty appid, no address, a zero renew interval, or a client
+    /// without a zone (the registry refuses registrations without one; failing here beats
+    /// retrying a refused registration forever).
     pub fn new(client: &Client, config: RegistrarConfig) -> Result<Registrar, Error> {
         config.validate()?;
+        if client.config().zone.is_empty() {
+            return Err(Error::Config(
+                "a zone is required to register (set the client's zone)".into(),
+            ));
+        }
         let keep_alive_config = KeepAliveConfig::new(config.renew_interval)
             .with_backoff(Backoff::new(config.backoff_initial, config.backoff_max))
             .with_deregister_timeout(config.deregister_timeout);

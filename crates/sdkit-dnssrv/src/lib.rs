@@ -30,8 +30,8 @@
 //! assert!(config.validate().is_ok());
 //! ```
 //!
-//! [`SrvResolver`] does one refresh on demand (a CLI `resolve`, a health check);
-//! [`Config::from_url`] reads `dnssrv://_http._tcp.web.example.com?nameserver=127.0.0.1:5353`.
+//! [`SrvResolver`] does one refresh on demand (a CLI `resolve`, a health check). The facade
+//! crate `sdkit` builds a [`Config`] from `dnssrv://_http._tcp.web.example.com?nameserver=…`.
 //! See [`instancer`] for the record-to-instance mapping and [`config`] for every option.
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]

@@ -25,7 +25,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use sdkit_core::Backoff;
-use serde::{Deserialize, Deserializer};
+use serde::Deserialize;
 
 use crate::error::EtcdError;
 

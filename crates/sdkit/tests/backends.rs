@@ -1,0 +1,86 @@
+//! The same code, written once against `Target`, registers and watches on every registry
+//! backend: the embedded discovery server, a real etcd, and the Consul API double.
+
+use std::time::Duration;
+
+use sdkit::{Instance, Target};
+use sdkit_testkit::discovery::DiscoveryServer;
+use sdkit_testkit::{ConsulDouble, EtcdCluster};
+
+/// Registers one instance through `url`, waits for the watch to show it, deregisters it, and
+/// waits for the watch to show it gone.
+async fn register_watch_deregister(url: &str) {
+    let target: Target = url.parse().unwrap_or_else(|e| panic!("{url}: {e}"));
+    let instancer = target.instancer().unwrap();
+    let mut watch = instancer.subscribe();
+    let instance = Instance::new("web-1", "127.0.0.1:18080").with_weight(3);
+    let registrar = target.registrar(instance.clone()).unwrap();
+    tokio::time::timeout(Duration::from_secs(20), registrar.register())
+        .await
+        .unwrap_or_else(|_| panic!("{url}: not registered in time"))
+        .unwrap();
+
+    let seen = tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            let snapshot = watch.next().await.expect("watch ended");
+            if snapshot
+                .instances()
+                .iter()
+                .any(|i| i.addr() == instance.addr())
+            {
+                return snapshot;
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("{url}: registration never seen"));
+    let mine = seen
+        .instances()
+        .iter()
+        .find(|i| i.addr() == instance.addr())
+        .unwrap();
+    assert_eq!(mine.weight(), 3, "{url}: weight carried through");
+
+    registrar.deregister().await.unwrap();
+    tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            let snapshot = watch.next().await.expect("watch ended");
+            if !snapshot
+                .instances()
+                .iter()
+                .any(|i| i.addr() == instance.addr())
+            {
+                return;
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("{url}: deregistration never seen"));
+    instancer.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn discovery() {
+    let server = DiscoveryServer::start(sdkit_discovery_server::Server::builder().env("dev"))
+        .await
+        .expect("discovery server");
+    let url = format!(
+        "discovery://{}/demo.web?env=dev&scheme=http&self_discovery=false",
+        server.addr()
+    );
+    register_watch_deregister(&url).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn etcd() {
+    let etcd = EtcdCluster::single().expect("etcd");
+    let url = format!("etcd://{}/services/web", etcd.client_addr(0));
+    register_watch_deregister(&url).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consul() {
+    let consul = ConsulDouble::start().await.expect("consul double");
+    let url = format!("consul://{}/web?wait=2s&ttl=2s", consul.addr());
+    register_watch_deregister(&url).await;
+}
