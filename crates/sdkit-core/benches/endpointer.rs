@@ -7,19 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
-use sdkit_core::{BoxError, Endpointer, Instance, InstanceCache, Instancer, Subscription};
-
-#[derive(Clone, Default)]
-struct Manual(InstanceCache);
-
-impl Instancer for Manual {
-    fn subscribe(&self) -> Subscription {
-        self.0.subscribe()
-    }
-    fn stop(&self) {
-        self.0.close()
-    }
-}
+use sdkit_core::{BoxError, Endpointer, Instance, InstanceCache};
 
 fn inst(n: usize) -> Instance {
     Instance::new(
@@ -42,8 +30,8 @@ fn update(c: &mut Criterion) {
         // Two sets that differ by 1 %: the first `churn` instances swapped for new ones.
         let a: Vec<Instance> = (0..n).map(inst).collect();
         let b: Vec<Instance> = (churn..n + churn).map(inst).collect();
-        let source = Manual::default();
-        source.0.update(a.clone());
+        let source = InstanceCache::new();
+        source.update(a.clone());
         let endpointer = rt.block_on(async {
             let e = Endpointer::new(&source, |i: &Instance| {
                 Ok::<_, BoxError>(Arc::<str>::from(i.addr()))
@@ -64,7 +52,7 @@ fn update(c: &mut Criterion) {
                     let version = set.version();
                     total += rt.block_on(async {
                         let start = Instant::now();
-                        source.0.update(next);
+                        source.update(next);
                         while set.version() == version {
                             tokio::task::yield_now().await;
                         }

@@ -171,6 +171,18 @@ impl InstanceCache {
     }
 }
 
+/// A cache is itself an [`Instancer`](crate::Instancer) fed by hand: publish with
+/// [`update`](InstanceCache::update) and [`error`](InstanceCache::error); `stop` closes it.
+impl crate::Instancer for InstanceCache {
+    fn subscribe(&self) -> Subscription {
+        InstanceCache::subscribe(self)
+    }
+
+    fn stop(&self) {
+        self.close();
+    }
+}
+
 /// Sorts by identity and collapses duplicates, keeping the first of each identity.
 fn normalize(instances: &mut Vec<Instance>) {
     // Stable sort by identity, so "first" means first in the order the backend gave.
@@ -206,13 +218,15 @@ impl Subscription {
         self.rx.borrow().clone()
     }
 
-    /// Waits at most `timeout` for a first state and returns it.
+    /// Waits at most `timeout` for a first state and returns it (marking it seen, so that
+    /// [`next`](Self::next) then yields the following state).
     ///
     /// # Errors
     ///
     /// [`NoInstancesYet`] when no state arrived in time or the source stopped before publishing.
     pub async fn ready(&mut self, timeout: Duration) -> Result<Arc<Snapshot>, NoInstancesYet> {
-        if let Some(current) = self.current() {
+        // The state returned counts as seen: a later `next` waits for a newer one.
+        if let Some(current) = self.rx.borrow_and_update().clone() {
             return Ok(current);
         }
         match tokio::time::timeout(timeout, self.next()).await {

@@ -6,23 +6,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use sdkit_core::lb::{Balancer, RoundRobin};
-use sdkit_core::{
-    BoxError, Endpointer, EndpointerOptions, Instance, InstanceCache, Instancer, SourceError,
-    Subscription,
-};
-
-/// An instancer the test drives by hand.
-#[derive(Clone, Default)]
-struct Manual(InstanceCache);
-
-impl Instancer for Manual {
-    fn subscribe(&self) -> Subscription {
-        self.0.subscribe()
-    }
-    fn stop(&self) {
-        self.0.close()
-    }
-}
+use sdkit_core::{BoxError, Endpointer, EndpointerOptions, Instance, InstanceCache, SourceError};
 
 /// Counts how many endpoint services are alive (all clones of one count once).
 #[derive(Default)]
@@ -110,24 +94,22 @@ async fn next_version(endpointer: &Endpointer<Svc>, after: u64) {
 
 #[tokio::test]
 async fn reuses_unchanged_endpoints_and_calls_the_factory_only_for_new_ones() {
-    let source = Manual::default();
+    let source = InstanceCache::new();
     let counting = Counting::new();
-    source.0.update(vec![inst(1), inst(2)]);
+    source.update(vec![inst(1), inst(2)]);
     let endpointer = Endpointer::new(&source, counting.factory());
     endpointer.ready(Duration::from_secs(5)).await.unwrap();
     assert_eq!(counting.made(), 2);
 
     let v = endpointer.endpoint_set().version();
-    source.0.update(vec![inst(1), inst(2), inst(3)]);
+    source.update(vec![inst(1), inst(2), inst(3)]);
     next_version(&endpointer, v).await;
     assert_eq!(counting.made(), 3);
     assert_eq!(endpointer.endpoints().len(), 3);
 
     // A new weight is not a new endpoint: same service, updated instance.
     let v = endpointer.endpoint_set().version();
-    source
-        .0
-        .update(vec![inst(1).with_weight(9), inst(2), inst(3)]);
+    source.update(vec![inst(1).with_weight(9), inst(2), inst(3)]);
     next_version(&endpointer, v).await;
     assert_eq!(counting.made(), 3);
     assert_eq!(
@@ -137,7 +119,7 @@ async fn reuses_unchanged_endpoints_and_calls_the_factory_only_for_new_ones() {
 
     // A new address is a new endpoint.
     let v = endpointer.endpoint_set().version();
-    source.0.update(vec![
+    source.update(vec![
         Instance::new("i00001", "10.9.9.9:80"),
         inst(2),
         inst(3),
@@ -150,22 +132,22 @@ async fn reuses_unchanged_endpoints_and_calls_the_factory_only_for_new_ones() {
 
 #[tokio::test]
 async fn removed_endpoints_are_dropped() {
-    let source = Manual::default();
+    let source = InstanceCache::new();
     let counting = Counting::new();
-    source.0.update((0..5).map(inst).collect());
+    source.update((0..5).map(inst).collect());
     let endpointer = Endpointer::new(&source, counting.factory());
     endpointer.ready(Duration::from_secs(5)).await.unwrap();
     assert_eq!(counting.live(), 5);
-    source.0.update(vec![inst(0), inst(4)]);
+    source.update(vec![inst(0), inst(4)]);
     eventually("removed endpoints dropped", || counting.live() == 2).await;
     assert_eq!(addrs(&endpointer), [inst(0).addr(), inst(4).addr()]);
 }
 
 #[tokio::test]
 async fn duplicates_in_one_snapshot_make_one_endpoint() {
-    let source = Manual::default();
+    let source = InstanceCache::new();
     let counting = Counting::new();
-    source.0.update(vec![inst(1), inst(1), inst(1)]);
+    source.update(vec![inst(1), inst(1), inst(1)]);
     let endpointer = Endpointer::new(&source, counting.factory());
     let endpoints = endpointer.ready(Duration::from_secs(5)).await.unwrap();
     assert_eq!(endpoints.len(), 1);
@@ -174,7 +156,7 @@ async fn duplicates_in_one_snapshot_make_one_endpoint() {
 
 #[tokio::test(start_paused = true)]
 async fn a_factory_failure_skips_the_instance_and_is_retried() {
-    let source = Manual::default();
+    let source = InstanceCache::new();
     let failures_left = Arc::new(AtomicUsize::new(2));
     let calls = Arc::new(AtomicUsize::new(0));
     let (f, c) = (failures_left.clone(), calls.clone());
@@ -188,7 +170,7 @@ async fn a_factory_failure_skips_the_instance_and_is_retried() {
         }
         Ok(i.addr().to_owned())
     };
-    source.0.update(vec![
+    source.update(vec![
         Instance::new("bad", "b:1"),
         Instance::new("good", "g:1"),
     ]);
@@ -210,14 +192,14 @@ async fn a_factory_failure_skips_the_instance_and_is_retried() {
 
 #[tokio::test(start_paused = true)]
 async fn source_errors_keep_the_last_endpoints_by_default() {
-    let source = Manual::default();
-    source.0.update(vec![inst(1)]);
+    let source = InstanceCache::new();
+    source.update(vec![inst(1)]);
     let endpointer = Endpointer::new(&source, |i: &Instance| {
         Ok::<_, BoxError>(i.addr().to_owned())
     });
     endpointer.ready(Duration::from_secs(5)).await.unwrap();
     let v = endpointer.endpoint_set().version();
-    source.0.error(SourceError::new("registry unreachable"));
+    source.error(SourceError::new("registry unreachable"));
     let set = endpointer.endpoint_set();
     eventually("error recorded", || set.version() > v).await;
     tokio::time::sleep(Duration::from_secs(3600)).await; // virtual: a long outage
@@ -231,8 +213,8 @@ async fn source_errors_keep_the_last_endpoints_by_default() {
 
 #[tokio::test(start_paused = true)]
 async fn invalidate_on_error_fires_on_a_timer_and_recovers() {
-    let source = Manual::default();
-    source.0.update(vec![inst(1), inst(2)]);
+    let source = InstanceCache::new();
+    source.update(vec![inst(1), inst(2)]);
     let endpointer = Endpointer::with_options(
         &source,
         |i: &Instance| Ok::<_, BoxError>(i.addr().to_owned()),
@@ -242,10 +224,10 @@ async fn invalidate_on_error_fires_on_a_timer_and_recovers() {
     let set = endpointer.endpoint_set();
 
     let start = tokio::time::Instant::now();
-    source.0.error(SourceError::new("first failure"));
+    source.error(SourceError::new("first failure"));
     // A second, different error must not push the deadline back.
     tokio::time::sleep(Duration::from_secs(2)).await;
-    source.0.error(SourceError::new("second failure"));
+    source.error(SourceError::new("second failure"));
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(
         set.load().len(),
@@ -261,16 +243,16 @@ async fn invalidate_on_error_fires_on_a_timer_and_recovers() {
     );
     assert_eq!(set.load().error().unwrap().to_string(), "second failure");
 
-    source.0.update(vec![inst(3)]);
+    source.update(vec![inst(3)]);
     eventually("recovered", || set.load().len() == 1).await;
     assert!(set.load().error().is_none());
 }
 
 #[tokio::test]
 async fn stop_is_idempotent_drops_everything_and_publishes_nothing_after() {
-    let source = Manual::default();
+    let source = InstanceCache::new();
     let counting = Counting::new();
-    source.0.update((0..10).map(inst).collect());
+    source.update((0..10).map(inst).collect());
     let endpointer = Endpointer::new(&source, counting.factory());
     endpointer.ready(Duration::from_secs(5)).await.unwrap();
     assert_eq!(counting.live(), 10);
@@ -279,7 +261,7 @@ async fn stop_is_idempotent_drops_everything_and_publishes_nothing_after() {
     assert!(endpointer.endpoints().is_empty());
     assert_eq!(counting.live(), 0);
     let v = endpointer.endpoint_set().version();
-    source.0.update((0..20).map(inst).collect());
+    source.update((0..20).map(inst).collect());
     for _ in 0..100 {
         tokio::task::yield_now().await;
     }
@@ -289,9 +271,9 @@ async fn stop_is_idempotent_drops_everything_and_publishes_nothing_after() {
 
 #[tokio::test]
 async fn dropping_the_endpointer_drops_every_endpoint() {
-    let source = Manual::default();
+    let source = InstanceCache::new();
     let counting = Counting::new();
-    source.0.update((0..10).map(inst).collect());
+    source.update((0..10).map(inst).collect());
     let endpointer = Endpointer::new(&source, counting.factory());
     endpointer.ready(Duration::from_secs(5)).await.unwrap();
     let set = endpointer.endpoint_set(); // a balancer's view outlives the endpointer
@@ -302,7 +284,7 @@ async fn dropping_the_endpointer_drops_every_endpoint() {
 
 #[tokio::test]
 async fn ready_gives_a_typed_error_when_nothing_arrives() {
-    let source = Manual::default();
+    let source = InstanceCache::new();
     let endpointer = Endpointer::new(&source, |i: &Instance| {
         Ok::<_, BoxError>(i.addr().to_owned())
     });
@@ -315,15 +297,15 @@ async fn ready_gives_a_typed_error_when_nothing_arrives() {
 
 #[tokio::test]
 async fn churn_of_one_percent_calls_the_factory_for_the_new_instances_only() {
-    let source = Manual::default();
+    let source = InstanceCache::new();
     let counting = Counting::new();
-    source.0.update((0..10_000).map(inst).collect());
+    source.update((0..10_000).map(inst).collect());
     let endpointer = Endpointer::new(&source, counting.factory());
     endpointer.ready(Duration::from_secs(10)).await.unwrap();
     assert_eq!(counting.made(), 10_000);
     // Replace 100 instances (1 %).
     let v = endpointer.endpoint_set().version();
-    source.0.update((100..10_100).map(inst).collect());
+    source.update((100..10_100).map(inst).collect());
     next_version(&endpointer, v).await;
     assert_eq!(counting.made(), 10_100);
     assert_eq!(endpointer.endpoints().len(), 10_000);
@@ -332,10 +314,10 @@ async fn churn_of_one_percent_calls_the_factory_for_the_new_instances_only() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn picks_keep_working_while_snapshots_change() {
-    let source = Manual::default();
+    let source = InstanceCache::new();
     let set_a: Vec<Instance> = (0..50).map(inst).collect();
     let set_b: Vec<Instance> = (25..100).map(inst).collect();
-    source.0.update(set_a.clone());
+    source.update(set_a.clone());
     let endpointer = Endpointer::new(&source, |i: &Instance| Ok::<_, BoxError>(i.id().to_owned()));
     endpointer.ready(Duration::from_secs(5)).await.unwrap();
     let balancer = Arc::new(RoundRobin::new(endpointer.endpoint_set()));
@@ -363,7 +345,7 @@ async fn picks_keep_working_while_snapshots_change() {
     let set = endpointer.endpoint_set();
     for round in 0..200 {
         let v = set.version();
-        source.0.update(if round % 2 == 0 {
+        source.update(if round % 2 == 0 {
             set_b.clone()
         } else {
             set_a.clone()

@@ -11,7 +11,7 @@ use sdkit_core::registrar::BoxFuture;
 use sdkit_core::retry::{BudgetExhausted, Decision, GaveUp, Retry, RetryConfig, RetryLayer};
 use sdkit_core::{
     Backoff, BalancedService, BoxError, EndpointSet, Endpointer, Instance, InstanceCache,
-    Instancer, NoEndpoints, Subscription,
+    NoEndpoints,
 };
 use tower::{Service, ServiceBuilder, ServiceExt, service_fn};
 
@@ -197,22 +197,10 @@ async fn no_endpoints_without_a_change_signal_backs_off() {
     assert!((5..=120).contains(&n), "{n} picks in 5 s");
 }
 
-#[derive(Clone, Default)]
-struct Manual(InstanceCache);
-
-impl Instancer for Manual {
-    fn subscribe(&self) -> Subscription {
-        self.0.subscribe()
-    }
-    fn stop(&self) {
-        self.0.close()
-    }
-}
-
 #[tokio::test]
 async fn a_retry_waiting_on_an_empty_set_succeeds_when_endpoints_appear() {
-    let source = Manual::default();
-    source.0.update(vec![]);
+    let source = InstanceCache::new();
+    source.update(vec![]);
     let endpointer = Endpointer::new(&source, |i: &Instance| {
         let addr = i.addr().to_owned();
         Ok::<_, BoxError>(tower::util::BoxCloneSyncService::new(service_fn(
@@ -229,7 +217,7 @@ async fn a_retry_waiting_on_an_empty_set_succeeds_when_endpoints_appear() {
     );
     let call = tokio::spawn(async move { retry.call(1).await });
     tokio::task::yield_now().await;
-    source.0.update(vec![Instance::from_addr("10.1.1.1:80")]);
+    source.update(vec![Instance::from_addr("10.1.1.1:80")]);
     let answer = tokio::time::timeout(Duration::from_secs(10), call)
         .await
         .expect("retry did not wake up")

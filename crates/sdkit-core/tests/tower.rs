@@ -6,24 +6,10 @@ use std::time::Duration;
 
 use sdkit_core::discover::discover;
 use sdkit_core::lb::Random;
-use sdkit_core::{
-    BalancedService, BoxError, Endpointer, Instance, InstanceCache, Instancer, Subscription,
-};
+use sdkit_core::{BalancedService, BoxError, Endpointer, Instance, InstanceCache};
 use tower::balance::p2c::Balance;
 use tower::load::{CompleteOnResponse, PendingRequestsDiscover};
 use tower::{Service, ServiceBuilder, ServiceExt, service_fn};
-
-#[derive(Clone, Default)]
-struct Manual(InstanceCache);
-
-impl Instancer for Manual {
-    fn subscribe(&self) -> Subscription {
-        self.0.subscribe()
-    }
-    fn stop(&self) {
-        self.0.close()
-    }
-}
 
 fn echo_id(i: &Instance) -> Result<tower::util::BoxService<(), String, BoxError>, BoxError> {
     let id = i.id().to_owned();
@@ -48,8 +34,8 @@ where
 
 #[tokio::test]
 async fn p2c_balance_follows_the_instancer() {
-    let source = Manual::default();
-    source.0.update(vec![
+    let source = InstanceCache::new();
+    source.update(vec![
         Instance::new("a", "10.0.0.1:80"),
         Instance::new("b", "10.0.0.2:80"),
     ]);
@@ -62,7 +48,7 @@ async fn p2c_balance_follows_the_instancer() {
     assert_eq!(seen, HashSet::from(["a".into(), "b".into()]));
 
     // b leaves, c joins: tower sees Remove(b) and Insert(c).
-    source.0.update(vec![
+    source.update(vec![
         Instance::new("a", "10.0.0.1:80"),
         Instance::new("c", "10.0.0.3:80"),
     ]);
@@ -82,8 +68,8 @@ async fn p2c_balance_follows_the_instancer() {
 
 #[tokio::test]
 async fn balanced_service_composes_with_tower_layers() {
-    let source = Manual::default();
-    source.0.update(vec![Instance::new("a", "10.0.0.1:80")]);
+    let source = InstanceCache::new();
+    source.update(vec![Instance::new("a", "10.0.0.1:80")]);
     let endpointer = Endpointer::new(&source, |i: &Instance| {
         let id = i.id().to_owned();
         Ok::<_, BoxError>(tower::util::BoxCloneSyncService::new(service_fn(
