@@ -19,11 +19,16 @@ use tower::discover::ServiceList;
 use tower::load::{CompleteOnResponse, PendingRequests};
 use tower::{Service, ServiceExt};
 
-/// An endpoint as cheap as a real client handle: cloning bumps one reference count.
+/// An endpoint as cheap as a real client handle: cloning bumps one reference count (the
+/// count lives in the endpoint's own allocation, as with a hyper client or a tonic channel).
 #[derive(Clone)]
 struct Echo {
     id: Arc<str>,
 }
+
+/// An endpoint whose clone costs nothing, to isolate the balancer's own cost.
+#[derive(Clone, Copy)]
+struct Id(#[allow(dead_code)] u32);
 
 impl Service<u64> for Echo {
     type Response = u64;
@@ -57,6 +62,25 @@ fn endpoints(n: usize) -> Vec<(Instance, Echo)> {
 
 fn pick(c: &mut Criterion) {
     let mut group = c.benchmark_group("pick");
+    for n in SIZES {
+        let ids = EndpointSet::fixed(
+            endpoints(n)
+                .into_iter()
+                .enumerate()
+                .map(|(i, (instance, _))| (instance, Id(i as u32))),
+        );
+        let rr = RoundRobin::new(ids.clone());
+        group.bench_with_input(BenchmarkId::new("round_robin", n), &n, |b, _| {
+            b.iter(|| black_box(rr.pick()))
+        });
+        let random = Random::with_seed(ids, 1);
+        group.bench_with_input(BenchmarkId::new("random", n), &n, |b, _| {
+            b.iter(|| black_box(random.pick()))
+        });
+    }
+    group.finish();
+
+    let mut group = c.benchmark_group("pick_refcounted_endpoint");
     for n in SIZES {
         let set = EndpointSet::fixed(endpoints(n));
         let rr = RoundRobin::new(set.clone());
