@@ -7,8 +7,8 @@
 //! cargo xtask ci       fmt --check, clippy -D warnings, then `test`
 //! ```
 //!
-//! The system tools the tests need are `etcd` (Debian `etcd-server`), `dnsmasq` and `protoc`
-//! (Debian `protobuf-compiler`, needed to build `etcd-client`). When one is missing and we run as
+//! The system tools the tests need are `etcd` (Debian `etcd-server`), `dnsmasq`, `protoc`
+//! (Debian `protobuf-compiler`, needed to build `etcd-client`) and `openssl` (TLS fixtures). When one is missing and we run as
 //! root (or `sudo -n` works) they are installed with `apt-get`; otherwise the task stops and
 //! prints the exact command to run.
 
@@ -21,6 +21,8 @@ const SYSTEM_TOOLS: &[(&str, &str)] = &[
     ("etcd", "etcd-server"),
     ("dnsmasq", "dnsmasq"),
     ("protoc", "protobuf-compiler"),
+    // The etcd TLS fixture makes its throw-away certificates with the openssl command.
+    ("openssl", "openssl"),
 ];
 
 fn main() -> ExitCode {
