@@ -577,9 +577,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn durations() {}
-
-    #[test]
     fn filter_quotes_and_combines() {
         let c = InstancerConfig::new("web")
             .with_tag("a\"b")

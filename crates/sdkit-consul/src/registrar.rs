@@ -182,6 +182,10 @@ impl Registration for ConsulRegistration {
             Ok(())
         })
     }
+
+    fn describe(&self) -> String {
+        format!("consul service {}", self.service_id())
+    }
 }
 
 /// Registers one instance with the local Consul agent and keeps it alive until deregistered or

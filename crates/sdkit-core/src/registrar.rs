@@ -7,7 +7,8 @@
 //! * registers, retrying forever with capped, jittered [`Backoff`];
 //! * renews on an interval; when the backend reports the registration [`Lost`](Renewal::Lost)
 //!   (a -404, a TTL of 0, an unknown check) it registers again; a failed renew is retried with
-//!   backoff, forever (go-kit #1043 and kratos #3883 give up here);
+//!   backoff — never more than half a renew interval apart, so a TTL-based registration is not
+//!   outlived while retrying — forever (go-kit #1043 and kratos #3883 give up here);
 //! * on [`deregister`](Registrar::deregister) stops renewing first, then deregisters within a
 //!   bounded time; deregister is idempotent, and dropping the handle deregisters in the
 //!   background.
@@ -57,6 +58,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use crate::Backoff;
 use crate::error::{BoxError, RegistrarError};
@@ -115,6 +117,12 @@ pub trait Registration: Send + Sync + 'static {
     fn renew(&self) -> BoxFuture<'_, Result<Renewal, BoxError>>;
     /// Removes the instance from the registry. "Not found" should count as done.
     fn deregister(&self) -> BoxFuture<'_, Result<(), BoxError>>;
+
+    /// What is registered, for logs (a key, a service ID, an appid and hostname). Every log line
+    /// of the keep-alive loop carries it in a `registrar` span. Must not contain secrets.
+    fn describe(&self) -> String {
+        String::from("registration")
+    }
 }
 
 /// Timing of a [`KeepAlive`].
@@ -225,12 +233,16 @@ impl<R: Registration> KeepAlive<R> {
             Phase::Done => Err(RegistrarError::Deregistered),
             Phase::Idle => {
                 let token = CancellationToken::new();
-                let task = tokio::spawn(run(
-                    Arc::clone(&self.steps),
-                    self.config,
-                    self.status.clone(),
-                    token.clone(),
-                ));
+                let span = tracing::info_span!("registrar", registration = %self.steps.describe());
+                let task = tokio::spawn(
+                    run(
+                        Arc::clone(&self.steps),
+                        self.config,
+                        self.status.clone(),
+                        token.clone(),
+                    )
+                    .instrument(span),
+                );
                 *phase = Phase::Running { token, task };
                 Ok(())
             }
@@ -304,13 +316,17 @@ impl<R: Registration> Drop for KeepAlive<R> {
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             let steps = Arc::clone(&self.steps);
             let bound = self.config.deregister_timeout;
-            runtime.spawn(async move {
-                match tokio::time::timeout(bound, steps.deregister()).await {
-                    Ok(Ok(())) => tracing::debug!("deregistered on drop"),
-                    Ok(Err(e)) => tracing::warn!(error = %e, "deregistration on drop failed"),
-                    Err(_) => tracing::warn!(?bound, "deregistration on drop timed out"),
+            let span = tracing::info_span!("registrar", registration = %steps.describe());
+            runtime.spawn(
+                async move {
+                    match tokio::time::timeout(bound, steps.deregister()).await {
+                        Ok(Ok(())) => tracing::debug!("deregistered on drop"),
+                        Ok(Err(e)) => tracing::warn!(error = %e, "deregistration on drop failed"),
+                        Err(_) => tracing::warn!(?bound, "deregistration on drop timed out"),
+                    }
                 }
-            });
+                .instrument(span),
+            );
         }
     }
 }
@@ -366,7 +382,9 @@ async fn run<R: Registration>(
                     continue 'register;
                 }
                 Err(error) => {
-                    wait = backoff.next_delay();
+                    // A failed renew is retried sooner than the regular cadence, never later:
+                    // half the renew interval at most, so a TTL is not outlived while retrying.
+                    wait = backoff.next_delay().min(config.renew_interval / 2);
                     tracing::warn!(%error, failures = backoff.failures(), delay = ?wait, "renew failed; retrying");
                 }
             }

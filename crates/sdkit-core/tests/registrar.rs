@@ -119,6 +119,27 @@ async fn failed_renewals_are_retried_with_backoff_forever() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn renew_retries_never_wait_more_than_half_the_renew_interval() {
+    let steps = Arc::new(Scripted::default());
+    steps
+        .renew_script
+        .lock()
+        .unwrap()
+        .extend((0..20).map(|_| Err("timeout".to_string())));
+    // A backoff that would grow to 60 s, under a 1 s renew interval (think TTL 2 s).
+    let config = KeepAliveConfig::new(Duration::from_secs(1)).with_backoff(Backoff::new(
+        Duration::from_millis(100),
+        Duration::from_secs(60),
+    ));
+    let registrar = KeepAlive::new(steps.clone(), config);
+    registrar.register().await.unwrap();
+    let start = tokio::time::Instant::now();
+    wait_for(|| steps.renews.load(Ordering::SeqCst) >= 21).await;
+    // First renew after 1 s, then 20 retries at most 500 ms apart.
+    assert!(start.elapsed() <= Duration::from_secs(11) + Duration::from_millis(20));
+}
+
+#[tokio::test(start_paused = true)]
 async fn deregister_stops_renewing_first_and_is_idempotent() {
     let steps = Arc::new(Scripted::default());
     let registrar = KeepAlive::new(steps.clone(), config());

@@ -109,8 +109,18 @@ impl Config {
     ///
     /// # Errors
     ///
-    /// [`Error::Config`] naming the problem: no node, an empty env, a zero hold.
+    /// [`Error::Config`] naming the problem: no node, a node with another scheme than
+    /// `http://` (the discovery API is plain HTTP), an empty env, a zero hold.
     pub fn validate(&self) -> Result<(), Error> {
+        if let Some(node) = self
+            .nodes
+            .iter()
+            .find(|n| n.contains("://") && !n.trim().starts_with("http://"))
+        {
+            return Err(Error::Config(format!(
+                "node {node:?}: only http:// nodes are supported"
+            )));
+        }
         if self.nodes.iter().all(|n| normalize_node(n).is_empty()) {
             return Err(Error::Config("at least one node is required".into()));
         }
@@ -375,6 +385,18 @@ mod tests {
 
     #[test]
     fn validation_names_the_problem() {
+        let https = Config {
+            nodes: vec!["https://10.0.0.1:7171".into()],
+            env: "dev".into(),
+            ..Config::default()
+        };
+        assert!(
+            https
+                .validate()
+                .unwrap_err()
+                .to_string()
+                .contains("only http://")
+        );
         let c = Config::default();
         assert!(c.validate().unwrap_err().to_string().contains("node"));
         let c = Config {

@@ -280,4 +280,12 @@ impl Registration for Steps {
             }
         })
     }
+
+    fn describe(&self) -> String {
+        format!(
+            "discovery {} on {}",
+            self.config.appid,
+            self.client.config().hostname
+        )
+    }
 }

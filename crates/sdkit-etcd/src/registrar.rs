@@ -288,4 +288,8 @@ impl Registration for EtcdRegistration {
     fn deregister(&self) -> BoxFuture<'_, Result<(), BoxError>> {
         Box::pin(async move { self.do_deregister().await.map_err(BoxError::from) })
     }
+
+    fn describe(&self) -> String {
+        format!("etcd key {}", self.key)
+    }
 }

@@ -91,9 +91,16 @@ pub(crate) fn registrar(spec: &Spec, instance: Instance) -> Result<Box<dyn Regis
     if client.zone.is_empty() {
         client.zone = DEFAULT_ZONE.to_owned();
     }
-    let mut config = RegistrarConfig::new(spec.watch.appid.clone())
-        .addr(format!("{}://{}", spec.scheme, instance.addr()))
-        .weight(instance.weight());
+    let mut config = RegistrarConfig::new(spec.watch.appid.clone()).addr(format!(
+        "{}://{}",
+        spec.scheme,
+        instance.addr()
+    ));
+    // sdkit's default weight (1) is left out, so that readers apply the registry's own default
+    // (10 in kratos and sdkit), as for instances registered by the Go clients.
+    if instance.weight() != sdkit_core::instance::DEFAULT_WEIGHT {
+        config = config.weight(instance.weight());
+    }
     for (key, value) in instance.metadata() {
         config = if key == "version" {
             config.version(value.clone())
