@@ -329,9 +329,8 @@ fn malformed_targets_name_the_part_and_the_form() {
     assert_eq!(status.code(), Some(1));
     assert!(stdout.is_empty(), "{stdout}");
     assert!(
-        stderr.contains("invalid target: ")
-            && stderr.contains("unknown option `pasing`")
-            && stderr.contains("expected consul://host:port/service"),
+        stderr.contains("invalid target: query: unknown option `pasing`")
+            && stderr.contains("passing"),
         "{stderr}"
     );
     let (status, _, stderr) = run(&["watch", "ftp://127.0.0.1/x"]);
@@ -339,7 +338,17 @@ fn malformed_targets_name_the_part_and_the_form() {
     assert!(stderr.contains("invalid target: scheme"), "{stderr}");
     let (status, _, stderr) = run(&["register", "etcd://127.0.0.1:2379", "--addr", "127.0.0.1:1"]);
     assert_eq!(status.code(), Some(1));
-    assert!(stderr.contains("invalid target: path"), "{stderr}");
+    assert!(
+        stderr.contains("invalid target: path") && stderr.contains("expected etcd://"),
+        "{stderr}"
+    );
+    let (status, _, stderr) = run(&["resolve", "consul://127.0.0.1:8500"]);
+    assert_eq!(status.code(), Some(1));
+    assert!(
+        stderr.contains("invalid target: path")
+            && stderr.contains("expected consul://host:port/service"),
+        "{stderr}"
+    );
     let (status, _, stderr) = run(&["call", "static://nohost", "/"]);
     assert_eq!(status.code(), Some(1));
     assert!(stderr.contains("is not host:port"), "{stderr}");

@@ -40,6 +40,9 @@ pub fn client(connect_timeout: Duration) -> HttpClient {
         .build(connector)
 }
 
+/// Told about every attempt: the instance's address and whether the attempt succeeded.
+pub type AttemptHook = Arc<dyn Fn(&str, bool) + Send + Sync>;
+
 /// A successful reply (2xx or 3xx, body read within [`MAX_BODY`]): which instance served it.
 #[derive(Debug, Clone)]
 pub struct Reply {
@@ -97,7 +100,7 @@ pub struct HttpEndpoint {
     base: Arc<str>,
     addr: Arc<str>,
     timeout: Duration,
-    on_attempt: Option<Arc<dyn Fn(&str, bool) + Send + Sync>>,
+    on_attempt: Option<AttemptHook>,
 }
 
 impl fmt::Debug for HttpEndpoint {
@@ -115,7 +118,7 @@ impl fmt::Debug for HttpEndpoint {
 pub fn factory(
     client: HttpClient,
     timeout: Duration,
-    on_attempt: Option<Arc<dyn Fn(&str, bool) + Send + Sync>>,
+    on_attempt: Option<AttemptHook>,
 ) -> impl Fn(&Instance) -> Result<HttpEndpoint, BoxError> + Send + Sync + 'static {
     move |instance: &Instance| {
         let addr = instance.addr();
