@@ -463,3 +463,46 @@ fn help_shows_examples_for_every_command() {
         assert!(text.contains("Examples:"), "{command}: {text}");
     }
 }
+
+#[test]
+fn watch_keeps_the_last_good_set_on_a_source_error() {
+    use sdkit_testkit::consul::{Fault, ServiceSpec};
+    let rt = runtime();
+    let consul = rt.block_on(ConsulDouble::start()).expect("consul double");
+    consul.insert_service(
+        ServiceSpec::new("web", "web-1")
+            .address("127.0.0.1")
+            .port(9001)
+            .tag("v1")
+            .meta("version", "1.2"),
+    );
+    let url = format!("consul://{}/web?wait=1s", consul.addr());
+    let mut watch = Sdkit::spawn(&["watch", "--json", &url]);
+    let line = watch.wait_line("the instance", |l| has_addr(l, "127.0.0.1:9001"));
+    let doc = json(&line);
+    assert_eq!(doc["instances"][0]["id"], "web-1", "{line}");
+    assert_eq!(
+        doc["instances"][0]["tags"],
+        serde_json::json!(["v1"]),
+        "{line}"
+    );
+    assert_eq!(doc["instances"][0]["metadata"]["version"], "1.2", "{line}");
+
+    consul.inject("/v1/health", Fault::Status(500));
+    let line = watch.wait_line("an error line", |l| {
+        serde_json::from_str::<Value>(l).is_ok_and(|d| d["error"].is_string())
+    });
+    assert!(
+        has_addr(&line, "127.0.0.1:9001"),
+        "last good set kept: {line}"
+    );
+    assert!(line.contains("500"), "the error says what happened: {line}");
+
+    consul.clear_faults();
+    let line = watch.wait_line("recovered", |l| {
+        serde_json::from_str::<Value>(l).is_ok_and(|d| d["error"].is_null())
+    });
+    assert!(has_addr(&line, "127.0.0.1:9001"), "{line}");
+    watch.signal(libc::SIGTERM);
+    assert_eq!(watch.wait_exit().code(), Some(0));
+}
