@@ -155,11 +155,6 @@ async fn demo(args: Args) -> Result<u8, CommandError> {
     );
     let set = endpointer.endpoint_set();
     let seen = wait_for_set(&set, |addrs| addrs.len() == 3).await?;
-    out.step(&format!(
-        "watch on {APPID}: {} instances ({})",
-        seen.len(),
-        seen.join(", ")
-    ))?;
     let plan = Plan {
         path: "/hello".into(),
         requests: Some(args.requests),
@@ -167,10 +162,26 @@ async fn demo(args: Args) -> Result<u8, CommandError> {
         attempts: 3,
         attempt_timeout,
     };
+    let show = |addrs: &[String]| {
+        let names = names.lock().unwrap_or_else(PoisonError::into_inner);
+        addrs
+            .iter()
+            .map(|a| match names.get(a) {
+                Some(name) => format!("{name} {a}"),
+                None => a.clone(),
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
     let label = |names: &Arc<Mutex<BTreeMap<String, String>>>| {
         let names = names.lock().unwrap_or_else(PoisonError::into_inner).clone();
         move |addr: &str| names.get(addr).cloned()
     };
+    out.step(&format!(
+        "watch on {APPID}: {} instances ({})",
+        seen.len(),
+        show(&seen)
+    ))?;
     let mut failed_total = 0;
 
     out.heading(&format!(
@@ -242,7 +253,7 @@ async fn demo(args: Args) -> Result<u8, CommandError> {
     out.step(&format!(
         "watch: {} instances ({})",
         seen.len(),
-        seen.join(", ")
+        show(&seen)
     ))?;
     let before = stats.completed();
     wait_progress(&stats, before + third).await?;
@@ -272,7 +283,7 @@ async fn demo(args: Args) -> Result<u8, CommandError> {
     out.step(&format!(
         "watch: {} instances ({})",
         seen.len(),
-        seen.join(", ")
+        show(&seen)
     ))?;
     let stats = phase(&current);
     traffic::run(set.clone(), plan, stats.clone(), CancellationToken::new()).await;
