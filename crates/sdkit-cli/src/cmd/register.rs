@@ -1,6 +1,8 @@
 //! `sdkit register <target> --addr host:port`: register one instance, keep it alive, and on
 //! SIGINT or SIGTERM deregister and exit 0.
 //!
+//! A signal before the registry accepted the registration cancels it and exits 1.
+//!
 //! `--ttl` becomes the backend's lease option in the target URL before it is parsed: `ttl=` for
 //! `consul://` and `etcd://`, `renew=` (the renew interval) for `discovery://`. Giving both
 //! `--ttl` and that key in the URL is an error.
@@ -121,12 +123,15 @@ pub async fn run(args: Args) -> Result<u8, CommandError> {
             result.map_err(|e| CommandError::with(&target, e))?;
         }
         name = &mut signal => {
-            info!("{name} before the registration succeeded: cancelling");
-            registrar
-                .deregister()
-                .await
-                .map_err(|e| CommandError::with(&target, e))?;
-            return Ok(EXIT_OK);
+            // The registry may have accepted a request whose answer was lost: cancel anyway
+            // (bounded by the backend's deregister timeout).
+            let cleanup = match registrar.deregister().await {
+                Ok(()) => String::new(),
+                Err(e) => format!(" (cleanup: {e})"),
+            };
+            return Err(CommandError(format!(
+                "{name} before {target} accepted the registration{cleanup}"
+            )));
         }
     }
     let style = Style::detect();
