@@ -6,7 +6,7 @@
 //! Every child is killed (SIGKILL) when its handle drops; output lines are awaited with
 //! deadlines, never with sleeps.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpListener};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
@@ -47,12 +47,15 @@ impl Sdkit {
                 }
             }
         });
-        let mut stderr_pipe = child.stderr.take().expect("stderr");
+        let stderr_pipe = child.stderr.take().expect("stderr");
         let (etx, stderr) = mpsc::channel();
         std::thread::spawn(move || {
-            let mut text = String::new();
-            let _ = stderr_pipe.read_to_string(&mut text);
-            let _ = etx.send(text);
+            for line in BufReader::new(stderr_pipe).lines() {
+                let Ok(line) = line else { break };
+                if etx.send(line).is_err() {
+                    break;
+                }
+            }
         });
         Sdkit {
             child,
@@ -100,8 +103,26 @@ impl Sdkit {
         }
     }
 
+    /// The next stderr line containing `needle`, within [`DEADLINE`].
+    fn wait_stderr(&mut self, needle: &str) -> String {
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.stderr.recv_timeout(left) {
+                Ok(line) if line.contains(needle) => return line,
+                Ok(_) => {}
+                Err(e) => panic!("no stderr line with {needle:?} ({e})"),
+            }
+        }
+    }
+
+    /// The rest of stderr (the process has exited or is about to).
     fn stderr(&self) -> String {
-        self.stderr.recv_timeout(DEADLINE).unwrap_or_default()
+        let mut text = Vec::new();
+        while let Ok(line) = self.stderr.recv_timeout(DEADLINE) {
+            text.push(line);
+        }
+        text.join("\n")
     }
 }
 
@@ -505,4 +526,19 @@ fn watch_keeps_the_last_good_set_on_a_source_error() {
     assert!(has_addr(&line, "127.0.0.1:9001"), "{line}");
     watch.signal(libc::SIGTERM);
     assert_eq!(watch.wait_exit().code(), Some(0));
+}
+
+#[test]
+fn register_interrupted_before_the_registry_answers_exits_1() {
+    let url = format!("etcd://{}/services/web", unused_addr());
+    let mut register = Sdkit::spawn(&["register", &url, "--addr", "127.0.0.1:1"]);
+    // The warning proves the command is running (signal handlers installed) and retrying.
+    register.wait_stderr("register failed; retrying");
+    register.signal(libc::SIGINT);
+    assert_eq!(register.wait_exit().code(), Some(1));
+    let stderr = register.stderr();
+    assert!(
+        stderr.contains("SIGINT before etcd://") && stderr.contains("accepted the registration"),
+        "{stderr}"
+    );
 }
