@@ -187,10 +187,10 @@ fn test(extra: &[String]) -> Result<(), String> {
     run(doc)
 }
 
-/// `sdkit demo` through `cargo run`. A debug build by default: the demo itself takes well
-/// under a second either way, while an optimized build of the whole dependency tree takes
-/// several times longer on a fresh machine (figures in docs/cli.md). `--release` opts in;
-/// other arguments go to `sdkit demo`.
+/// `sdkit demo` through `cargo run`. A debug build by default: the demo takes well under a
+/// second either way, a fresh release build is no faster than a debug one (figures in
+/// docs/cli.md), and the debug artifacts are usually already there from `cargo test`.
+/// `--release` opts in; other arguments go to `sdkit demo`.
 fn demo(extra: &[String]) -> Result<(), String> {
     let release = extra.iter().any(|a| a == "--release");
     let mut cmd = cargo();
