@@ -23,21 +23,20 @@
 //! answering, the instancer publishes an error snapshot (after `timeout` × `attempts`, 4 s by
 //! default) and keeps retrying with backoff. Logs: `RUST_LOG=sdkit_dnssrv=debug`.
 
+#[path = "common/mod.rs"]
+mod common;
+
 use std::time::Duration;
 
-use sdkit::{BoxError, Instancer as _, Snapshot, Target};
+use sdkit::{BoxError, Instancer as _, Snapshot};
 use tokio::time::{Instant, timeout_at};
 
 const DEFAULT_TARGET: &str = "dnssrv://_http._tcp.web.example.com?nameserver=127.0.0.1:5353";
 
 #[tokio::main]
 async fn main() -> Result<(), BoxError> {
-    init_logs();
-    let url = std::env::args()
-        .nth(1)
-        .or_else(|| std::env::var("SDKIT_TARGET").ok())
-        .unwrap_or_else(|| DEFAULT_TARGET.to_owned());
-    let target: Target = url.parse()?;
+    common::init_logs();
+    let target = common::target_from_args(DEFAULT_TARGET)?;
     println!("target: {target}");
 
     let instancer = target.instancer()?;
@@ -78,11 +77,4 @@ fn print_snapshot(snapshot: &Snapshot) {
             i.metadata()
         );
     }
-}
-
-/// `RUST_LOG` selects what is logged (default: warnings).
-fn init_logs() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    tracing_subscriber::fmt().with_env_filter(filter).init();
 }

@@ -16,90 +16,20 @@
 //! printed. With etcd down, registration keeps retrying: the example gives up after 10 s and
 //! says so. Logs: `RUST_LOG=sdkit_etcd=debug`.
 
-use std::time::Duration;
+#[path = "common/mod.rs"]
+mod common;
 
-use sdkit::{BoxError, Instance, Instancer as _, Registrar as _, Snapshot, Subscription, Target};
-use tokio::time::timeout;
+use sdkit::{BoxError, Instance};
 
 const DEFAULT_TARGET: &str = "etcd://127.0.0.1:2379/services/web";
 
 #[tokio::main]
 async fn main() -> Result<(), BoxError> {
-    init_logs();
-    let url = std::env::args()
-        .nth(1)
-        .or_else(|| std::env::var("SDKIT_TARGET").ok())
-        .unwrap_or_else(|| DEFAULT_TARGET.to_owned());
-    let target: Target = url.parse()?;
-    println!("target: {target}");
-
-    // Construction never touches the network: an unreachable etcd shows up later, as errors.
-    let instancer = target.instancer()?;
-    let mut updates = instancer.subscribe();
-
+    common::init_logs();
+    let target = common::target_from_args(DEFAULT_TARGET)?;
     let instance = Instance::new("web-1", "127.0.0.1:8080")
         .with_weight(5)
         .with_zone("sh001")
         .with_tag("v1");
-    let registrar = target.registrar(instance)?;
-    // `register()` resolves on the first success and retries forever otherwise: bound the wait.
-    timeout(Duration::from_secs(10), registrar.register())
-        .await
-        .map_err(|_| format!("not registered within 10 s: is etcd running at {target}?"))??;
-    println!("registered web-1");
-
-    let seen = wait_for(&mut updates, |s| {
-        s.instances().iter().any(|i| i.id() == "web-1")
-    })
-    .await?;
-    for i in seen.instances() {
-        println!(
-            "  seen: {} at {} (weight {}, zone {:?}, tags {:?})",
-            i.id(),
-            i.addr(),
-            i.weight(),
-            i.zone(),
-            i.tags()
-        );
-    }
-
-    // Deregistration is bounded (`deregister_timeout`); dropping the registrar also deregisters.
-    registrar.deregister().await?;
-    println!("deregistered web-1");
-    wait_for(&mut updates, |s| {
-        s.instances().iter().all(|i| i.id() != "web-1")
-    })
-    .await?;
-    println!("  gone from the instance set");
-
-    instancer.stop();
-    Ok(())
-}
-
-/// Waits (at most 10 s) for a snapshot that satisfies `done`, printing source errors on the way.
-async fn wait_for(
-    updates: &mut Subscription,
-    done: impl Fn(&Snapshot) -> bool,
-) -> Result<std::sync::Arc<Snapshot>, BoxError> {
-    let wait = async {
-        while let Some(snapshot) = updates.next().await {
-            if let Some(error) = snapshot.error() {
-                eprintln!("  registry error (last good set kept): {error}");
-            }
-            if done(&snapshot) {
-                return Ok(snapshot);
-            }
-        }
-        Err::<_, BoxError>("the instancer stopped".into())
-    };
-    timeout(Duration::from_secs(10), wait)
-        .await
-        .map_err(|_| "no matching snapshot within 10 s")?
-}
-
-/// `RUST_LOG` selects what is logged (default: warnings).
-fn init_logs() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    tracing_subscriber::fmt().with_env_filter(filter).init();
+    common::register_watch_deregister(&target, instance, |i| i.id() == "web-1").await
 }
