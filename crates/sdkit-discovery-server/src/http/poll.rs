@@ -44,13 +44,17 @@ pub(crate) async fn poll(
         .flat_map(|a| shared.registry.subscribe(&args.env, a))
         .collect();
     let (_, states) = shared.registry.poll(&args.env, &args.zone, appids, cursors);
+    // Missing apps the client never saw (cursor 0) do not end the wait; an app polled with
+    // a cursor was known to the client, so its absence is news: it was deleted before the
+    // poll arrived, and the answer is the miss entry at once, as for a deletion while parked.
     let parked_missing: BTreeSet<String> = appids
         .iter()
+        .zip(cursors)
         .zip(&states)
-        .filter(|(_, s)| matches!(s, PollState::Missing))
-        .map(|(a, _)| a.clone())
+        .filter(|((_, c), s)| **c <= 0 && matches!(s, PollState::Missing))
+        .map(|((a, _), _)| a.clone())
         .collect();
-    if let Some((code, body)) = answer(single, appids, states, None) {
+    if let Some((code, body)) = answer(single, appids, states, &parked_missing) {
         return json_bytes(code, body);
     }
     let Some(_slot) =
@@ -82,21 +86,21 @@ pub(crate) async fn poll(
             return json_bytes(code, body);
         }
         let (version, states) = shared.registry.poll(&args.env, &args.zone, appids, cursors);
-        if let Some((code, body)) = answer(single, appids, states, Some(&parked_missing)) {
+        if let Some((code, body)) = answer(single, appids, states, &parked_missing) {
             shared.answers.put(key, version, code, body.clone());
             return json_bytes(code, body);
         }
     }
 }
 
-/// The serialised reply for `states`, or `None` to keep waiting. `parked_missing` is the
-/// miss list when the request parked (after a wake-up, a newly missing app is worth an
-/// answer).
+/// The serialised reply for `states`, or `None` to keep waiting. `known_missing` are the
+/// missing apps that do not end the wait (the client never saw them, or they were already
+/// missing when the request parked); any other missing app is worth an answer.
 fn answer(
     single: bool,
     appids: &[String],
     states: Vec<PollState>,
-    parked_missing: Option<&BTreeSet<String>>,
+    known_missing: &BTreeSet<String>,
 ) -> Option<(Code, Bytes)> {
     if single {
         return match states.into_iter().next()? {
@@ -121,7 +125,7 @@ fn answer(
             PollState::NotModified => {}
         }
     }
-    let newly_missing = parked_missing.is_some_and(|was| missing.iter().any(|a| !was.contains(a)));
+    let newly_missing = missing.iter().any(|a| !known_missing.contains(a));
     if changed.is_empty() && !newly_missing {
         return None;
     }
