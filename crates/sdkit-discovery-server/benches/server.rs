@@ -203,6 +203,19 @@ fn large_registry(c: &mut Criterion, rt: &tokio::runtime::Runtime) {
             async move { send(&mut *sender.lock().await, get(addr, path)).await }
         })
     });
+    // Serialised answers are kept per app until it changes: the memory worst case is every
+    // app fetched once.
+    rt.block_on(async {
+        let mut sender = sender.lock().await;
+        for app in 0..1000 {
+            let path = format!("/discovery/fetch?env=bench&appid=bench.app-{app:04}&status=1");
+            send(&mut sender, get(addr, &path)).await;
+        }
+    });
+    println!(
+        "report: server RSS after fetching every app once: {:.1} MB [target ≤ 200 MB]",
+        child.rss_bytes() as f64 / 1e6
+    );
 }
 
 fn wake_many_parked(rt: &tokio::runtime::Runtime) {
