@@ -259,5 +259,8 @@ fn serialise_info(info: &InstanceInfo<Arc<Instance>>) -> Result<Bytes, serde_jso
     }
     let mut buf = Vec::with_capacity(estimate);
     serde_json::to_writer(&mut buf, info)?;
+    // The estimate is generous; the buffer is kept until the app changes, so give the
+    // surplus back (this runs once per change, not per answer).
+    buf.shrink_to_fit();
     Ok(Bytes::from(buf))
 }
