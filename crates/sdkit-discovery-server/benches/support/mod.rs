@@ -154,16 +154,7 @@ impl Child {
 
     /// CPU time (user, system) the child has used so far.
     pub fn cpu_time(&self) -> (Duration, Duration) {
-        let stat =
-            std::fs::read_to_string(format!("/proc/{}/stat", self.proc.id())).expect("proc stat");
-        // Fields after the command name (which is in parentheses): utime is the 12th, stime the 13th.
-        let rest = stat.rsplit_once(')').map(|(_, r)| r).expect("stat format");
-        let fields: Vec<&str> = rest.split_whitespace().collect();
-        let ticks = |i: usize| fields[i].parse::<u64>().expect("cpu ticks");
-        // SAFETY: sysconf has no preconditions.
-        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
-        let time = |t: u64| Duration::from_millis(t * 1000 / hz);
-        (time(ticks(11)), time(ticks(12)))
+        cpu_time_of(&self.proc.id().to_string())
     }
 
     /// Waits (bounded) until `n` polls are parked.
@@ -174,6 +165,24 @@ impl Child {
             std::thread::sleep(Duration::from_millis(1));
         }
     }
+}
+
+/// (user, system) CPU time of this process (the load generator).
+pub fn own_cpu_time() -> (Duration, Duration) {
+    cpu_time_of("self")
+}
+
+/// (user, system) CPU time of process `pid` (or `self`) from `/proc/<pid>/stat`.
+fn cpu_time_of(pid: &str) -> (Duration, Duration) {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("proc stat");
+    // Fields after the command name (which is in parentheses): utime is the 12th, stime the 13th.
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).expect("stat format");
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| fields[i].parse::<u64>().expect("cpu ticks");
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    let time = |t: u64| Duration::from_millis(t * 1000 / hz);
+    (time(ticks(11)), time(ticks(12)))
 }
 
 impl Drop for Child {

@@ -6,7 +6,7 @@
 //! the same bytes, so a wake-up costs one serialisation instead of one per poller. The table
 //! is bounded: it is cleared when it reaches [`MAX_ENTRIES`].
 
-use bytes::Bytes;
+use super::body::Chunks;
 use sdkit_discovery_proto::Code;
 use std::collections::{BTreeSet, HashMap};
 use std::fmt::Write;
@@ -16,7 +16,7 @@ use std::sync::{Mutex, PoisonError};
 const MAX_ENTRIES: usize = 4096;
 
 /// A cached answer: (store version, code, body).
-type Entry = (u64, Code, Bytes);
+type Entry = (u64, Code, Chunks);
 
 /// The answer table.
 #[derive(Debug, Default)]
@@ -26,7 +26,7 @@ pub(crate) struct Answers {
 
 impl Answers {
     /// The answer stored for `key` at `version`, if any.
-    pub(crate) fn get(&self, key: &str, version: u64) -> Option<(Code, Bytes)> {
+    pub(crate) fn get(&self, key: &str, version: u64) -> Option<(Code, Chunks)> {
         let map = self.map.lock().unwrap_or_else(PoisonError::into_inner);
         match map.get(key) {
             Some((v, code, body)) if *v == version => Some((*code, body.clone())),
@@ -35,7 +35,7 @@ impl Answers {
     }
 
     /// Stores the answer for `key` computed at `version`.
-    pub(crate) fn put(&self, key: String, version: u64, code: Code, body: Bytes) {
+    pub(crate) fn put(&self, key: String, version: u64, code: Code, body: Chunks) {
         let mut map = self.map.lock().unwrap_or_else(PoisonError::into_inner);
         if map.len() >= MAX_ENTRIES && !map.contains_key(&key) {
             map.clear();
@@ -68,6 +68,7 @@ pub(crate) fn key(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bytes::Bytes;
 
     #[test]
     fn answers_are_shared_only_at_the_same_version() {
@@ -87,14 +88,17 @@ mod tests {
                 &BTreeSet::from(["a".to_owned()])
             )
         );
-        answers.put(k.clone(), 7, Code::OK, Bytes::from_static(b"x"));
-        assert_eq!(
-            answers.get(&k, 7),
-            Some((Code::OK, Bytes::from_static(b"x")))
+        answers.put(
+            k.clone(),
+            7,
+            Code::OK,
+            Chunks::from(Bytes::from_static(b"x")),
         );
-        assert_eq!(answers.get(&k, 8), None);
+        let (code, body) = answers.get(&k, 7).unwrap();
+        assert_eq!((code, body.concat()), (Code::OK, b"x".to_vec()));
+        assert!(answers.get(&k, 8).is_none());
         for i in 0..MAX_ENTRIES + 1 {
-            answers.put(format!("k{i}"), 1, Code::OK, Bytes::new());
+            answers.put(format!("k{i}"), 1, Code::OK, Chunks::from(Bytes::new()));
         }
         assert!(answers.map.lock().unwrap().len() <= MAX_ENTRIES);
     }

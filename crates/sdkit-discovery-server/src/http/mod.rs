@@ -5,6 +5,8 @@
 //! what the property tests drive directly.
 
 mod answers;
+mod body;
+mod envelope;
 mod form;
 mod poll;
 mod read;

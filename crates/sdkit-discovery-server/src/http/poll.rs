@@ -8,13 +8,14 @@
 //!    the client's cursors, or the miss list when an app disappeared (the reference's pollers
 //!    never hear that the last instance went away).
 
-use super::answers;
-use super::reply::{HttpResponse, bad_args, code, json, json_bytes};
+use super::body::Chunks;
+use super::reply::{HttpResponse, bad_args, code, json, json_chunks};
+use super::{answers, envelope};
 use crate::registry::{PollState, Subscription};
 use crate::server::Shared;
 use bytes::Bytes;
 use sdkit_discovery_proto::args::PollsArgs;
-use sdkit_discovery_proto::{Code, Form, Misses, Reply};
+use sdkit_discovery_proto::{Code, Form, Reply};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -44,14 +45,24 @@ pub(crate) async fn poll(
         .flat_map(|a| shared.registry.subscribe(&args.env, a))
         .collect();
     let (_, states) = shared.registry.poll(&args.env, &args.zone, appids, cursors);
+    let states = match collect(states) {
+        Ok(states) => states,
+        Err(e) => return serialisation_failed(&e),
+    };
+    // Missing apps the client never saw (cursor 0) do not end the wait; an app polled with
+    // a cursor was known to the client, so its absence is news: it was deleted before the
+    // poll arrived, and the answer is the miss entry at once, as for a deletion while parked.
     let parked_missing: BTreeSet<String> = appids
         .iter()
+        .zip(cursors)
         .zip(&states)
-        .filter(|(_, s)| matches!(s, PollState::Missing))
-        .map(|(a, _)| a.clone())
+        .filter(|((_, c), s)| **c <= 0 && matches!(s, PollState::Missing))
+        .map(|((a, _), _)| a.clone())
         .collect();
-    if let Some((code, body)) = answer(single, appids, states, None) {
-        return json_bytes(code, body);
+    match answer(single, appids, states, &parked_missing) {
+        Ok(Some((code, body))) => return json_chunks(code, body),
+        Ok(None) => {}
+        Err(e) => return serialisation_failed(&e),
     }
     let Some(_slot) =
         ParkedSlot::acquire(&shared.stats.parked, shared.config.limits.max_parked_polls)
@@ -79,36 +90,55 @@ pub(crate) async fn poll(
         // Polls woken together mostly ask the same question: answer from the shared table
         // while the store is unchanged.
         if let Some((code, body)) = shared.answers.get(&key, shared.registry.version()) {
-            return json_bytes(code, body);
+            return json_chunks(code, body);
         }
         let (version, states) = shared.registry.poll(&args.env, &args.zone, appids, cursors);
-        if let Some((code, body)) = answer(single, appids, states, Some(&parked_missing)) {
-            shared.answers.put(key, version, code, body.clone());
-            return json_bytes(code, body);
+        let states = match collect(states) {
+            Ok(states) => states,
+            Err(e) => return serialisation_failed(&e),
+        };
+        match answer(single, appids, states, &parked_missing) {
+            Ok(Some((code, body))) => {
+                shared.answers.put(key, version, code, body.clone());
+                return json_chunks(code, body);
+            }
+            Ok(None) => {}
+            Err(e) => return serialisation_failed(&e),
         }
     }
 }
 
-/// The serialised reply for `states`, or `None` to keep waiting. `parked_missing` is the
-/// miss list when the request parked (after a wake-up, a newly missing app is worth an
-/// answer).
+/// The states, or the error when an app's instance list could not be serialised.
+fn collect(
+    states: Vec<Result<PollState, serde_json::Error>>,
+) -> Result<Vec<PollState>, serde_json::Error> {
+    states.into_iter().collect()
+}
+
+fn serialisation_failed(e: &serde_json::Error) -> HttpResponse {
+    tracing::error!(error = %e, "serialising a long-poll answer");
+    code(Code::SERVER_ERR)
+}
+
+/// The reply for `states`, or `None` to keep waiting. `known_missing` are the missing apps
+/// that do not end the wait (the client never saw them, or they were already missing when
+/// the request parked); any other missing app is worth an answer.
 fn answer(
     single: bool,
     appids: &[String],
     states: Vec<PollState>,
-    parked_missing: Option<&BTreeSet<String>>,
-) -> Option<(Code, Bytes)> {
+    known_missing: &BTreeSet<String>,
+) -> Result<Option<(Code, Chunks)>, serde_json::Error> {
     if single {
-        return match states.into_iter().next()? {
-            PollState::Missing => {
+        return Ok(match states.into_iter().next() {
+            Some(PollState::Missing) => {
                 let message = format!("{} not found", appids[0]);
-                Some(serialise(
-                    &Reply::<()>::error(Code::NOTHING_FOUND, message).without_ttl(),
-                ))
+                let reply = Reply::<()>::error(Code::NOTHING_FOUND, message).without_ttl();
+                Some((reply.code, Chunks::from(Bytes::from(reply.to_vec()))))
             }
-            PollState::Changed(info) => Some(serialise(&Reply::ok(info))),
-            PollState::NotModified => None,
-        };
+            Some(PollState::Changed(info)) => Some((Code::OK, envelope::ok(info))),
+            Some(PollState::NotModified) | None => None,
+        });
     }
     let mut changed = BTreeMap::new();
     let mut missing = Vec::new();
@@ -116,20 +146,16 @@ fn answer(
         match state {
             PollState::Missing => missing.push(appid.clone()),
             PollState::Changed(info) => {
-                changed.insert(appid.clone(), info);
+                changed.insert(appid, info);
             }
             PollState::NotModified => {}
         }
     }
-    let newly_missing = parked_missing.is_some_and(|was| missing.iter().any(|a| !was.contains(a)));
+    let newly_missing = missing.iter().any(|a| !known_missing.contains(a));
     if changed.is_empty() && !newly_missing {
-        return None;
+        return Ok(None);
     }
-    Some(serialise(&Reply::polls(changed, Misses::new(missing))))
-}
-
-fn serialise<T: serde::Serialize>(reply: &Reply<T>) -> (Code, Bytes) {
-    (reply.code, Bytes::from(reply.to_vec()))
+    Ok(Some((Code::OK, envelope::polls(changed, &missing)?)))
 }
 
 /// Resolves when any subscription fires.

@@ -1,6 +1,7 @@
 //! Read handlers: `fetch`, `fetchs`, `fetch/all`, `nodes`.
 
-use super::reply::{HttpResponse, bad_args, code, json};
+use super::envelope;
+use super::reply::{HttpResponse, bad_args, code, json, json_chunks};
 use crate::server::Shared;
 use sdkit_discovery_proto::args::{FetchArgs, FetchsArgs};
 use sdkit_discovery_proto::{Code, Data, Form, Node, NodeStatus, Reply, StatusFilter};
@@ -11,13 +12,17 @@ pub(crate) fn fetch(shared: &Shared, form: &Form) -> HttpResponse {
         Ok(args) => args,
         Err(e) => return bad_args(&e),
     };
-    match shared.registry.fetch(
+    match shared.registry.fetch_json(
         &args.env,
         &args.appid,
         &args.zone,
         StatusFilter(args.status),
     ) {
-        Some(info) => json(&Reply::ok(info)),
+        Some(Ok(info)) => json_chunks(Code::OK, envelope::ok(info)),
+        Some(Err(e)) => {
+            tracing::error!(error = %e, appid = %args.appid, "serialising a fetch answer");
+            code(Code::SERVER_ERR)
+        }
         None => json(&Reply::<()>::code(Code::NOTHING_FOUND).with_data(Data::Null)),
     }
 }

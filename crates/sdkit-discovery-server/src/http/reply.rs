@@ -3,8 +3,8 @@
 //! Application results are HTTP 200 with a JSON envelope and the `kratos-status-code`
 //! header, as the reference's bm framework writes them.
 
+use super::body::Chunks;
 use bytes::Bytes;
-use http_body_util::Full;
 use hyper::header::{ALLOW, CONTENT_TYPE, HeaderValue};
 use hyper::{Response, StatusCode};
 use sdkit_discovery_proto::args::ArgError;
@@ -12,7 +12,7 @@ use sdkit_discovery_proto::{Code, Reply};
 use serde::Serialize;
 
 /// The response type of every handler.
-pub(crate) type HttpResponse = Response<Full<Bytes>>;
+pub(crate) type HttpResponse = Response<Chunks>;
 
 /// HTTP 200 with the envelope.
 pub(crate) fn json<T: Serialize>(reply: &Reply<T>) -> HttpResponse {
@@ -27,7 +27,12 @@ fn with_status<T: Serialize>(status: StatusCode, reply: &Reply<T>) -> HttpRespon
 
 /// HTTP 200 with an already serialised envelope whose code is `code`.
 pub(crate) fn json_bytes(code: Code, body: Bytes) -> HttpResponse {
-    let mut resp = Response::new(Full::new(body));
+    json_chunks(code, Chunks::from(body))
+}
+
+/// HTTP 200 with an envelope in shared chunks whose code is `code`.
+pub(crate) fn json_chunks(code: Code, body: Chunks) -> HttpResponse {
+    let mut resp = Response::new(body);
     let headers = resp.headers_mut();
     headers.insert(
         CONTENT_TYPE,
@@ -86,7 +91,7 @@ pub(crate) fn method_not_allowed(allowed: &'static str) -> HttpResponse {
 }
 
 fn text(status: StatusCode, body: &'static str) -> HttpResponse {
-    let mut resp = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
+    let mut resp = Response::new(Chunks::from(Bytes::from_static(body.as_bytes())));
     *resp.status_mut() = status;
     resp.headers_mut().insert(
         CONTENT_TYPE,

@@ -8,11 +8,13 @@ mod guard;
 mod store;
 mod topics;
 
+use store::AppView;
 pub(crate) use store::{CapacityError, InstanceKey, PollState, RenewError};
 pub(crate) use topics::Subscription;
 
 use crate::Limits;
 use crate::clock::now_nanos;
+use bytes::Bytes;
 use guard::Guard;
 use sdkit_discovery_proto::args::{CancelArgs, RegisterArgs, RenewArgs, SetArgs};
 use sdkit_discovery_proto::{INFRA_DISCOVERY, Instance, InstanceInfo, StatusFilter};
@@ -114,15 +116,37 @@ impl Registry {
         Ok(())
     }
 
-    /// `fetch`.
-    pub(crate) fn fetch(
+    /// `fetch`, serialised: the JSON of the `InstanceInfo`, `None` for an unknown app or
+    /// absent zone. Shared by every read until the app changes; serialised outside the lock.
+    pub(crate) fn fetch_json(
         &self,
         env: &str,
         appid: &str,
         zone: &str,
         filter: StatusFilter,
-    ) -> Option<InstanceInfo<Arc<Instance>>> {
-        self.read().fetch(env, appid, zone, filter)
+    ) -> Option<Result<Bytes, serde_json::Error>> {
+        let view = self.read().fetch_view(env, appid, zone, filter)?;
+        Some(self.resolve(env, appid, zone, filter, view))
+    }
+
+    /// The JSON of a view: as stored, or serialised now and offered back to the store.
+    fn resolve(
+        &self,
+        env: &str,
+        appid: &str,
+        zone: &str,
+        filter: StatusFilter,
+        view: AppView,
+    ) -> Result<Bytes, serde_json::Error> {
+        match view {
+            AppView::Json(json) => Ok(json),
+            AppView::Data(generation, info) => {
+                let json = serialise_info(&info)?;
+                self.read()
+                    .put_view(env, appid, zone, filter, generation, json.clone());
+                Ok(json)
+            }
+        }
     }
 
     /// `fetchs`: only the appids found.
@@ -153,14 +177,34 @@ impl Registry {
         zone: &str,
         appids: &[String],
         cursors: &[i64],
-    ) -> (u64, Vec<PollState>) {
-        let store = self.read();
+    ) -> (u64, Vec<Result<PollState, serde_json::Error>>) {
+        let (version, views): (u64, Vec<PollState<AppView>>) = {
+            let store = self.read();
+            let views = appids
+                .iter()
+                .zip(cursors)
+                .map(|(a, &c)| store.poll(env, a, zone, c))
+                .collect();
+            (store.version(), views)
+        };
         let states = appids
             .iter()
-            .zip(cursors)
-            .map(|(a, &c)| store.poll(env, a, zone, c))
+            .zip(views)
+            .map(|(appid, view)| {
+                Ok(match view {
+                    PollState::Missing => PollState::Missing,
+                    PollState::NotModified => PollState::NotModified,
+                    PollState::Changed(view) => PollState::Changed(self.resolve(
+                        env,
+                        appid,
+                        zone,
+                        StatusFilter::UP,
+                        view,
+                    )?),
+                })
+            })
             .collect();
-        (store.version(), states)
+        (version, states)
     }
 
     /// The store's change counter.
@@ -190,4 +234,33 @@ impl Registry {
     pub(crate) fn is_protected(&self) -> bool {
         self.guard.is_protected()
     }
+}
+
+/// Serialises an `InstanceInfo` into one buffer sized from its contents.
+fn serialise_info(info: &InstanceInfo<Arc<Instance>>) -> Result<Bytes, serde_json::Error> {
+    let mut estimate = 64;
+    for (zone, list) in &info.instances {
+        estimate += zone.len() + 8;
+        for i in list {
+            // Keys, punctuation and five 19-digit timestamps come to about 300 bytes.
+            estimate += 300
+                + i.region.len()
+                + i.zone.len()
+                + i.env.len()
+                + i.appid.len()
+                + i.hostname.len()
+                + i.version.len()
+                + i.addrs.iter().map(|a| a.len() + 3).sum::<usize>()
+                + i.metadata
+                    .iter()
+                    .map(|(k, v)| k.len() + v.len() + 6)
+                    .sum::<usize>();
+        }
+    }
+    let mut buf = Vec::with_capacity(estimate);
+    serde_json::to_writer(&mut buf, info)?;
+    // The estimate is generous; the buffer is kept until the app changes, so give the
+    // surplus back (this runs once per change, not per answer).
+    buf.shrink_to_fit();
+    Ok(Bytes::from(buf))
 }

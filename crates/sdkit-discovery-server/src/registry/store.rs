@@ -5,10 +5,14 @@
 //! place. Instances are `Arc`s: readers copy pointers under the lock and serialise outside it.
 
 use crate::Limits;
+use bytes::Bytes;
 use sdkit_discovery_proto::args::{RegisterArgs, SetArgs};
 use sdkit_discovery_proto::{INFRA_DISCOVERY, Instance, InstanceInfo, Status, StatusFilter};
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
+
+/// Bound on the serialised variants (zone filter × status filter) kept per app.
+const MAX_CACHED_VIEWS: usize = 4;
 
 /// One (appid, env): its zones and the cursor clients poll with.
 #[derive(Debug, Default)]
@@ -18,6 +22,25 @@ pub(crate) struct App {
     latest: i64,
     /// Instances across zones.
     count: usize,
+    /// The store version of this app's last change. Versions only grow, so a serialisation
+    /// taken at `generation` is current exactly while it is unchanged.
+    generation: u64,
+    /// Serialised `InstanceInfo`s by (zone filter, status filter), filled by reads and
+    /// emptied by every change of the app (renews included, since they change the JSON).
+    views: Mutex<Vec<View>>,
+}
+
+/// One serialised view of an app: (zone filter, status filter, JSON of the `InstanceInfo`).
+type View = (String, u32, Bytes);
+
+/// A read of an app's instance list: already serialised, or to be serialised outside the
+/// lock and offered back with [`Store::put_view`].
+pub(crate) enum AppView {
+    /// The JSON of the `InstanceInfo`, shared.
+    Json(Bytes),
+    /// Not serialised since the app's last change: the data, and the app generation to
+    /// store the serialisation under.
+    Data(u64, InstanceInfo<Arc<Instance>>),
 }
 
 /// One zone of an app.
@@ -51,14 +74,14 @@ pub(crate) enum RenewError {
     Conflict(Arc<Instance>),
 }
 
-/// What a poll sees for one appid.
-pub(crate) enum PollState {
+/// What a poll sees for one appid; `T` is the UP instance list (serialised or not yet).
+pub(crate) enum PollState<T = Bytes> {
     /// Unknown (appid, env), or the zone filter matches nothing.
     Missing,
     /// The client's cursor is current.
     NotModified,
     /// Newer than the client's cursor: the UP instances.
-    Changed(InstanceInfo<Arc<Instance>>),
+    Changed(T),
 }
 
 fn bump(cursor: &mut i64, ts: i64) {
@@ -136,10 +159,6 @@ impl Store {
         &self.home_env
     }
 
-    fn app_mut(&mut self, env: &str, appid: &str) -> Option<&mut App> {
-        self.envs.get_mut(env)?.get_mut(appid)
-    }
-
     /// Upserts an instance (reference `register`). Returns whether the hostname is new.
     pub(crate) fn register(
         &mut self,
@@ -205,11 +224,13 @@ impl Store {
             self.instances += 1;
         }
         self.version += 1;
+        let version = self.version;
         let apps = self.envs.entry(a.env.clone()).or_default();
         if !apps.contains_key(&a.appid) {
             self.apps += 1;
         }
         let app = apps.entry(a.appid.clone()).or_default();
+        app.touch(version);
         if is_new {
             app.count += 1;
         }
@@ -228,13 +249,21 @@ impl Store {
         dirty: i64,
         now: i64,
     ) -> Result<Arc<Instance>, RenewError> {
-        let slot = self
-            .app_mut(&k.env, &k.appid)
-            .and_then(|app| app.zones.get_mut(&k.zone)?.hosts.get_mut(&k.hostname))
+        let version = self.version + 1;
+        let app = self
+            .envs
+            .get_mut(&k.env)
+            .and_then(|apps| apps.get_mut(&k.appid))
+            .ok_or(RenewError::NotFound)?;
+        let slot = app
+            .zones
+            .get_mut(&k.zone)
+            .and_then(|zone| zone.hosts.get_mut(&k.hostname))
             .ok_or(RenewError::NotFound)?;
         Arc::make_mut(slot).renew_timestamp = now;
         let ins = Arc::clone(slot);
-        self.version += 1;
+        app.touch(version);
+        self.version = version;
         if replication {
             if dirty > ins.dirty_timestamp {
                 return Err(RenewError::NotFound);
@@ -264,6 +293,7 @@ impl Store {
         self.version += 1;
         let zone_empty = zone.hosts.is_empty();
         bump(&mut app.latest, latest);
+        app.touch(self.version);
         app.count -= 1;
         self.instances -= 1;
         if zone_empty {
@@ -287,8 +317,11 @@ impl Store {
         } else {
             now
         };
+        let version = self.version + 1;
         let app = self
-            .app_mut(&a.env, &a.appid)
+            .envs
+            .get_mut(&a.env)
+            .and_then(|apps| apps.get_mut(&a.appid))
             .ok_or_else(|| format!("appid {} not found in env {}", a.appid, a.env))?;
         let zone = app
             .zones
@@ -317,7 +350,8 @@ impl Store {
         }
         bump(&mut zone.latest, ts);
         bump(&mut app.latest, ts);
-        self.version += 1;
+        app.touch(version);
+        self.version = version;
         Ok(())
     }
 
@@ -333,8 +367,51 @@ impl Store {
         self.app(env, appid).and_then(|app| app.info(zone, filter))
     }
 
+    /// `fetch`, from the serialised view when the app has not changed since it was taken.
+    pub(crate) fn fetch_view(
+        &self,
+        env: &str,
+        appid: &str,
+        zone: &str,
+        filter: StatusFilter,
+    ) -> Option<AppView> {
+        self.app(env, appid)?.view(zone, filter)
+    }
+
+    /// Keeps the serialisation of a view taken at `generation`, unless the app changed since.
+    pub(crate) fn put_view(
+        &self,
+        env: &str,
+        appid: &str,
+        zone: &str,
+        filter: StatusFilter,
+        generation: u64,
+        json: Bytes,
+    ) {
+        let Some(app) = self.app(env, appid) else {
+            return;
+        };
+        if app.generation != generation {
+            return;
+        }
+        let mut views = app.views.lock().unwrap_or_else(PoisonError::into_inner);
+        if views.iter().any(|(z, f, _)| z == zone && *f == filter.0) {
+            return;
+        }
+        if views.len() >= MAX_CACHED_VIEWS {
+            views.remove(0);
+        }
+        views.push((zone.to_owned(), filter.0, json));
+    }
+
     /// What a poll with `cursor` sees (UP instances only).
-    pub(crate) fn poll(&self, env: &str, appid: &str, zone: &str, cursor: i64) -> PollState {
+    pub(crate) fn poll(
+        &self,
+        env: &str,
+        appid: &str,
+        zone: &str,
+        cursor: i64,
+    ) -> PollState<AppView> {
         let Some(app) = self.app(env, appid) else {
             return PollState::Missing;
         };
@@ -344,8 +421,8 @@ impl Store {
         if cursor >= app.latest {
             return PollState::NotModified;
         }
-        match app.info(zone, StatusFilter::UP) {
-            Some(info) => PollState::Changed(info),
+        match app.view(zone, StatusFilter::UP) {
+            Some(view) => PollState::Changed(view),
             None => PollState::Missing,
         }
     }
@@ -393,6 +470,26 @@ impl Store {
 }
 
 impl App {
+    /// Records a change at store version `version`: serialised views are stale.
+    fn touch(&mut self, version: u64) {
+        self.generation = version;
+        self.views
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
+    }
+
+    /// The serialised view for (zone, filter), or the data to serialise.
+    fn view(&self, zone: &str, filter: StatusFilter) -> Option<AppView> {
+        {
+            let views = self.views.lock().unwrap_or_else(PoisonError::into_inner);
+            if let Some((_, _, json)) = views.iter().find(|(z, f, _)| z == zone && *f == filter.0) {
+                return Some(AppView::Json(json.clone()));
+            }
+        }
+        Some(AppView::Data(self.generation, self.info(zone, filter)?))
+    }
+
     fn info(&self, zone: &str, filter: StatusFilter) -> Option<InstanceInfo<Arc<Instance>>> {
         let mut instances = BTreeMap::new();
         for (name, z) in &self.zones {

@@ -118,3 +118,47 @@ async fn infra_discovery_poll_from_other_env_wakes() {
     );
     s.stop().await;
 }
+
+/// An app deleted (its last instance cancelled) *before* a `polls` arrives with a cursor for
+/// it: the client knew the app, so the poll is answered at once with the app in the -404
+/// miss list, as a deletion wakes a parked poll. An appid polled with cursor 0 (never seen)
+/// still parks.
+#[tokio::test]
+async fn deleted_app_with_cursor_is_answered_at_once() {
+    let hold = std::time::Duration::from_secs(5);
+    let s = TestServer::start(builder().hold(hold)).await;
+    s.register(APP, ZONE, "h1").await;
+    s.register("other.app", ZONE, "h1").await;
+    let cursor = s.cursor(APP).await;
+    let other = s.cursor("other.app").await;
+    let v = s
+        .post(
+            "/discovery/cancel",
+            &format!("zone={ZONE}&env={ENV}&appid={APP}&hostname=h1"),
+        )
+        .await;
+    assert_eq!(v["code"], 0);
+    let started = tokio::time::Instant::now();
+    let v = s
+        .get(&format!(
+            "/discovery/polls?env={ENV}&hostname=w&appid={APP}&appid=other.app\
+             &latest_timestamp={cursor}&latest_timestamp={other}"
+        ))
+        .await;
+    assert_eq!(
+        v,
+        serde_json::json!({"code":0,"message":"0","data":{},"error":{"-404":[APP]}}),
+        "answered with the miss, not parked"
+    );
+    assert!(started.elapsed() < hold, "answered before the hold");
+    assert_eq!(s.handle.stats().parked_polls, 0);
+    // Cursor 0 for an unknown app: nothing the client knew has gone, so it parks.
+    let url = format!("/discovery/polls?env={ENV}&hostname=w&appid={APP}&latest_timestamp=0");
+    let (v, ()) = tokio::join!(s.get(&url), async {
+        s.parked(1).await;
+        s.register(APP, ZONE, "h2").await;
+    });
+    assert_eq!(v["code"], 0);
+    assert_eq!(hosts(&v["data"][APP], ZONE), ["h2"]);
+    s.stop().await;
+}

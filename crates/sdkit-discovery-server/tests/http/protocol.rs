@@ -188,3 +188,53 @@ async fn infra_discovery_in_every_env() {
     );
     s.stop().await;
 }
+
+/// `fetch` answers are serialised once per change and shared: every kind of change (renew,
+/// set, register, cancel) is visible in the next `fetch`, for each status filter.
+#[tokio::test]
+async fn fetch_reflects_every_change_after_a_shared_answer() {
+    let s = TestServer::start(builder()).await;
+    s.register(APP, ZONE, "h1").await;
+    let url = |status: u32| format!("/discovery/fetch?env={ENV}&appid={APP}&status={status}");
+    let first = s.get(&url(1)).await;
+    assert_eq!(first, s.get(&url(1)).await, "unchanged app, same answer");
+    let renewed_at =
+        |v: &serde_json::Value| v["data"]["instances"][ZONE][0]["renew_timestamp"].clone();
+    let r = s
+        .post(
+            "/discovery/renew",
+            &format!("zone={ZONE}&env={ENV}&appid={APP}&hostname=h1"),
+        )
+        .await;
+    assert_eq!(r["code"], 0);
+    let after_renew = s.get(&url(1)).await;
+    assert_eq!(renewed_at(&after_renew), r["data"]["renew_timestamp"]);
+    assert_ne!(renewed_at(&after_renew), renewed_at(&first));
+    let v = s
+        .post(
+            "/discovery/set",
+            &format!("zone={ZONE}&env={ENV}&appid={APP}&hostname=h1&status=2"),
+        )
+        .await;
+    assert_eq!(v["code"], 0);
+    assert_eq!(
+        hosts(&s.get(&url(1)).await["data"], ZONE),
+        Vec::<String>::new()
+    );
+    assert_eq!(hosts(&s.get(&url(2)).await["data"], ZONE), ["h1"]);
+    s.register(APP, ZONE, "h2").await;
+    assert_eq!(hosts(&s.get(&url(3)).await["data"], ZONE), ["h1", "h2"]);
+    for h in ["h1", "h2"] {
+        let v = s
+            .post(
+                "/discovery/cancel",
+                &format!("zone={ZONE}&env={ENV}&appid={APP}&hostname={h}"),
+            )
+            .await;
+        assert_eq!(v["code"], 0);
+    }
+    assert_eq!(s.get(&url(3)).await["code"], -404);
+    s.register(APP, ZONE, "h3").await;
+    assert_eq!(hosts(&s.get(&url(3)).await["data"], ZONE), ["h3"]);
+    s.stop().await;
+}
