@@ -11,9 +11,10 @@
 //!   found" in one round trip), then joins the long poll, which is interrupted and re-issued
 //!   with the new appid set;
 //! * `-304` re-polls at once on the same node (after one non-blocking `fetchs` checking that
-//!   the apps it serves instances of still exist: a registry parks a poll for an app deleted
-//!   just before it, and the reference never reports a last cancel); a transport error or any other code rotates to
-//!   the next node, resets every cursor and backs off (capped, jittered);
+//!   the apps it serves instances of still exist: the reference server parks a poll for an app
+//!   deleted just before it and never reports a last cancel — sdkit's embedded registry answers
+//!   both at once, the check is for other registries); a transport error or any other code
+//!   rotates to the next node, resets every cursor and backs off (capped, jittered);
 //! * cursors are `i64` and echoed exactly; an answer with only empty lists still advances the
 //!   cursor, so a WAITING-only app cannot cause a busy loop; comma-joined `addrs` are split
 //!   (by the wire model).
@@ -604,9 +605,10 @@ impl Inner {
     }
 
     /// After a quiet hold: checks with one non-blocking `fetchs` that every app the client
-    /// serves instances of still exists. A registry parks a poll whose app vanished *before*
-    /// the poll arrived (and the reference never reports a last cancel at all), so without
-    /// this a client would keep serving a deleted app forever.
+    /// serves instances of still exists. The reference server parks a poll whose app vanished
+    /// *before* the poll arrived (and never reports a last cancel at all), so against it a
+    /// client would otherwise keep serving a deleted app forever; sdkit's embedded registry
+    /// answers such polls at once, and this check costs one request per quiet hold.
     async fn verify(&self, node: &str) -> Result<(), Error> {
         let held: Vec<(String, i64)> = {
             let state = self.lock_state();
