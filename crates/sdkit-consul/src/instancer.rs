@@ -355,7 +355,7 @@ mod tests {
         assert_eq!(v[1].addr(), "10.0.0.2:81");
         assert_eq!(v[1].weight(), 2, "warning weight");
         assert_eq!(v[1].zone(), Some("z1"));
-        assert_eq!(v[1].tags(), ["x"]);
+        assert_eq!(v[1].tags().collect::<Vec<_>>(), ["x"]);
     }
 
     #[tokio::test(start_paused = true)]

@@ -40,7 +40,7 @@ async fn registered_instance_is_seen_with_its_attributes() {
     assert_eq!(i.addr(), "10.1.2.3:8080");
     assert_eq!(i.weight(), 7);
     assert_eq!(i.zone(), Some("sh001"));
-    assert_eq!(i.tags(), ["v1"]);
+    assert_eq!(i.tags().collect::<Vec<_>>(), ["v1"]);
     assert_eq!(i.meta("version"), Some("1.2"));
     assert!(s.error().is_none());
 

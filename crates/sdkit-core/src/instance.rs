@@ -19,6 +19,7 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
+use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
 
 /// The default weight of an instance when its registry says nothing.
@@ -30,30 +31,33 @@ fn default_weight() -> u32 {
 
 /// One reachable copy of a service.
 ///
+/// Strings are stored inline when short (up to 24 bytes: identities, addresses, zones and most
+/// tags and metadata), so building, comparing and dropping large snapshots allocates little.
+///
 /// Instances are ordered by identity first (then by the remaining fields, so that the order is
 /// total and consistent with `Eq`). Two instances with the same [`id`](Self::id) in one snapshot
 /// are collapsed into one by the [`InstanceCache`](crate::InstanceCache).
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Instance {
-    id: String,
-    addr: String,
+    id: CompactString,
+    addr: CompactString,
     #[serde(default = "default_weight")]
     weight: u32,
     #[serde(default)]
-    zone: Option<String>,
+    zone: Option<CompactString>,
     #[serde(default)]
-    tags: Vec<String>,
+    tags: Vec<CompactString>,
     #[serde(default)]
-    metadata: BTreeMap<String, String>,
+    metadata: BTreeMap<CompactString, CompactString>,
 }
 
 impl Instance {
     /// An instance with identity `id` reachable at `addr` (`host:port`, IPv6 hosts bracketed),
     /// weight [`DEFAULT_WEIGHT`], no zone, tags or metadata.
-    pub fn new(id: impl Into<String>, addr: impl Into<String>) -> Self {
+    pub fn new(id: impl AsRef<str>, addr: impl AsRef<str>) -> Self {
         Instance {
-            id: id.into(),
-            addr: addr.into(),
+            id: CompactString::new(id),
+            addr: CompactString::new(addr),
             weight: DEFAULT_WEIGHT,
             zone: None,
             tags: Vec::new(),
@@ -62,13 +66,13 @@ impl Instance {
     }
 
     /// An instance whose identity is its address.
-    pub fn from_addr(addr: impl Into<String>) -> Self {
-        let addr = addr.into();
-        Instance::new(addr.clone(), addr)
+    pub fn from_addr(addr: impl AsRef<str>) -> Self {
+        let addr = CompactString::new(addr);
+        Instance::new(&addr, &addr)
     }
 
     /// An instance at `host` and `port`; see [`join_host_port`].
-    pub fn from_host_port(id: impl Into<String>, host: &str, port: u16) -> Self {
+    pub fn from_host_port(id: impl AsRef<str>, host: &str, port: u16) -> Self {
         Instance::new(id, join_host_port(host, port))
     }
 
@@ -79,14 +83,14 @@ impl Instance {
     }
 
     /// Sets the zone.
-    pub fn with_zone(mut self, zone: impl Into<String>) -> Self {
-        self.zone = Some(zone.into());
+    pub fn with_zone(mut self, zone: impl AsRef<str>) -> Self {
+        self.zone = Some(CompactString::new(zone));
         self
     }
 
     /// Adds a tag.
-    pub fn with_tag(mut self, tag: impl Into<String>) -> Self {
-        self.tags.push(tag.into());
+    pub fn with_tag(mut self, tag: impl AsRef<str>) -> Self {
+        self.tags.push(CompactString::new(tag));
         self
     }
 
@@ -94,21 +98,30 @@ impl Instance {
     pub fn with_tags<I, T>(mut self, tags: I) -> Self
     where
         I: IntoIterator<Item = T>,
-        T: Into<String>,
+        T: AsRef<str>,
     {
-        self.tags = tags.into_iter().map(Into::into).collect();
+        self.tags = tags.into_iter().map(CompactString::new).collect();
         self
     }
 
     /// Sets one metadata entry.
-    pub fn with_meta(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
-        self.metadata.insert(key.into(), value.into());
+    pub fn with_meta(mut self, key: impl AsRef<str>, value: impl AsRef<str>) -> Self {
+        self.metadata
+            .insert(CompactString::new(key), CompactString::new(value));
         self
     }
 
-    /// Replaces the metadata.
-    pub fn with_metadata(mut self, metadata: BTreeMap<String, String>) -> Self {
-        self.metadata = metadata;
+    /// Replaces the metadata (any map or list of string pairs).
+    pub fn with_metadata<I, K, V>(mut self, metadata: I) -> Self
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: AsRef<str>,
+        V: AsRef<str>,
+    {
+        self.metadata = metadata
+            .into_iter()
+            .map(|(k, v)| (CompactString::new(k), CompactString::new(v)))
+            .collect();
         self
     }
 
@@ -138,18 +151,66 @@ impl Instance {
     }
 
     /// The tags, in registry order.
-    pub fn tags(&self) -> &[String] {
-        &self.tags
+    pub fn tags(&self) -> Tags<'_> {
+        Tags(self.tags.iter())
     }
 
-    /// String metadata.
-    pub fn metadata(&self) -> &BTreeMap<String, String> {
-        &self.metadata
+    /// String metadata, sorted by key.
+    pub fn metadata(&self) -> Metadata<'_> {
+        Metadata(self.metadata.iter())
     }
 
     /// One metadata value.
     pub fn meta(&self, key: &str) -> Option<&str> {
-        self.metadata.get(key).map(String::as_str)
+        self.metadata.get(key).map(CompactString::as_str)
+    }
+}
+
+/// The tags of an [`Instance`], in registry order.
+#[derive(Clone)]
+pub struct Tags<'a>(std::slice::Iter<'a, CompactString>);
+
+impl<'a> Iterator for Tags<'a> {
+    type Item = &'a str;
+
+    fn next(&mut self) -> Option<&'a str> {
+        self.0.next().map(CompactString::as_str)
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.0.size_hint()
+    }
+}
+
+impl ExactSizeIterator for Tags<'_> {}
+
+impl std::fmt::Debug for Tags<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.clone()).finish()
+    }
+}
+
+/// The metadata of an [`Instance`], sorted by key.
+#[derive(Clone)]
+pub struct Metadata<'a>(std::collections::btree_map::Iter<'a, CompactString, CompactString>);
+
+impl<'a> Iterator for Metadata<'a> {
+    type Item = (&'a str, &'a str);
+
+    fn next(&mut self) -> Option<(&'a str, &'a str)> {
+        self.0.next().map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.0.size_hint()
+    }
+}
+
+impl ExactSizeIterator for Metadata<'_> {}
+
+impl std::fmt::Debug for Metadata<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_map().entries(self.clone()).finish()
     }
 }
 

@@ -109,8 +109,11 @@ pub fn encode(instance: &Instance) -> String {
         addr: instance.addr().to_owned(),
         weight: Some(instance.weight()),
         zone: instance.zone().map(str::to_owned),
-        tags: instance.tags().to_vec(),
-        metadata: instance.metadata().clone(),
+        tags: instance.tags().map(str::to_owned).collect(),
+        metadata: instance
+            .metadata()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect(),
     };
     // Serializing strings, numbers and string maps cannot fail.
     serde_json::to_string(&wire).unwrap_or_default()
@@ -167,7 +170,7 @@ mod tests {
         .unwrap();
         assert_eq!(i.weight(), 0);
         assert_eq!(i.zone(), Some("z"));
-        assert_eq!(i.tags(), ["t"]);
+        assert_eq!(i.tags().collect::<Vec<_>>(), ["t"]);
         assert_eq!(i.meta("k"), Some("v"));
         assert_eq!(decode("a", br#"{"addr":"h:2"}"#).unwrap().weight(), 1);
     }

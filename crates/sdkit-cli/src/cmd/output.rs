@@ -16,8 +16,8 @@ struct InstanceJson<'a> {
     addr: &'a str,
     weight: u32,
     zone: Option<&'a str>,
-    tags: &'a [String],
-    metadata: &'a BTreeMap<String, String>,
+    tags: Vec<&'a str>,
+    metadata: BTreeMap<&'a str, &'a str>,
 }
 
 /// One instance set: instances sorted by `addr`, and the source error if any.
@@ -43,8 +43,8 @@ pub fn snapshot_json(snapshot: &Snapshot) -> String {
                 addr: i.addr(),
                 weight: i.weight(),
                 zone: i.zone(),
-                tags: i.tags(),
-                metadata: i.metadata(),
+                tags: i.tags().collect(),
+                metadata: i.metadata().collect(),
             })
             .collect(),
         error: snapshot.error().map(ToString::to_string),
@@ -76,8 +76,8 @@ pub fn snapshot_text(snapshot: &Snapshot, style: Style) -> String {
         if let Some(zone) = i.zone() {
             out.push_str(&format!(" zone={zone}"));
         }
-        if !i.tags().is_empty() {
-            out.push_str(&format!(" tags={}", i.tags().join(",")));
+        if i.tags().len() > 0 {
+            out.push_str(&format!(" tags={}", i.tags().collect::<Vec<_>>().join(",")));
         }
         for (k, v) in i.metadata() {
             out.push_str(&format!(" {k}={v}"));

@@ -110,10 +110,10 @@ pub(crate) fn registrar(spec: &Spec, instance: Instance) -> Result<Box<dyn Regis
         .with_address(host)
         .with_weights(instance.weight(), instance.weight());
     for tag in instance.tags() {
-        config = config.with_tag(tag.clone());
+        config = config.with_tag(tag);
     }
     for (key, value) in instance.metadata() {
-        config = config.with_meta(key.clone(), value.clone());
+        config = config.with_meta(key, value);
     }
     if let (Some(zone), Some(zone_key)) = (instance.zone(), spec.watch.zone_meta_key.as_ref()) {
         config = config.with_meta(zone_key.clone(), zone);

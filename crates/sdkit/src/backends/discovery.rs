@@ -103,9 +103,9 @@ pub(crate) fn registrar(spec: &Spec, instance: Instance) -> Result<Box<dyn Regis
     }
     for (key, value) in instance.metadata() {
         config = if key == "version" {
-            config.version(value.clone())
+            config.version(value)
         } else {
-            config.meta(key.clone(), value.clone())
+            config.meta(key, value)
         };
     }
     if let Some(renew) = spec.renew {
