@@ -20,7 +20,7 @@
 //!
 //! let from_json: Config = serde_json::from_str(
 //!     r#"{"name": "_http._tcp.web.example.com", "nameservers": ["127.0.0.1:5353"],
-//!         "min_refresh": "500ms", "timeout": 800}"#,
+//!         "min_refresh": "500ms", "timeout": 0.8}"#,
 //! ).unwrap();
 //! assert_eq!(from_json.min_refresh(), Duration::from_millis(500));
 //! assert_eq!(from_json.request_timeout(), Duration::from_millis(800));
