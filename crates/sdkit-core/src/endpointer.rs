@@ -448,6 +448,9 @@ async fn run<S, F>(
     let mut retry_at: Option<tokio::time::Instant> = None;
     let mut retry_backoff = options.factory_retry.start();
     let mut source_open = true;
+    // Set when the invalidation timer fired; cleared by the next good snapshot. While set, error
+    // snapshots (which still carry the stale set) must not bring the stale endpoints back.
+    let mut invalidated = false;
     loop {
         let invalidate_sleep = tokio::time::sleep_until(invalidate_at.unwrap_or_else(far_future));
         let retry_sleep = tokio::time::sleep_until(retry_at.unwrap_or_else(far_future));
@@ -456,6 +459,16 @@ async fn run<S, F>(
             next = subscription.next(), if source_open => match next {
                 Some(snapshot) => {
                     retry_backoff.reset();
+                    if snapshot.error().is_none() {
+                        invalidated = false;
+                    }
+                    if invalidated {
+                        // Still failing after invalidation: keep the set empty, carry the news.
+                        set.publish(Endpoints::new(Vec::new(), snapshot.error().cloned()));
+                        retry_at = None;
+                        last = Some(snapshot);
+                        continue;
+                    }
                     invalidate_at = match (snapshot.error(), options.invalidate_on_error) {
                         (Some(_), Some(timeout)) => {
                             // Keep the first deadline while the source keeps failing.
@@ -472,6 +485,8 @@ async fn run<S, F>(
             },
             _ = invalidate_sleep, if invalidate_at.is_some() => {
                 invalidate_at = None;
+                invalidated = true;
+                retry_at = None;
                 let error = last.as_ref().and_then(|s| s.error().cloned());
                 tracing::warn!(error = ?error.as_ref().map(ToString::to_string), "source failing for too long; invalidating endpoints");
                 set.publish(Endpoints::new(Vec::new(), error));

@@ -243,6 +243,19 @@ async fn invalidate_on_error_fires_on_a_timer_and_recovers() {
     );
     assert_eq!(set.load().error().unwrap().to_string(), "second failure");
 
+    // A further, different failure carries the news but does not bring the stale set back.
+    source.error(SourceError::new("third failure"));
+    eventually("the new error published", || {
+        set.load().error().map(ToString::to_string).as_deref() == Some("third failure")
+    })
+    .await;
+    assert!(
+        set.load().is_empty(),
+        "stale endpoints came back after invalidation"
+    );
+    tokio::time::sleep(Duration::from_secs(60)).await; // virtual time
+    assert!(set.load().is_empty(), "stale endpoints came back later");
+
     source.update(vec![inst(3)]);
     eventually("recovered", || set.load().len() == 1).await;
     assert!(set.load().error().is_none());
