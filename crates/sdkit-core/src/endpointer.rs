@@ -238,10 +238,32 @@ impl<S> EndpointSet<S> {
         *self.shared.version.borrow()
     }
 
-    /// Resolves after the next snapshot is published (or never, once the endpointer is gone).
-    pub async fn changed(&self) {
+    /// Resolves once a snapshot newer than `version` (from [`version`](Self::version)) is
+    /// published — at once if one already was, so no change between reading the version and
+    /// waiting is lost — or never, once the endpointer is gone.
+    ///
+    /// ```
+    /// # use sdkit_core::{EndpointSet, Instance};
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let set = EndpointSet::fixed([(Instance::from_addr("10.0.0.1:80"), ())]);
+    /// let seen = set.version();
+    /// // … look at set.load() …
+    /// # let seen = seen - 1;
+    /// set.changed_since(seen).await; // returns at once: a newer snapshot exists
+    /// # }
+    /// ```
+    pub async fn changed_since(&self, version: u64) {
         let mut rx = self.shared.version.subscribe();
-        if rx.changed().await.is_err() {
+        if rx.wait_for(|v| *v > version).await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+
+    /// Resolves once the set holds at least one endpoint (at once if it does), or never, once
+    /// the endpointer is gone.
+    pub async fn non_empty(&self) {
+        let mut rx = self.shared.version.subscribe();
+        if rx.wait_for(|_| !self.load().is_empty()).await.is_err() {
             std::future::pending::<()>().await;
         }
     }

@@ -34,9 +34,10 @@ pub trait Balancer<S>: Send + Sync {
     /// A clone of one endpoint's service, or [`NoEndpoints`] when the set is empty.
     fn pick(&self) -> Result<S, NoEndpoints>;
 
-    /// Resolves when the endpoint set may have changed; used to wait instead of spinning while
-    /// it is empty. The default never resolves (callers then rely on their backoff).
-    fn changed(&self) -> BoxFuture<'static, ()> {
+    /// Resolves once the balancer has an endpoint to pick (at once if it has one); used to wait
+    /// instead of spinning while the set is empty. The default never resolves (callers then
+    /// rely on their backoff).
+    fn endpoints_available(&self) -> BoxFuture<'static, ()> {
         Box::pin(std::future::pending())
     }
 }
@@ -45,14 +46,14 @@ impl<S, B: Balancer<S> + ?Sized> Balancer<S> for std::sync::Arc<B> {
     fn pick(&self) -> Result<S, NoEndpoints> {
         (**self).pick()
     }
-    fn changed(&self) -> BoxFuture<'static, ()> {
-        (**self).changed()
+    fn endpoints_available(&self) -> BoxFuture<'static, ()> {
+        (**self).endpoints_available()
     }
 }
 
-fn changed_future<S: Send + Sync + 'static>(set: &EndpointSet<S>) -> BoxFuture<'static, ()> {
+fn non_empty<S: Send + Sync + 'static>(set: &EndpointSet<S>) -> BoxFuture<'static, ()> {
     let set = set.clone();
-    Box::pin(async move { set.changed().await })
+    Box::pin(async move { set.non_empty().await })
 }
 
 /// Round-robin over the current endpoints. See the [module docs](self).
@@ -86,8 +87,8 @@ impl<S: Clone + Send + Sync + 'static> Balancer<S> for RoundRobin<S> {
         Ok(items[endpoints.reduce(n)].service().clone())
     }
 
-    fn changed(&self) -> BoxFuture<'static, ()> {
-        changed_future(&self.set)
+    fn endpoints_available(&self) -> BoxFuture<'static, ()> {
+        non_empty(&self.set)
     }
 }
 
@@ -145,7 +146,7 @@ impl<S: Clone + Send + Sync + 'static> Balancer<S> for Random<S> {
         Ok(items[index].service().clone())
     }
 
-    fn changed(&self) -> BoxFuture<'static, ()> {
-        changed_future(&self.set)
+    fn endpoints_available(&self) -> BoxFuture<'static, ()> {
+        non_empty(&self.set)
     }
 }

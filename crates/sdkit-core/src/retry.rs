@@ -255,7 +255,7 @@ impl<B, E> Retry<BalancedService<B, E>, RetryAll> {
             inner: BalancedService::from_arc(balancer),
             config,
             policy: Arc::new(RetryAll),
-            wake: Some(Arc::new(move || watcher.changed())),
+            wake: Some(Arc::new(move || watcher.endpoints_available())),
         }
     }
 }

@@ -156,8 +156,8 @@ impl Balancer<tower::util::BoxCloneSyncService<u32, u32, BoxError>> for Counting
         self.picks.fetch_add(1, Ordering::SeqCst);
         self.inner.pick()
     }
-    fn changed(&self) -> BoxFuture<'static, ()> {
-        self.inner.changed()
+    fn endpoints_available(&self) -> BoxFuture<'static, ()> {
+        self.inner.endpoints_available()
     }
 }
 

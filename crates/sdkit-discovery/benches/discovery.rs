@@ -73,6 +73,7 @@ async fn setup() -> Setup {
 async fn until(endpointer: &Endpointer<String>, id: &str, present: bool) {
     let set = endpointer.endpoint_set();
     loop {
+        let seen = set.version();
         if endpointer
             .endpoints()
             .iter()
@@ -81,12 +82,8 @@ async fn until(endpointer: &Endpointer<String>, id: &str, present: bool) {
         {
             return;
         }
-        // `changed` subscribes when first polled; the 1 ms fallback covers a publish that
-        // lands between the check and the subscription.
-        tokio::select! {
-            () = set.changed() => {}
-            () = tokio::time::sleep(Duration::from_millis(1)) => {}
-        }
+        // Returns at once if a snapshot was published after `seen`: no change is missed.
+        set.changed_since(seen).await;
     }
 }
 

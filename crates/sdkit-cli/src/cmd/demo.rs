@@ -358,6 +358,7 @@ async fn wait_for_set(
 ) -> Result<Vec<String>, CommandError> {
     let wait = async {
         loop {
+            let seen = set.version();
             let addrs: Vec<String> = set
                 .load()
                 .iter()
@@ -366,7 +367,7 @@ async fn wait_for_set(
             if ok(&addrs) {
                 return addrs;
             }
-            set.changed().await;
+            set.changed_since(seen).await;
         }
     };
     tokio::time::timeout(STEP, wait).await.map_err(|_| {
