@@ -67,20 +67,15 @@ pub async fn wait_for(
     updates: &mut Subscription,
     done: impl Fn(&Snapshot) -> bool,
 ) -> Result<Arc<Snapshot>, BoxError> {
-    let wait = async {
-        while let Some(snapshot) = updates.next().await {
-            if let Some(error) = snapshot.error() {
+    let snapshot = updates
+        .wait_for(Duration::from_secs(10), |s| {
+            if let Some(error) = s.error() {
                 eprintln!("  registry error (last good set kept): {error}");
             }
-            if done(&snapshot) {
-                return Ok(snapshot);
-            }
-        }
-        Err::<_, BoxError>("the instancer stopped".into())
-    };
-    timeout(Duration::from_secs(10), wait)
-        .await
-        .map_err(|_| "no matching snapshot within 10 s")?
+            done(s)
+        })
+        .await?;
+    Ok(snapshot)
 }
 
 /// `RUST_LOG` selects what is logged (default: warnings).

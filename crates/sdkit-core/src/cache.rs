@@ -192,6 +192,44 @@ fn normalize(instances: &mut Vec<Instance>) {
     }
 }
 
+/// [`Subscription::wait_for`] gave up: no state satisfied the condition in time.
+#[derive(Debug, Clone)]
+pub struct NotReached {
+    /// How long the caller waited.
+    pub waited: Duration,
+    /// `true` when the source stopped before the deadline.
+    pub stopped: bool,
+    /// The last state seen, if any.
+    pub last: Option<Arc<Snapshot>>,
+}
+
+impl std::fmt::Display for NotReached {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.stopped {
+            f.write_str("the source stopped before the awaited state")?;
+        } else {
+            write!(
+                f,
+                "the awaited state did not arrive within {:?}",
+                self.waited
+            )?;
+        }
+        match &self.last {
+            None => f.write_str("; nothing was published"),
+            Some(s) => {
+                let ids: Vec<&str> = s.instances().iter().map(Instance::id).collect();
+                write!(f, "; last: {ids:?}")?;
+                match s.error() {
+                    Some(e) => write!(f, " (source error: {e})"),
+                    None => Ok(()),
+                }
+            }
+        }
+    }
+}
+
+impl std::error::Error for NotReached {}
+
 /// A subscriber's view of an [`InstanceCache`]: the current state first, then each new state.
 ///
 /// A slow subscriber never holds anybody up: it skips intermediate states and sees the newest.
@@ -232,6 +270,62 @@ impl Subscription {
         match tokio::time::timeout(timeout, self.next()).await {
             Ok(Some(snapshot)) => Ok(snapshot),
             Ok(None) | Err(_) => Err(NoInstancesYet { waited: timeout }),
+        }
+    }
+
+    /// Waits at most `timeout` until the state satisfies `pred` — the current state first, then
+    /// each new one — and returns that state.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use sdkit_core::{Instance, InstanceCache};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let cache = InstanceCache::new();
+    /// let mut sub = cache.subscribe();
+    /// cache.update(vec![Instance::from_addr("10.0.0.1:80")]);
+    /// let two = tokio::spawn(async move { sub.wait_for(Duration::from_secs(5), |s| s.len() == 2).await });
+    /// cache.update(vec![Instance::from_addr("10.0.0.1:80"), Instance::from_addr("10.0.0.2:80")]);
+    /// assert_eq!(two.await.unwrap().unwrap().len(), 2);
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`NotReached`] with the last state seen, when the deadline passes or the source stops
+    /// first.
+    pub async fn wait_for(
+        &mut self,
+        timeout: Duration,
+        mut pred: impl FnMut(&Snapshot) -> bool,
+    ) -> Result<Arc<Snapshot>, NotReached> {
+        let mut last = self.rx.borrow_and_update().clone();
+        if let Some(current) = &last
+            && pred(current)
+        {
+            return Ok(Arc::clone(current));
+        }
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            match tokio::time::timeout_at(deadline, self.next()).await {
+                Ok(Some(snapshot)) if pred(&snapshot) => return Ok(snapshot),
+                Ok(Some(snapshot)) => last = Some(snapshot),
+                Ok(None) => {
+                    return Err(NotReached {
+                        waited: timeout,
+                        stopped: true,
+                        last,
+                    });
+                }
+                Err(_) => {
+                    return Err(NotReached {
+                        waited: timeout,
+                        stopped: false,
+                        last,
+                    });
+                }
+            }
         }
     }
 

@@ -69,7 +69,7 @@ pub mod retry;
 pub mod service;
 
 pub use backoff::Backoff;
-pub use cache::{InstanceCache, Subscription};
+pub use cache::{InstanceCache, NotReached, Subscription};
 pub use endpointer::{Endpoint, EndpointSet, Endpointer, EndpointerOptions, Endpoints, Factory};
 pub use error::{BoxError, NoEndpoints, NoInstancesYet, RegistrarError};
 pub use event::{Event, Snapshot, SourceError};

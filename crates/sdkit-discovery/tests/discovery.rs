@@ -56,20 +56,9 @@ async fn wait_for(
     what: &str,
     pred: impl Fn(&Snapshot) -> bool,
 ) -> Arc<Snapshot> {
-    let deadline = tokio::time::Instant::now() + EVENTUALLY;
-    let mut last = None;
-    loop {
-        match tokio::time::timeout_at(deadline, sub.next()).await {
-            Ok(Some(snapshot)) => {
-                if pred(&snapshot) {
-                    return snapshot;
-                }
-                last = Some(snapshot);
-            }
-            Ok(None) => panic!("{what}: subscription ended; last {last:?}"),
-            Err(_) => panic!("{what}: not reached within {EVENTUALLY:?}; last {last:?}"),
-        }
-    }
+    sub.wait_for(EVENTUALLY, pred)
+        .await
+        .unwrap_or_else(|e| panic!("{what}: {e}"))
 }
 
 fn addrs(snapshot: &Snapshot) -> Vec<String> {

@@ -48,23 +48,9 @@ async fn wait_for(
     what: &str,
     pred: impl Fn(&Snapshot) -> bool,
 ) -> Arc<Snapshot> {
-    let found = tokio::time::timeout(deadline, async {
-        while let Some(snapshot) = sub.next().await {
-            if pred(&snapshot) {
-                return Some(snapshot);
-            }
-        }
-        None
-    })
-    .await;
-    match found {
-        Ok(Some(snapshot)) => snapshot,
-        Ok(None) => panic!("instancer stopped while waiting for {what}"),
-        Err(_) => panic!(
-            "no snapshot with {what} within {deadline:?}; last: {:?}",
-            sub.current()
-        ),
-    }
+    sub.wait_for(deadline, pred)
+        .await
+        .unwrap_or_else(|e| panic!("waiting for {what}: {e}"))
 }
 
 fn summary(snapshot: &Snapshot) -> Vec<(String, String, u32)> {

@@ -126,19 +126,9 @@ async fn wait_for(
     what: &str,
     pred: impl Fn(&Snapshot) -> bool,
 ) -> Arc<Snapshot> {
-    let found = tokio::time::timeout(EVENTUALLY, async {
-        while let Some(snapshot) = sub.next().await {
-            if pred(&snapshot) {
-                return Some(snapshot);
-            }
-        }
-        None
-    })
-    .await;
-    match found {
-        Ok(Some(snapshot)) => snapshot,
-        _ => panic!("no snapshot with {what}; last: {:?}", sub.current()),
-    }
+    sub.wait_for(EVENTUALLY, pred)
+        .await
+        .unwrap_or_else(|e| panic!("waiting for {what}: {e}"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -122,6 +122,9 @@ impl Zone {
 #[derive(Debug)]
 pub struct Dnsmasq {
     process: Option<ChildProcess>,
+    /// While stopped: the port held (UDP and TCP) so that no other test's process takes it
+    /// before [`resume`](Dnsmasq::resume) — another DNS server there would answer for us.
+    reserved: Option<(std::net::UdpSocket, std::net::TcpListener)>,
     port: u16,
     zone: Zone,
     log: PathBuf,
@@ -138,6 +141,7 @@ impl Dnsmasq {
     pub fn start(zone: Zone) -> io::Result<Self> {
         let mut dns = Dnsmasq {
             process: None,
+            reserved: None,
             port: free_udp_port(),
             zone,
             log: PathBuf::new(),
@@ -181,12 +185,29 @@ impl Dnsmasq {
         self.process.as_mut().is_some_and(ChildProcess::is_running)
     }
 
-    /// Kills dnsmasq (SIGKILL): queries time out (UDP) or are refused (TCP) until
-    /// [`resume`](Self::resume). Idempotent.
+    /// Kills dnsmasq (SIGKILL) and holds its port until [`resume`](Self::resume): queries go
+    /// unanswered and time out, as with a crashed server, and no other process can take the
+    /// port meanwhile. Idempotent.
     pub fn stop(&mut self) {
         if let Some(mut process) = self.process.take() {
             process.kill();
+            let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, self.port));
+            // Best effort: if the port cannot be held, a stopped server is still stopped.
+            if let (Ok(udp), Ok(tcp)) = (
+                std::net::UdpSocket::bind(addr),
+                std::net::TcpListener::bind(addr),
+            ) {
+                self.reserved = Some((udp, tcp));
+            }
         }
+    }
+
+    /// Stops dnsmasq without holding its port (for the end of a fixture's life).
+    fn kill(&mut self) {
+        if let Some(mut process) = self.process.take() {
+            process.kill();
+        }
+        self.reserved = None;
     }
 
     /// Starts dnsmasq again on the same port with the current zone (after [`stop`](Self::stop));
@@ -199,6 +220,8 @@ impl Dnsmasq {
         if self.is_running() {
             return Ok(());
         }
+        // Release the held port right before dnsmasq binds it again.
+        self.reserved = None;
         self.remove_log();
         let binary = find_binary("dnsmasq").ok_or_else(|| {
             io::Error::new(
@@ -262,7 +285,7 @@ impl Drop for Dnsmasq {
     /// Kills dnsmasq; its log is removed unless the test is failing (panicking), so that a
     /// failure can be diagnosed from it.
     fn drop(&mut self) {
-        self.stop();
+        self.kill();
         if std::thread::panicking() {
             eprintln!("dnsmasq log kept: {}", self.log.display());
         } else {

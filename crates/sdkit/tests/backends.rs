@@ -20,20 +20,12 @@ async fn register_watch_deregister(url: &str) {
         .unwrap_or_else(|_| panic!("{url}: not registered in time"))
         .unwrap();
 
-    let seen = tokio::time::timeout(Duration::from_secs(20), async {
-        loop {
-            let snapshot = watch.next().await.expect("watch ended");
-            if snapshot
-                .instances()
-                .iter()
-                .any(|i| i.addr() == instance.addr())
-            {
-                return snapshot;
-            }
-        }
-    })
-    .await
-    .unwrap_or_else(|_| panic!("{url}: registration never seen"));
+    let seen = watch
+        .wait_for(Duration::from_secs(20), |s| {
+            s.instances().iter().any(|i| i.addr() == instance.addr())
+        })
+        .await
+        .unwrap_or_else(|e| panic!("{url}: registration never seen: {e}"));
     let mine = seen
         .instances()
         .iter()
@@ -42,20 +34,12 @@ async fn register_watch_deregister(url: &str) {
     assert_eq!(mine.weight(), 3, "{url}: weight carried through");
 
     registrar.deregister().await.unwrap();
-    tokio::time::timeout(Duration::from_secs(20), async {
-        loop {
-            let snapshot = watch.next().await.expect("watch ended");
-            if !snapshot
-                .instances()
-                .iter()
-                .any(|i| i.addr() == instance.addr())
-            {
-                return;
-            }
-        }
-    })
-    .await
-    .unwrap_or_else(|_| panic!("{url}: deregistration never seen"));
+    watch
+        .wait_for(Duration::from_secs(20), |s| {
+            !s.instances().iter().any(|i| i.addr() == instance.addr())
+        })
+        .await
+        .unwrap_or_else(|e| panic!("{url}: deregistration never seen: {e}"));
     instancer.stop();
 }
 

@@ -148,36 +148,11 @@ pub async fn wait_for(
     sub: &mut Subscription,
     deadline: Duration,
     what: &str,
-    mut pred: impl FnMut(&Snapshot) -> bool,
+    pred: impl FnMut(&Snapshot) -> bool,
 ) -> Arc<Snapshot> {
-    let end = Instant::now() + deadline;
-    let mut last = sub.current();
-    if let Some(s) = &last
-        && pred(s)
-    {
-        return Arc::clone(s);
-    }
-    loop {
-        match tokio::time::timeout_at(end, sub.next()).await {
-            Ok(Some(s)) => {
-                if pred(&s) {
-                    return s;
-                }
-                last = Some(s);
-            }
-            Ok(None) => panic!("{what}: subscription ended; last: {last:?}"),
-            Err(_) => panic!(
-                "{what}: not reached within {deadline:?}; last: {:?}",
-                last.map(|s| (
-                    s.instances()
-                        .iter()
-                        .map(|i| i.id().to_owned())
-                        .collect::<Vec<_>>(),
-                    s.error().map(ToString::to_string)
-                ))
-            ),
-        }
-    }
+    sub.wait_for(deadline, pred)
+        .await
+        .unwrap_or_else(|e| panic!("{what}: {e}"))
 }
 
 /// The ids in a snapshot.
