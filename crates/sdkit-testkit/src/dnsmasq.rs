@@ -147,8 +147,19 @@ impl Dnsmasq {
             log: PathBuf::new(),
             starts: 0,
         };
-        dns.resume()?;
-        Ok(dns)
+        // A port free a moment ago may have been taken since (another test's client socket):
+        // then dnsmasq exits at once, and another port is tried.
+        let mut attempts = 0;
+        loop {
+            match dns.resume() {
+                Ok(()) => return Ok(dns),
+                Err(e) if e.kind() == io::ErrorKind::NotFound || attempts == 4 => return Err(e),
+                Err(_) => {
+                    attempts += 1;
+                    dns.port = free_udp_port();
+                }
+            }
+        }
     }
 
     /// The server address (UDP and TCP).
