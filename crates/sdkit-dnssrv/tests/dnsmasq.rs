@@ -30,6 +30,16 @@ fn config(server: SocketAddr) -> Config {
         .retry_backoff(Duration::from_millis(100), Duration::from_millis(500))
 }
 
+/// The first snapshot of an instancer built from `config` (the instancer is dropped after).
+async fn first_snapshot(config: Config) -> Arc<Snapshot> {
+    Instancer::new(config)
+        .expect("instancer")
+        .subscribe()
+        .ready(EVENTUALLY)
+        .await
+        .expect("first snapshot")
+}
+
 /// Three records: two in priority 10 (weights 5 and 1), one fallback in priority 20.
 fn weighted_zone(ttl: u32) -> Zone {
     Zone::new("demo.local", ttl)
@@ -95,13 +105,7 @@ async fn best_priority_group_with_weights() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn all_priorities_carry_priority_metadata() {
     let dns = Dnsmasq::start(weighted_zone(30)).expect("dnsmasq");
-    let instancer =
-        Instancer::new(config(dns.addr()).priority(PriorityMode::All)).expect("instancer");
-    let snapshot = instancer
-        .subscribe()
-        .ready(EVENTUALLY)
-        .await
-        .expect("ready");
+    let snapshot = first_snapshot(config(dns.addr()).priority(PriorityMode::All)).await;
     assert_eq!(
         summary(&snapshot),
         [
@@ -126,12 +130,7 @@ async fn all_zero_weights_map_to_equal_weight_one() {
         .host("a.demo.local", ip("127.0.0.2"))
         .host("b.demo.local", ip("127.0.0.3"));
     let dns = Dnsmasq::start(zone).expect("dnsmasq");
-    let instancer = Instancer::new(config(dns.addr())).expect("instancer");
-    let snapshot = instancer
-        .subscribe()
-        .ready(EVENTUALLY)
-        .await
-        .expect("ready");
+    let snapshot = first_snapshot(config(dns.addr())).await;
     assert_eq!(
         summary(&snapshot),
         [
@@ -144,13 +143,7 @@ async fn all_zero_weights_map_to_equal_weight_one() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keep_hostnames_trims_the_trailing_dot() {
     let dns = Dnsmasq::start(weighted_zone(30)).expect("dnsmasq");
-    let instancer =
-        Instancer::new(config(dns.addr()).targets(TargetMode::KeepHostnames)).expect("instancer");
-    let snapshot = instancer
-        .subscribe()
-        .ready(EVENTUALLY)
-        .await
-        .expect("ready");
+    let snapshot = first_snapshot(config(dns.addr()).targets(TargetMode::KeepHostnames)).await;
     assert_eq!(
         summary(&snapshot),
         [
@@ -269,12 +262,7 @@ async fn port_zero_record_is_skipped_not_fatal() {
         .host("zero.demo.local", ip("127.0.0.9"))
         .host("b.demo.local", ip("127.0.0.3"));
     let dns = Dnsmasq::start(zone).expect("dnsmasq");
-    let instancer = Instancer::new(config(dns.addr())).expect("instancer");
-    let snapshot = instancer
-        .subscribe()
-        .ready(EVENTUALLY)
-        .await
-        .expect("ready");
+    let snapshot = first_snapshot(config(dns.addr())).await;
     assert!(snapshot.error().is_none());
     assert_eq!(
         summary(&snapshot),
@@ -292,12 +280,7 @@ async fn target_without_addresses_is_skipped() {
         .srv(SRV, "ghost.demo.local", 8080, 0, 1)
         .host("a.demo.local", ip("127.0.0.2"));
     let dns = Dnsmasq::start(zone).expect("dnsmasq");
-    let instancer = Instancer::new(config(dns.addr())).expect("instancer");
-    let snapshot = instancer
-        .subscribe()
-        .ready(EVENTUALLY)
-        .await
-        .expect("ready");
+    let snapshot = first_snapshot(config(dns.addr())).await;
     assert!(snapshot.error().is_none());
     assert_eq!(
         summary(&snapshot),
@@ -315,8 +298,7 @@ async fn aaaa_targets_are_bracketed() {
         .host("dual.demo.local", ip("fd00::5"));
     let dns = Dnsmasq::start(zone).expect("dnsmasq");
 
-    let any = Instancer::new(config(dns.addr())).expect("instancer");
-    let snapshot = any.subscribe().ready(EVENTUALLY).await.expect("ready");
+    let snapshot = first_snapshot(config(dns.addr())).await;
     assert!(snapshot.error().is_none(), "{:?}", snapshot.error());
     assert_eq!(
         summary(&snapshot),
@@ -331,9 +313,7 @@ async fn aaaa_targets_are_bracketed() {
         Some("[::1]:8080".parse().expect("literal"))
     );
 
-    let v4 =
-        Instancer::new(config(dns.addr()).address_family(AddressFamily::Ipv4)).expect("instancer");
-    let snapshot = v4.subscribe().ready(EVENTUALLY).await.expect("ready");
+    let snapshot = first_snapshot(config(dns.addr()).address_family(AddressFamily::Ipv4)).await;
     assert_eq!(
         summary(&snapshot),
         [s("dual.demo.local:8081", "127.0.0.5:8081", 3)]
@@ -446,12 +426,7 @@ async fn max_refresh_caps_a_long_ttl_and_reaches_the_server() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn targets_come_from_additional_records_without_extra_lookups() {
     let dns = Dnsmasq::start(weighted_zone(30)).expect("dnsmasq");
-    let instancer = Instancer::new(config(dns.addr())).expect("instancer");
-    let snapshot = instancer
-        .subscribe()
-        .ready(EVENTUALLY)
-        .await
-        .expect("ready");
+    let snapshot = first_snapshot(config(dns.addr())).await;
     assert_eq!(snapshot.len(), 2);
     assert_eq!(dns.query_count("SRV", SRV), 1);
     assert_eq!(dns.query_count("A", "a.demo.local"), 0, "glue must be used");
@@ -505,12 +480,7 @@ async fn glue_lost_to_the_udp_size_limit_is_fetched_over_tcp() {
             .host(host, ip(&format!("127.0.1.{}", i + 1)));
     }
     let dns = Dnsmasq::start(zone).expect("dnsmasq");
-    let instancer = Instancer::new(config(dns.addr())).expect("instancer");
-    let snapshot = instancer
-        .subscribe()
-        .ready(EVENTUALLY)
-        .await
-        .expect("ready");
+    let snapshot = first_snapshot(config(dns.addr())).await;
     assert!(snapshot.error().is_none(), "{:?}", snapshot.error());
     assert_eq!(snapshot.len(), 30);
     assert_eq!(
