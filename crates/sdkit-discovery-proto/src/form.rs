@@ -90,6 +90,22 @@ impl Form {
         self
     }
 
+    /// Appends `key=true` when `flag` is set (the reference omits false flags).
+    pub fn append_flag(&mut self, key: &str, flag: bool) -> &mut Form {
+        if flag {
+            self.append(key, "true");
+        }
+        self
+    }
+
+    /// Appends a number unless it is zero (the reference omits zero timestamps).
+    pub fn append_nonzero(&mut self, key: &str, value: i64) -> &mut Form {
+        if value != 0 {
+            self.append(key, value.to_string());
+        }
+        self
+    }
+
     /// The first value of `key`.
     pub fn get(&self, key: &str) -> Option<&str> {
         self.pairs

@@ -276,8 +276,3 @@ fn parse_i64(field: &'static str, value: &str) -> Result<i64, ArgError> {
     }
     value.parse().map_err(|_| invalid_int(field, value))
 }
-
-/// Writes a bool the way Go clients do.
-pub(crate) fn bool_str(b: bool) -> &'static str {
-    if b { "true" } else { "false" }
-}

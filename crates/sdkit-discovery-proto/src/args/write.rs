@@ -1,6 +1,6 @@
 //! Arguments of the write endpoints: `register`, `renew`, `cancel`, `set`.
 
-use super::{ArgError, FieldLimits, Reader, bool_str};
+use super::{ArgError, FieldLimits, Reader};
 use crate::{Form, Metadata, Status, parse_metadata, split_addrs};
 
 /// Parses and bounds a metadata JSON string (empty means no metadata).
@@ -128,18 +128,10 @@ impl RegisterArgs {
         if !self.metadata.is_empty() {
             f.append("metadata", metadata_json(&self.metadata));
         }
-        if self.replication {
-            f.append("replication", bool_str(true));
-        }
-        if self.latest_timestamp != 0 {
-            f.append("latest_timestamp", self.latest_timestamp.to_string());
-        }
-        if self.dirty_timestamp != 0 {
-            f.append("dirty_timestamp", self.dirty_timestamp.to_string());
-        }
-        if self.from_zone {
-            f.append("from_zone", bool_str(true));
-        }
+        f.append_flag("replication", self.replication);
+        f.append_nonzero("latest_timestamp", self.latest_timestamp);
+        f.append_nonzero("dirty_timestamp", self.dirty_timestamp);
+        f.append_flag("from_zone", self.from_zone);
         f
     }
 }
@@ -185,15 +177,9 @@ impl RenewArgs {
             .append("env", &self.env)
             .append("appid", &self.appid)
             .append("hostname", &self.hostname);
-        if self.replication {
-            f.append("replication", bool_str(true));
-        }
-        if self.dirty_timestamp != 0 {
-            f.append("dirty_timestamp", self.dirty_timestamp.to_string());
-        }
-        if self.from_zone {
-            f.append("from_zone", bool_str(true));
-        }
+        f.append_flag("replication", self.replication);
+        f.append_nonzero("dirty_timestamp", self.dirty_timestamp);
+        f.append_flag("from_zone", self.from_zone);
         f
     }
 }
@@ -239,15 +225,9 @@ impl CancelArgs {
             .append("env", &self.env)
             .append("appid", &self.appid)
             .append("hostname", &self.hostname);
-        if self.replication {
-            f.append("replication", bool_str(true));
-        }
-        if self.from_zone {
-            f.append("from_zone", bool_str(true));
-        }
-        if self.latest_timestamp != 0 {
-            f.append("latest_timestamp", self.latest_timestamp.to_string());
-        }
+        f.append_flag("replication", self.replication);
+        f.append_flag("from_zone", self.from_zone);
+        f.append_nonzero("latest_timestamp", self.latest_timestamp);
         f
     }
 }
@@ -346,15 +326,9 @@ impl SetArgs {
         for m in &self.metadata {
             f.append("metadata", metadata_json(m));
         }
-        if self.set_timestamp != 0 {
-            f.append("set_timestamp", self.set_timestamp.to_string());
-        }
-        if self.replication {
-            f.append("replication", bool_str(true));
-        }
-        if self.from_zone {
-            f.append("from_zone", bool_str(true));
-        }
+        f.append_nonzero("set_timestamp", self.set_timestamp);
+        f.append_flag("replication", self.replication);
+        f.append_flag("from_zone", self.from_zone);
         f
     }
 }
