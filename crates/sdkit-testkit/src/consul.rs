@@ -1669,6 +1669,14 @@ impl Parser {
     fn peek_kw(&self, kw: &str) -> bool {
         matches!(self.toks.get(self.pos), Some(Tok::Ident(w)) if w == kw)
     }
+    /// Consumes keyword `kw` if it comes next.
+    fn eat_kw(&mut self, kw: &str) -> bool {
+        let found = self.peek_kw(kw);
+        if found {
+            self.pos += 1;
+        }
+        found
+    }
     fn next(&mut self) -> Option<Tok> {
         let t = self.toks.get(self.pos).cloned();
         self.pos += 1;
@@ -1676,23 +1684,20 @@ impl Parser {
     }
     fn or(&mut self) -> Result<Expr, String> {
         let mut left = self.and()?;
-        while self.peek_kw("or") {
-            self.pos += 1;
+        while self.eat_kw("or") {
             left = Expr::Or(Box::new(left), Box::new(self.and()?));
         }
         Ok(left)
     }
     fn and(&mut self) -> Result<Expr, String> {
         let mut left = self.unary()?;
-        while self.peek_kw("and") {
-            self.pos += 1;
+        while self.eat_kw("and") {
             left = Expr::And(Box::new(left), Box::new(self.unary()?));
         }
         Ok(left)
     }
     fn unary(&mut self) -> Result<Expr, String> {
-        if self.peek_kw("not") {
-            self.pos += 1;
+        if self.eat_kw("not") {
             return Ok(Expr::Not(Box::new(self.unary()?)));
         }
         if self.toks.get(self.pos) == Some(&Tok::LParen) {
@@ -1716,16 +1721,10 @@ impl Parser {
         match self.next() {
             // value in Selector / value not in Selector
             Some(Tok::Str(value)) => {
-                let negate = if self.peek_kw("not") {
-                    self.pos += 1;
-                    true
-                } else {
-                    false
-                };
-                if !self.peek_kw("in") {
+                let negate = self.eat_kw("not");
+                if !self.eat_kw("in") {
                     return Err("expected `in` after a value".into());
                 }
-                self.pos += 1;
                 let Some(Tok::Ident(sel)) = self.next() else {
                     return Err("expected a selector after `in`".into());
                 };
@@ -1758,10 +1757,9 @@ impl Parser {
                         value: self.value()?,
                     }),
                     Some(Tok::Ident(w)) if w == "not" => {
-                        if !self.peek_kw("contains") {
+                        if !self.eat_kw("contains") {
                             return Err("expected `contains` after `not`".into());
                         }
-                        self.pos += 1;
                         Ok(Expr::Match {
                             selector,
                             op: Op::NotContains,
@@ -1769,16 +1767,10 @@ impl Parser {
                         })
                     }
                     Some(Tok::Ident(w)) if w == "is" => {
-                        let negate = if self.peek_kw("not") {
-                            self.pos += 1;
-                            true
-                        } else {
-                            false
-                        };
-                        if !self.peek_kw("empty") {
+                        let negate = self.eat_kw("not");
+                        if !self.eat_kw("empty") {
                             return Err("expected `empty`".into());
                         }
-                        self.pos += 1;
                         Ok(Expr::Empty { selector, negate })
                     }
                     other => Err(format!("expected an operator, found {other:?}")),
