@@ -7,23 +7,20 @@
 //! cargo xtask ci       fmt --check, clippy -D warnings, then `test`
 //! ```
 //!
-//! The system tools the tests need are `etcd` (Debian `etcd-server`), `dnsmasq`, `protoc`
-//! (Debian `protobuf-compiler`, needed to build `etcd-client`) and `openssl` (TLS fixtures). When one is missing and we run as
-//! root (or `sudo -n` works) they are installed with `apt-get`; otherwise the task stops and
-//! prints the exact command to run.
+//! The system tools are one table, [`TOOLS`]: each row names the tool, the Debian packages that
+//! provide it, what needs it (the build, or only the tests) and a **capability probe** — not a
+//! binary name on `PATH` but a command that must succeed (protoc must compile a `.proto` that
+//! imports the well-known types; a server must answer `--version`). What fails its probe is
+//! installed with `apt-get` when we run as root (or `sudo -n` works); otherwise the task stops
+//! and prints the exact command to run. A change of this table is checked on a purged machine
+//! as `docs/contributing.md` describes.
 
 use std::env;
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitCode};
+use std::process::{Command, ExitCode, Stdio};
 
-/// (binary looked up on PATH, Debian package that provides it)
-const SYSTEM_TOOLS: &[(&str, &str)] = &[
-    ("etcd", "etcd-server"),
-    ("dnsmasq", "dnsmasq"),
-    ("protoc", "protobuf-compiler"),
-    // The etcd TLS fixture makes its throw-away certificates with the openssl command.
-    ("openssl", "openssl"),
-];
+mod tools;
+use tools::{Need, TOOLS};
 
 fn main() -> ExitCode {
     let args: Vec<String> = env::args().skip(1).collect();
@@ -35,10 +32,11 @@ fn main() -> ExitCode {
         }
     };
     let result = match task {
-        "test" => ensure_system_tools().and_then(|()| test(rest)),
-        "demo" => demo(rest),
-        "bench" => ensure_system_tools().and_then(|()| bench(rest)),
-        "ci" => ensure_system_tools().and_then(|()| ci(rest)),
+        "test" => ensure_system_tools(Need::Test).and_then(|()| test(rest)),
+        "demo" => ensure_system_tools(Need::Build).and_then(|()| demo(rest)),
+        "bench" => ensure_system_tools(Need::Test).and_then(|()| bench(rest)),
+        "ci" => ensure_system_tools(Need::Test).and_then(|()| ci(rest)),
+        "tools" => tools::report(),
         "-h" | "--help" | "help" => {
             println!("{}", USAGE);
             Ok(())
@@ -57,10 +55,11 @@ fn main() -> ExitCode {
 const USAGE: &str = "usage: cargo xtask <task> [args…]
 
 tasks:
-  test   install etcd-server, dnsmasq and protobuf-compiler when missing, then run every test
-         (extra args go to cargo nextest / cargo test)
-  demo   run `sdkit demo` on the embedded registry (debug build; `--release` for an
-         optimized one; other args go to `sdkit demo`)
+  test   install the system tools the tests need when their probes fail (see `tools`), then
+         run every test (extra args go to cargo nextest / cargo test)
+  demo   check the build tools (protoc), then run `sdkit demo` on the embedded registry (debug
+         build; `--release` for an optimized one; other args go to `sdkit demo`)
+  tools  probe every system tool of the table and say which pass (installs nothing)
   bench  run the criterion benchmarks (extra args go to cargo bench)
   ci     cargo fmt --check, cargo clippy --all-targets -- -D warnings, then `test`";
 
@@ -69,16 +68,6 @@ fn workspace_root() -> PathBuf {
         .parent()
         .map(Path::to_path_buf)
         .unwrap_or_else(|| PathBuf::from("."))
-}
-
-fn on_path(binary: &str) -> bool {
-    let Some(paths) = env::var_os("PATH") else {
-        return false;
-    };
-    // Debian installs etcd and dnsmasq under /usr/sbin for some packages; look there too.
-    env::split_paths(&paths)
-        .chain([PathBuf::from("/usr/sbin"), PathBuf::from("/sbin")])
-        .any(|dir| dir.join(binary).is_file())
 }
 
 fn is_root() -> bool {
@@ -92,39 +81,57 @@ fn is_root() -> bool {
 fn sudo_works() -> bool {
     Command::new("sudo")
         .args(["-n", "true"])
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
         .status()
         .map(|s| s.success())
         .unwrap_or(false)
 }
 
-/// Installs the Debian packages whose binaries are missing, or explains how to.
-fn ensure_system_tools() -> Result<(), String> {
-    let missing: Vec<&str> = SYSTEM_TOOLS
+/// Installs the Debian packages of every tool `need` requires whose probe fails, or explains
+/// how to. After installing, every probe is run again: a package that installs but does not
+/// give the capability (the reason for this table) is an error naming the probe.
+fn ensure_system_tools(need: Need) -> Result<(), String> {
+    let failing: Vec<_> = TOOLS
         .iter()
-        .filter(|(bin, _)| !on_path(bin))
-        .map(|(_, pkg)| *pkg)
+        .filter(|t| t.needed_for(need) && t.probe().is_err())
         .collect();
-    if missing.is_empty() {
+    if failing.is_empty() {
         return Ok(());
     }
-    let install = format!("apt-get update && apt-get install -y {}", missing.join(" "));
+    let mut packages: Vec<&str> = failing
+        .iter()
+        .flat_map(|t| t.packages.iter().copied())
+        .collect();
+    packages.dedup();
+    let install = format!(
+        "apt-get update && apt-get install -y --no-install-recommends {}",
+        packages.join(" ")
+    );
     let prefix: &[&str] = if is_root() {
         &[]
     } else if sudo_works() {
         &["sudo", "-n"]
     } else {
+        let names: Vec<&str> = failing.iter().map(|t| t.name).collect();
         return Err(format!(
-            "missing system packages: {}. Install them with:\n    sudo sh -c '{install}'",
-            missing.join(", ")
+            "missing system tools: {}. Install them with:\n    sudo sh -c '{install}'",
+            names.join(", ")
         ));
     };
-    eprintln!("xtask: installing {}", missing.join(" "));
+    eprintln!("xtask: installing {}", packages.join(" "));
     run_apt(prefix, &["update"])?;
     let mut install_args = vec!["install", "-y", "--no-install-recommends"];
-    install_args.extend(&missing);
+    install_args.extend(&packages);
     run_apt(prefix, &install_args)?;
-    if let Some((bin, pkg)) = SYSTEM_TOOLS.iter().find(|(bin, _)| !on_path(bin)) {
-        return Err(format!("`{bin}` is still missing after installing `{pkg}`"));
+    for tool in failing {
+        tool.probe().map_err(|why| {
+            format!(
+                "`{}` still fails its probe after installing {}: {why}",
+                tool.name,
+                tool.packages.join(" ")
+            )
+        })?;
     }
     Ok(())
 }
