@@ -108,8 +108,13 @@ impl Alias {
         }
     }
 
+    /// The number of endpoints of non-zero weight.
+    pub(crate) fn len(&self) -> usize {
+        self.index.len()
+    }
+
     #[inline]
-    fn draw(&self, local: &mut Local) -> usize {
+    pub(crate) fn draw(&self, local: &mut Local) -> usize {
         let product = u128::from(local.next_u64()) * self.keep.len() as u128;
         let column = (product >> 64) as usize;
         let low = product as u64;
