@@ -193,7 +193,7 @@ impl<S: Clone + Send + Sync + 'static> P2c<S> {
                     let cost = |i: usize| self.cost(endpoints, i, now, ramp_now);
                     if cost(b) < cost(a) { (b, a) } else { (a, b) }
                 };
-                let i = ready::filter(endpoints, local, cx, first, |local, k| {
+                let i = ready::filter(endpoints, local, cx, true, first, |local, k| {
                     if k == 1 {
                         other
                     } else {

@@ -146,7 +146,7 @@ impl<S: Clone + Send + Sync + 'static> WeightedRandom<S> {
                 {
                     first = ramp(slow_start, endpoints, now, local, first, |l| alias.draw(l));
                 }
-                let i = ready::filter(endpoints, local, cx, first, |l, _| alias.draw(l));
+                let i = ready::filter(endpoints, local, cx, true, first, |l, _| alias.draw(l));
                 Ok(f(endpoints, i))
             })
         })

@@ -193,7 +193,7 @@ impl<S: Clone + Send + Sync + 'static> WeightedRoundRobin<S> {
                 {
                     first = ramp(slow_start, endpoints, now, local, first, next);
                 }
-                let i = ready::filter(endpoints, local, cx, first, |local, _| next(local));
+                let i = ready::filter(endpoints, local, cx, true, first, |local, _| next(local));
                 Ok(f(endpoints, i))
             })
         })
