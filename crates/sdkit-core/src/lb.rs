@@ -29,6 +29,10 @@ use crate::endpointer::EndpointSet;
 use crate::error::NoEndpoints;
 use crate::registrar::BoxFuture;
 
+pub mod hash;
+mod stable_hash;
+pub mod subset;
+
 /// Picks one endpoint.
 pub trait Balancer<S>: Send + Sync {
     /// A clone of one endpoint's service, or [`NoEndpoints`] when the set is empty.

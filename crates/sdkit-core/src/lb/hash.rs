@@ -1,0 +1,3 @@
+//! Consistent hashing by a request key.
+
+mod maglev;

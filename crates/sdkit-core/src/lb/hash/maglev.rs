@@ -1,0 +1,182 @@
+//! Maglev's lookup table (Eisenbud et al., NSDI 2016): a consistent hash with an O(1) lookup.
+//!
+//! Every member walks its own permutation of the `M` slots (an offset and a skip derived from
+//! its id); members take turns claiming their next free slot until the table is full. Each
+//! member ends up with ⌊M/N⌋ or ⌈M/N⌉ slots, and removing a member moves its slots plus only a
+//! few others. `M` is prime (so every skip is a permutation) and ≥ 100 × N by default (so the
+//! shares differ by ≤ 1 %).
+
+use crate::lb::stable_hash::{hash_bytes, scale};
+
+/// The table sizes used by default: primes near powers of two, so that a size keeps serving
+/// while the member count moves within a factor of eight (see [`table_size_for`]).
+const LADDER: [u32; 9] = [
+    65_537, 131_071, 262_139, 524_287, 1_048_573, 2_097_143, 4_194_301, 8_388_593, 16_777_213,
+];
+
+/// Slots per member aimed at when a size is chosen.
+const TARGET_SLOTS_PER_MEMBER: u64 = 100;
+/// A kept size must give each member at least this many slots…
+const MIN_SLOTS_PER_MEMBER: u64 = 50;
+/// …and at most this many (beyond it the table wastes memory and cache).
+const MAX_SLOTS_PER_MEMBER: u64 = 800;
+
+const EMPTY: u32 = u32::MAX;
+
+/// The size of the table for `members` members, keeping `previous` while it still gives each
+/// member between 50 and 800 slots. Changing the size remaps nearly every key once, so the
+/// hysteresis keeps the size through ordinary churn; a fresh size is the smallest ladder prime
+/// with ≥ 100 slots per member (capped at 16 777 213).
+pub(crate) fn table_size_for(members: usize, previous: Option<u32>) -> u32 {
+    let n = members.max(1) as u64;
+    if let Some(p) = previous {
+        let p64 = u64::from(p);
+        if p64 >= n * MIN_SLOTS_PER_MEMBER && (p64 <= n * MAX_SLOTS_PER_MEMBER || p == LADDER[0]) {
+            return p;
+        }
+    }
+    let want = n.saturating_mul(TARGET_SLOTS_PER_MEMBER);
+    LADDER
+        .iter()
+        .copied()
+        .find(|&m| u64::from(m) >= want)
+        .unwrap_or(LADDER[LADDER.len() - 1])
+}
+
+/// A built Maglev table: slot → member value.
+#[derive(Clone)]
+pub(crate) struct MaglevTable {
+    slots: Box<[u32]>,
+}
+
+impl std::fmt::Debug for MaglevTable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MaglevTable")
+            .field("size", &self.slots.len())
+            .finish()
+    }
+}
+
+impl MaglevTable {
+    /// Builds the table of `size` slots (a prime, see [`table_size_for`]) for `members`, given
+    /// as `(value, id)`: a slot holds the `value` of the member that owns it. The table depends
+    /// only on the set of ids (not on their order) when ids are unique. Empty when `members`
+    /// is empty.
+    pub(crate) fn build(members: &[(u32, &str)], size: u32) -> MaglevTable {
+        if members.is_empty() || size == 0 {
+            return MaglevTable {
+                slots: Box::new([]),
+            };
+        }
+        // Members take turns in the order of their ids so that the result does not depend on
+        // the order they were given in.
+        let mut order: Vec<(u32, &str)> = members.to_vec();
+        order.sort_unstable_by(|a, b| a.1.cmp(b.1));
+        let m = u64::from(size);
+        // (current slot, skip) per member.
+        let mut cursors: Vec<(u64, u64)> = order
+            .iter()
+            .map(|(_, id)| {
+                let offset = scale(hash_bytes(0x6d61_676c_6576_0001, id.as_bytes()), m);
+                let skip = scale(hash_bytes(0x6d61_676c_6576_0002, id.as_bytes()), m - 1) + 1;
+                (offset, skip)
+            })
+            .collect();
+        let mut slots = vec![EMPTY; size as usize].into_boxed_slice();
+        let mut filled = 0u64;
+        'fill: loop {
+            for (cursor, (value, _)) in cursors.iter_mut().zip(&order) {
+                let (slot, skip) = cursor;
+                // Every skip is coprime with the prime size, so this walk visits every slot
+                // and finds a free one while any is left.
+                while slots[*slot as usize] != EMPTY {
+                    *slot = advance(*slot, *skip, m);
+                }
+                slots[*slot as usize] = *value;
+                *slot = advance(*slot, *skip, m);
+                filled += 1;
+                if filled == m {
+                    break 'fill;
+                }
+            }
+        }
+        MaglevTable { slots }
+    }
+
+    /// The number of slots (0 when built from no member).
+    pub(crate) fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// The member value owning the slot of `hash` (`None` when the table is empty).
+    #[inline]
+    pub(crate) fn lookup(&self, hash: u64) -> Option<u32> {
+        let len = self.slots.len() as u64;
+        if len == 0 {
+            return None;
+        }
+        self.slots.get(scale(hash, len) as usize).copied()
+    }
+
+    /// All slots, in order (for tests and statistics).
+    pub(crate) fn slots(&self) -> &[u32] {
+        &self.slots
+    }
+}
+
+#[inline]
+fn advance(slot: u64, skip: u64, m: u64) -> u64 {
+    let next = slot + skip;
+    if next >= m { next - m } else { next }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn is_prime(n: u32) -> bool {
+        n >= 2 && (2..).take_while(|d: &u32| d * d <= n).all(|d| n % d != 0)
+    }
+
+    #[test]
+    fn ladder_is_prime_and_growing() {
+        assert!(LADDER.iter().all(|&p| is_prime(p)));
+        assert!(LADDER.windows(2).all(|w| w[0] < w[1]));
+    }
+
+    #[test]
+    fn sizes_follow_the_member_count_with_hysteresis() {
+        assert_eq!(table_size_for(3, None), 65_537);
+        assert_eq!(table_size_for(10_000, None), 1_048_573);
+        // 1 % churn keeps the size.
+        assert_eq!(table_size_for(9_900, Some(1_048_573)), 1_048_573);
+        // Far too few slots per member: grow.
+        assert_eq!(table_size_for(10_000, Some(65_537)), 1_048_573);
+        // The smallest size is kept however few the members.
+        assert_eq!(table_size_for(1, Some(65_537)), 65_537);
+    }
+
+    #[test]
+    fn shares_differ_by_at_most_one_slot() {
+        let ids: Vec<String> = (0..7).map(|i| format!("10.0.0.{i}:80")).collect();
+        let members: Vec<(u32, &str)> = ids
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (i as u32, s.as_str()))
+            .collect();
+        let table = MaglevTable::build(&members, 65_537);
+        let mut counts = [0usize; 7];
+        for &s in table.slots() {
+            counts[s as usize] += 1;
+        }
+        let (lo, hi) = (counts.iter().min().unwrap(), counts.iter().max().unwrap());
+        assert!(hi - lo <= 1, "{counts:?}");
+    }
+
+    #[test]
+    fn empty_table_finds_nothing() {
+        let table = MaglevTable::build(&[], 65_537);
+        assert_eq!(table.len(), 0);
+        assert_eq!(table.lookup(42), None);
+    }
+}
