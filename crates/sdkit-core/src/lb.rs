@@ -30,6 +30,7 @@ use crate::error::NoEndpoints;
 use crate::registrar::BoxFuture;
 
 pub mod hash;
+mod snapshot_cache;
 mod stable_hash;
 pub mod subset;
 

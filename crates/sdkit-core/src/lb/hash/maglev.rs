@@ -118,7 +118,8 @@ impl MaglevTable {
         self.slots.get(scale(hash, len) as usize).copied()
     }
 
-    /// All slots, in order (for tests and statistics).
+    /// All slots, in order (for tests).
+    #[cfg(test)]
     pub(crate) fn slots(&self) -> &[u32] {
         &self.slots
     }
