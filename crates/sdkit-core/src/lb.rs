@@ -33,6 +33,8 @@ pub mod hash;
 mod snapshot_cache;
 mod stable_hash;
 pub mod subset;
+mod within;
+pub mod zone;
 
 /// Picks one endpoint.
 pub trait Balancer<S>: Send + Sync {

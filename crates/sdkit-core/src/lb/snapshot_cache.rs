@@ -21,6 +21,14 @@ pub(crate) struct SnapshotCache<S, T> {
     building: Mutex<()>,
 }
 
+impl<S, T> std::fmt::Debug for SnapshotCache<S, T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SnapshotCache")
+            .field("built", &self.current.load().is_some())
+            .finish()
+    }
+}
+
 impl<S, T> Default for SnapshotCache<S, T> {
     fn default() -> Self {
         SnapshotCache {
