@@ -1,8 +1,8 @@
 //! Consistent hashing (Maglev): stability, balance and the remap bound (issue #13, item 6).
 
 use proptest::prelude::*;
-use sdkit_core::lb::Balancer;
 use sdkit_core::lb::hash::{Maglev, hash_key};
+use sdkit_core::lb::{Balancer, PickContext};
 use sdkit_core::{EndpointSet, Instance};
 use std::collections::BTreeSet;
 
@@ -22,8 +22,14 @@ fn keys(n: usize) -> Vec<u64> {
         .collect()
 }
 
+fn pick(lb: &Maglev<usize>, key: u64) -> usize {
+    lb.pick_with(&PickContext::new().with_hash(key))
+        .unwrap()
+        .service
+}
+
 fn mapping(lb: &Maglev<usize>, keys: &[u64]) -> Vec<usize> {
-    keys.iter().map(|&k| lb.pick_hash(k).unwrap()).collect()
+    keys.iter().map(|&k| pick(lb, k)).collect()
 }
 
 fn moved(a: &[usize], b: &[usize]) -> f64 {
@@ -83,24 +89,56 @@ fn keyless_picks_spread_and_empty_sets_fail() {
     }
     assert!(counts.iter().all(|&c| c > 800), "{counts:?}");
     let empty = Maglev::<usize>::new(EndpointSet::fixed([]));
-    assert!(empty.pick_hash(1).is_err());
+    assert!(empty.pick_with(&PickContext::new().with_hash(1)).is_err());
     assert_eq!(empty.table_size(), 0);
 }
 
 #[test]
-fn weight_zero_endpoints_get_no_keys_unless_all_are_zero() {
+fn weight_zero_endpoints_get_no_keys() {
     let set = EndpointSet::fixed([
         (Instance::from_addr("10.0.0.1:80").with_weight(0), 0),
         (Instance::from_addr("10.0.0.2:80"), 1),
         (Instance::from_addr("10.0.0.3:80"), 2),
     ]);
     let lb = Maglev::new(set);
-    assert!(keys(5_000).iter().all(|&k| lb.pick_hash(k).unwrap() != 0));
+    assert!(keys(5_000).iter().all(|&k| pick(&lb, k) != 0));
     let zeros = EndpointSet::fixed([
         (Instance::from_addr("10.0.0.1:80").with_weight(0), 0),
         (Instance::from_addr("10.0.0.2:80").with_weight(0), 1),
     ]);
-    assert!(Maglev::new(zeros).pick_hash(7).is_ok());
+    assert!(Maglev::new(zeros).pick().is_err());
+}
+
+#[test]
+fn keys_of_a_not_ready_endpoint_move_and_come_back() {
+    let set = EndpointSet::fixed((0..10).map(|i| (Instance::from_addr(addr(i)), i)));
+    let lb = Maglev::new(set.clone());
+    let keys = keys(20_000);
+    let before = mapping(&lb, &keys);
+    let down = set.load().as_slice()[3].state().clone();
+    down.set_transport_ready(false);
+    let during = mapping(&lb, &keys);
+    down.set_transport_ready(true);
+    // Only the down endpoint's keys moved, all of them, and not all to one place.
+    let mut moved_to = BTreeSet::new();
+    for (b, d) in before.iter().zip(&during) {
+        if *b == 3 {
+            assert_ne!(*d, 3);
+            moved_to.insert(*d);
+        } else {
+            assert_eq!(b, d);
+        }
+    }
+    assert!(moved_to.len() >= 5, "{moved_to:?}");
+    assert_eq!(mapping(&lb, &keys), before);
+    // A retry that avoids the key's endpoint gets another one.
+    let k = keys[0];
+    let first = lb.pick_with(&PickContext::new().with_hash(k)).unwrap();
+    let avoid = [first.key];
+    let retry = lb
+        .pick_with(&PickContext::new().with_hash(k).with_avoid(&avoid))
+        .unwrap();
+    assert_ne!(retry.service, first.service);
 }
 
 #[test]

@@ -1,23 +1,30 @@
-//! A value derived from one endpoint snapshot (a hash table, a subset, zone groups), built
-//! once per snapshot and read without locks on every pick.
+//! A table derived from one endpoint snapshot with a balancer's own options (a Maglev table of
+//! a chosen size, a subset for a client index, zone groups): built once per snapshot and per
+//! balancer, shared by its threads, and cached per thread in the reader's scratch so that a pick
+//! on an unchanged set touches no shared memory.
+//!
+//! (`Endpoints::derived` shares one table per type across every balancer of a snapshot, which
+//! is right for tables that depend on the snapshot alone; these depend on options too.)
 
-use std::sync::{Arc, Mutex};
+use std::any::Any;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use arc_swap::ArcSwapOption;
 
-use crate::endpointer::{EndpointSet, Endpoints};
+use super::reader::Local;
+use crate::endpoint::Endpoints;
+use crate::endpoint_set::EndpointSet;
 
-/// The derived value with the snapshot it was built from. Holding the snapshot keeps its
-/// address from being reused, so pointer identity is a sound version check.
-pub(crate) struct Derived<S, T> {
+struct Built<S, T> {
+    /// Held so that the snapshot's address cannot be reused while it keys the table.
     snapshot: Arc<Endpoints<S>>,
-    pub(crate) value: T,
+    table: Arc<T>,
 }
 
 /// See the [module docs](self).
 pub(crate) struct SnapshotCache<S, T> {
-    current: ArcSwapOption<Derived<S, T>>,
-    /// Serialises rebuilds so that a burst of picks after an update builds once.
+    current: ArcSwapOption<Built<S, T>>,
+    /// Serialises builds so that a burst of picks after an update builds once.
     building: Mutex<()>,
 }
 
@@ -38,57 +45,56 @@ impl<S, T> Default for SnapshotCache<S, T> {
     }
 }
 
-impl<S, T> Derived<S, T> {
-    /// The snapshot the value was built from: pick from it, not from a fresh load, so that
-    /// value and endpoints always agree.
+impl<S, T: Any + Send + Sync> SnapshotCache<S, T> {
+    /// Runs `f` with the table for `endpoints` (the snapshot the reader handed out for `set`)
+    /// and this thread's scratch. `build` gets the previous table, if any, to carry options
+    /// over (a table size kept with hysteresis).
     #[inline]
-    pub(crate) fn endpoints(&self) -> &Endpoints<S> {
-        &self.snapshot
-    }
-}
-
-impl<S, T> SnapshotCache<S, T> {
-    /// The value for the set's current snapshot, built by `build` (given the previous value,
-    /// if any) when the cached one belongs to an older snapshot. The fast path is two atomic
-    /// loads and a pointer comparison; a rebuild always uses the newest snapshot, so picks
-    /// racing an update never rebuild for an older one.
-    #[inline]
-    pub(crate) fn get(
+    pub(crate) fn with<R>(
         &self,
         set: &EndpointSet<S>,
+        endpoints: &Endpoints<S>,
+        local: &mut Local,
         build: impl FnOnce(&Endpoints<S>, Option<&T>) -> T,
-    ) -> arc_swap::Guard<Option<Arc<Derived<S, T>>>> {
-        let current = self.current.load();
-        if let Some(derived) = current.as_ref() {
-            if Arc::ptr_eq(&derived.snapshot, &set.load()) {
-                return current;
-            }
-        }
-        drop(current);
-        self.rebuild(set, build)
+        f: impl FnOnce(&T, &mut Local) -> R,
+    ) -> R {
+        // The reader clears `derived` whenever it moves to a new snapshot.
+        let table = match local.derived.take().map(|t| t.downcast::<T>()) {
+            Some(Ok(table)) => table,
+            _ => self.table_for(set, endpoints, build),
+        };
+        let result = f(&table, local);
+        local.derived = Some(table);
+        result
     }
 
     #[cold]
-    fn rebuild(
+    fn table_for(
         &self,
         set: &EndpointSet<S>,
+        endpoints: &Endpoints<S>,
         build: impl FnOnce(&Endpoints<S>, Option<&T>) -> T,
-    ) -> arc_swap::Guard<Option<Arc<Derived<S, T>>>> {
-        // A poisoned lock only means another builder panicked; the cache itself is fine.
-        let _building = self
-            .building
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let snapshot = set.snapshot();
-        let previous = self.current.load_full();
-        if let Some(derived) = previous.as_ref() {
-            if Arc::ptr_eq(&derived.snapshot, &snapshot) {
-                return self.current.load();
-            }
+    ) -> Arc<T> {
+        let same = |built: &Built<S, T>| std::ptr::eq(Arc::as_ptr(&built.snapshot), endpoints);
+        if let Some(built) = self.current.load().as_ref().filter(|b| same(b)) {
+            return Arc::clone(&built.table);
         }
-        let value = build(&snapshot, previous.as_ref().map(|d| &d.value));
-        self.current
-            .store(Some(Arc::new(Derived { snapshot, value })));
-        self.current.load()
+        // A poisoned lock only means another builder panicked; the cache itself is fine.
+        let _building = self.building.lock().unwrap_or_else(PoisonError::into_inner);
+        let previous = self.current.load_full();
+        if let Some(built) = previous.as_ref().filter(|b| same(b)) {
+            return Arc::clone(&built.table);
+        }
+        let table = Arc::new(build(endpoints, previous.as_ref().map(|b| &*b.table)));
+        // Share it when `endpoints` is still the set's current snapshot (the usual case); a
+        // thread that raced an update keeps its table to itself.
+        let snapshot = set.snapshot();
+        if std::ptr::eq(Arc::as_ptr(&snapshot), endpoints) {
+            self.current.store(Some(Arc::new(Built {
+                snapshot,
+                table: Arc::clone(&table),
+            })));
+        }
+        table
     }
 }

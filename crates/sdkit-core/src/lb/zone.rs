@@ -35,11 +35,14 @@
 
 use compact_str::CompactString;
 
+use super::context::PickContext;
+use super::guard::{CallGuard, Picked};
+use super::reader::{Local, Reader};
 use super::snapshot_cache::SnapshotCache;
-use super::within::Picker;
 pub use super::within::Within;
-use super::{Balancer, non_empty};
-use crate::endpointer::{EndpointSet, Endpoints};
+use super::{Balancer, non_empty, ready};
+use crate::endpoint::Endpoints;
+use crate::endpoint_set::EndpointSet;
 use crate::error::NoEndpoints;
 use crate::registrar::BoxFuture;
 
@@ -49,11 +52,11 @@ pub const DEFAULT_MIN_LOCAL_SHARE: f64 = 0.5;
 /// Zone-preferring balancer. See the [module docs](self).
 #[derive(Debug)]
 pub struct ZoneAware<S> {
-    set: EndpointSet<S>,
+    reader: Reader<S>,
     cache: SnapshotCache<S, Zones>,
     zone: Option<CompactString>,
     min_local_share: f64,
-    picker: Picker,
+    within: Within,
 }
 
 /// The endpoints of one snapshot grouped by zone (indices into the snapshot).
@@ -96,7 +99,7 @@ impl Zones {
 /// Where a pick draws from, decided by [`plan`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Plan {
-    /// The ready endpoints of the caller's zone.
+    /// The ready endpoints of the preferred group (the caller's zone, the client's subset).
     Local,
     /// The ready endpoints of every zone.
     Spill,
@@ -104,8 +107,8 @@ pub(crate) enum Plan {
     Panic,
 }
 
-/// The zone rule of the [module docs](self) over indices: `local` is the caller's zone, `all`
-/// every endpoint.
+/// The zone rule of the [module docs](self) over indices: `local` is the preferred group,
+/// `all` every endpoint.
 pub(crate) fn plan(
     local: &[u32],
     all: &[u32],
@@ -125,17 +128,71 @@ pub(crate) fn plan(
     }
 }
 
-impl<S> ZoneAware<S> {
+/// Picks by [`plan`] within `local` (spilling to every endpoint) with `within`, honouring
+/// readiness (ignored in the set-wide panic mode, like every balancer), the context's avoid
+/// list (while another candidate of the group is acceptable) and weight 0 (never picked).
+/// The picked endpoint's index, or `None` when no endpoint has a weight.
+#[inline]
+pub(crate) fn pick_preferring<S>(
+    endpoints: &Endpoints<S>,
+    local_scratch: &mut Local,
+    cx: &PickContext<'_>,
+    local: &[u32],
+    all: &[u32],
+    min_local_share: f64,
+    within: Within,
+) -> Option<usize> {
+    let items = endpoints.as_slice();
+    let panic = ready::panicking(endpoints, local_scratch);
+    let ready = |i: u32| {
+        let e = &items[i as usize];
+        e.instance().weight() > 0 && (panic || e.state().is_ready())
+    };
+    let weighted = |i: u32| items[i as usize].instance().weight() > 0;
+    let (group, need_ready) = match plan(local, all, &ready, min_local_share) {
+        Plan::Local => (local, true),
+        Plan::Spill => (all, true),
+        Plan::Panic => (all, false),
+    };
+    let allowed = |i: u32| if need_ready { ready(i) } else { weighted(i) };
+    let load = |i: u32| items[i as usize].state().in_flight();
+    let avoided = |i: u32| cx.avoids(items[i as usize].key());
+    let chosen = if cx.avoid().is_empty() {
+        within.pick(local_scratch, group, allowed, load)
+    } else {
+        within
+            .pick(local_scratch, group, |i| allowed(i) && !avoided(i), load)
+            .or_else(|| within.pick(local_scratch, group, allowed, load))
+    };
+    chosen.map(|i| i as usize)
+}
+
+/// The [`Picked`] for endpoint `i`: its guard tracks the call when `within` reads loads.
+#[inline]
+pub(crate) fn picked<S: Clone>(endpoints: &Endpoints<S>, i: usize, within: Within) -> Picked<S> {
+    let e = &endpoints.as_slice()[i];
+    Picked {
+        service: e.service().clone(),
+        guard: if within == Within::P2c {
+            CallGuard::track(std::sync::Arc::clone(e.state()))
+        } else {
+            CallGuard::detached()
+        },
+        key: e.key(),
+    }
+}
+
+impl<S: Send + Sync + 'static> ZoneAware<S> {
     /// Zone preference over `set`, with no configured zone (set one with
     /// [`with_zone`](Self::with_zone) or pass it per pick), a 50 % minimum local share and
     /// round-robin within the chosen group.
     pub fn new(set: EndpointSet<S>) -> Self {
         ZoneAware {
-            set,
+            reader: Reader::new(set, rand::random()),
             cache: SnapshotCache::default(),
             zone: None,
             min_local_share: DEFAULT_MIN_LOCAL_SHARE,
-            picker: Picker::new(Within::RoundRobin),
+            within: Within::RoundRobin,
         }
     }
 
@@ -157,9 +214,9 @@ impl<S> ZoneAware<S> {
         self
     }
 
-    /// The policy within the chosen group.
+    /// The policy within the chosen group (with [`Within::P2c`] the guards track calls).
     pub fn with_within(mut self, within: Within) -> Self {
-        self.picker = Picker::new(within);
+        self.within = within;
         self
     }
 
@@ -168,71 +225,54 @@ impl<S> ZoneAware<S> {
         self.zone.as_deref()
     }
 
-    /// Picks for a caller in `zone` (the configured zone when `None`): the index of the chosen
-    /// endpoint, passed with the snapshot to `pick`. `ready` says whether an endpoint may be
-    /// picked; `avoid` marks endpoints to skip while another ready one is in the group;
-    /// `load` gives requests in flight (for [`Within::P2c`]).
-    pub(crate) fn choose<R>(
+    #[inline]
+    fn choose<R>(
         &self,
-        zone: Option<&str>,
-        ready: impl Fn(&Endpoints<S>, u32) -> bool,
-        avoid: impl Fn(&Endpoints<S>, u32) -> bool,
-        load: impl Fn(&Endpoints<S>, u32) -> u32,
-        pick: impl FnOnce(&Endpoints<S>, usize) -> R,
-    ) -> Option<R> {
-        let derived = self
-            .cache
-            .get(&self.set, |endpoints, _| Zones::of(endpoints));
-        let derived = derived.as_ref()?;
-        let endpoints = derived.endpoints();
-        let zones = &derived.value;
-        let ready = |i: u32| ready(endpoints, i);
-        let local = zones.local(zone.or(self.zone.as_deref()));
-        let (group, need_ready) = match plan(local, &zones.all, &ready, self.min_local_share) {
-            Plan::Local => (local, true),
-            Plan::Spill => (zones.all.as_slice(), true),
-            Plan::Panic => (zones.all.as_slice(), false),
-        };
-        let load = |i: u32| load(endpoints, i);
-        let allowed = |i: u32| !need_ready || ready(i);
-        let chosen = self
-            .picker
-            .pick(group, |i| allowed(i) && !avoid(endpoints, i), load)
-            .or_else(|| self.picker.pick(group, allowed, load))?;
-        Some(pick(endpoints, chosen as usize))
-    }
-
-    /// The service for a caller in `zone`, every endpoint counted as ready.
-    pub fn pick_in_zone(&self, zone: &str) -> Result<S, NoEndpoints>
-    where
-        S: Clone,
-    {
-        self.choose(
-            Some(zone),
-            |_, _| true,
-            |_, _| false,
-            |_, _| 0,
-            |e, i| e.as_slice()[i].service().clone(),
-        )
-        .ok_or(NoEndpoints)
+        cx: &PickContext<'_>,
+        then: impl FnOnce(&Endpoints<S>, usize) -> R,
+    ) -> Result<R, NoEndpoints> {
+        self.reader.with(|endpoints, local| {
+            self.cache.with(
+                self.reader.set(),
+                endpoints,
+                local,
+                |endpoints, _| Zones::of(endpoints),
+                |zones, local| {
+                    let mine = zones.local(cx.zone().or(self.zone.as_deref()));
+                    let i = pick_preferring(
+                        endpoints,
+                        local,
+                        cx,
+                        mine,
+                        &zones.all,
+                        self.min_local_share,
+                        self.within,
+                    )
+                    .ok_or(NoEndpoints)?;
+                    Ok(then(endpoints, i))
+                },
+            )
+        })
     }
 }
 
 impl<S: Clone + Send + Sync + 'static> Balancer<S> for ZoneAware<S> {
     /// A pick for the configured zone.
+    #[inline]
     fn pick(&self) -> Result<S, NoEndpoints> {
-        self.choose(
-            None,
-            |_, _| true,
-            |_, _| false,
-            |_, _| 0,
-            |e, i| e.as_slice()[i].service().clone(),
-        )
-        .ok_or(NoEndpoints)
+        self.choose(&PickContext::new(), |e, i| {
+            e.as_slice()[i].service().clone()
+        })
+    }
+
+    /// A pick for the context's zone, else the configured one.
+    #[inline]
+    fn pick_with(&self, cx: &PickContext<'_>) -> Result<Picked<S>, NoEndpoints> {
+        self.choose(cx, |e, i| picked(e, i, self.within))
     }
 
     fn endpoints_available(&self) -> BoxFuture<'static, ()> {
-        non_empty(&self.set)
+        non_empty(self.reader.set())
     }
 }
 
@@ -257,9 +297,9 @@ mod tests {
             let mut ready = vec![true; n];
             let all: Vec<u32> = (0..n as u32).collect();
             let local: Vec<u32> = all.iter().copied().filter(|&i| zones[i as usize] == 0).collect();
-            let picker = Picker::new(Within::RoundRobin);
-            for flip in flips {
-                ready[flip % n] = !ready[flip % n];
+            crate::lb::within::tests::with_local(1, |scratch| {
+            for flip in &flips {
+                ready[*flip % n] = !ready[*flip % n];
                 let is_ready = |i: u32| ready[i as usize];
                 let p = plan(&local, &all, &is_ready, share);
                 let local_ready = local.iter().filter(|&&i| is_ready(i)).count();
@@ -268,7 +308,7 @@ mod tests {
                 prop_assert_eq!(p == Plan::Local, !local.is_empty() && local_ready >= needed);
                 prop_assert_eq!(p == Plan::Panic, !any_ready);
                 let group: &[u32] = if p == Plan::Local { &local } else { &all };
-                let chosen = picker.pick(group, |i| p == Plan::Panic || is_ready(i), |_| 0).unwrap();
+                let chosen = Within::RoundRobin.pick(scratch, group, |i| p == Plan::Panic || is_ready(i), |_| 0).unwrap();
                 if any_ready {
                     prop_assert!(is_ready(chosen));
                 }
@@ -276,6 +316,8 @@ mod tests {
                     prop_assert_eq!(zones[chosen as usize], 0);
                 }
             }
+            Ok(())
+            })?;
         }
     }
 }
