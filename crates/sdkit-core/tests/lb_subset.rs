@@ -239,3 +239,101 @@ proptest! {
         }
     }
 }
+
+mod balancer {
+    use sdkit_core::lb::subset::{Subset, Within};
+    use sdkit_core::lb::{Balancer, BalancerConfig, PickContext};
+    use sdkit_core::{EndpointSet, Instance};
+    use std::collections::BTreeMap;
+
+    fn set(n: usize) -> EndpointSet<usize> {
+        EndpointSet::fixed((0..n).map(|i| (Instance::from_addr(super::backends(n)[i].clone()), i)))
+    }
+
+    fn counts(lb: &dyn Balancer<usize>, picks: usize) -> BTreeMap<usize, usize> {
+        let mut c = BTreeMap::new();
+        for _ in 0..picks {
+            *c.entry(lb.pick().unwrap()).or_default() += 1;
+        }
+        c
+    }
+
+    #[test]
+    fn picks_stay_in_the_subset_in_turn() {
+        let set = set(300);
+        let lb = Subset::by_index(set.clone(), 42);
+        let members = lb.members();
+        assert_eq!(members.len(), 25);
+        let c = counts(&lb, 2_500);
+        assert_eq!(c.len(), 25);
+        assert!(c.values().all(|&v| v == 100), "{c:?}");
+        let snapshot = set.load();
+        for i in c.keys() {
+            let e = snapshot.iter().find(|e| e.service() == i).unwrap();
+            assert!(members.contains(&e.instance().id().to_owned()));
+        }
+    }
+
+    #[test]
+    fn a_subset_short_of_ready_members_spills_and_comes_back() {
+        let set = set(60);
+        let lb = Subset::by_key(set.clone(), "pod-7").with_size(4);
+        let members: Vec<usize> = counts(&lb, 40).into_keys().collect();
+        assert_eq!(members.len(), 4);
+        let snapshot = set.load();
+        let state = |i: usize| {
+            snapshot
+                .iter()
+                .find(|e| *e.service() == i)
+                .unwrap()
+                .state()
+                .clone()
+        };
+        // Half the subset down: still inside, on the two ready members.
+        state(members[0]).set_transport_ready(false);
+        state(members[1]).set_transport_ready(false);
+        let c = counts(&lb, 100);
+        assert_eq!(c.keys().copied().collect::<Vec<_>>(), members[2..].to_vec());
+        // Three of four down: spill to every ready endpoint.
+        state(members[2]).set_transport_ready(false);
+        let c = counts(&lb, 570);
+        assert_eq!(c.len(), 57, "{c:?}");
+        assert!(!c.contains_key(&members[0]));
+        for &m in &members[..3] {
+            state(m).set_transport_ready(true);
+        }
+        assert_eq!(counts(&lb, 40).into_keys().collect::<Vec<_>>(), members);
+        // A retry avoids the endpoint that failed.
+        let first = lb.pick_with(&PickContext::new()).unwrap();
+        let avoid = [first.key];
+        let again = lb
+            .pick_with(&PickContext::new().with_avoid(&avoid))
+            .unwrap();
+        assert_ne!(first.service, again.service);
+    }
+
+    #[test]
+    fn configured_by_json() {
+        let config: BalancerConfig =
+            r#"{"policy": "subset", "size": 10, "client_index": 3, "within": "p2c"}"#
+                .parse()
+                .unwrap();
+        assert!(config.uses_feedback());
+        let lb = config.build(set(100));
+        assert_eq!(counts(&*lb, 1_000).len(), 10);
+        let same = Subset::by_index(set(100), 3)
+            .with_size(10)
+            .with_within(Within::Random);
+        assert_eq!(
+            counts(&*lb, 100).into_keys().collect::<Vec<_>>(),
+            counts(&same, 1_000).into_keys().collect::<Vec<_>>()
+        );
+        for json in [
+            r#"{"policy": "zone_aware", "zone": "a", "min_local_share": 0.3}"#,
+            r#"{"policy": "maglev", "table_size": 1000}"#,
+        ] {
+            let config: BalancerConfig = json.parse().unwrap();
+            assert_eq!(counts(&*config.build(set(5)), 500).len(), 5, "{json}");
+        }
+    }
+}

@@ -33,7 +33,7 @@ mod maglev;
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use self::maglev::{MaglevTable, table_size_for};
+use self::maglev::{MaglevTable, next_prime, table_size_for};
 use super::context::PickContext;
 use super::guard::{CallGuard, Picked};
 use super::reader::{Local, Reader};
@@ -183,12 +183,4 @@ fn build<S>(endpoints: &Endpoints<S>, previous: Option<u32>, pinned: Option<u32>
         maglev: MaglevTable::build(&members, size),
         size,
     }
-}
-
-fn next_prime(mut n: u32) -> u32 {
-    let is_prime = |n: u32| n >= 2 && (2..).take_while(|d: &u32| d * d <= n).all(|d| n % d != 0);
-    while !is_prime(n) {
-        n = n.saturating_add(1);
-    }
-    n
 }

@@ -125,6 +125,21 @@ impl MaglevTable {
     }
 }
 
+/// The smallest prime ≥ `n` (trial division: table sizes are below 2²⁴).
+pub(crate) fn next_prime(mut n: u32) -> u32 {
+    while !is_prime(n) {
+        n = n.saturating_add(1);
+    }
+    n
+}
+
+fn is_prime(n: u32) -> bool {
+    n >= 2
+        && (2u32..)
+            .take_while(|d| d.saturating_mul(*d) <= n)
+            .all(|d| !n.is_multiple_of(d))
+}
+
 #[inline]
 fn advance(slot: u64, skip: u64, m: u64) -> u64 {
     let next = slot + skip;
@@ -135,8 +150,12 @@ fn advance(slot: u64, skip: u64, m: u64) -> u64 {
 mod tests {
     use super::*;
 
-    fn is_prime(n: u32) -> bool {
-        n >= 2 && (2..).take_while(|d: &u32| d * d <= n).all(|d| n % d != 0)
+    #[test]
+    fn next_prime_rounds_up() {
+        assert_eq!(
+            (next_prime(0), next_prime(3), next_prime(1_000)),
+            (2, 3, 1_009)
+        );
     }
 
     #[test]
