@@ -47,6 +47,7 @@ mod context;
 mod guard;
 pub mod hash;
 mod p2c;
+mod prefer;
 mod random;
 mod reader;
 mod ready;

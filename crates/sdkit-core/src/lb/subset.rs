@@ -19,10 +19,11 @@ use compact_str::CompactString;
 
 use super::context::PickContext;
 use super::guard::Picked;
+use super::prefer::{self, Groups, picked};
 use super::reader::Reader;
 use super::snapshot_cache::SnapshotCache;
 pub use super::within::Within;
-use super::zone::{DEFAULT_MIN_LOCAL_SHARE, pick_preferring, picked};
+use super::zone::DEFAULT_MIN_LOCAL_SHARE;
 use super::{Balancer, non_empty};
 use crate::endpoint::Endpoints;
 use crate::endpoint_set::EndpointSet;
@@ -65,7 +66,7 @@ pub enum Client {
 #[derive(Debug)]
 pub struct Subset<S> {
     reader: Reader<S>,
-    cache: SnapshotCache<S, Members>,
+    cache: SnapshotCache<S, Groups>,
     client: Client,
     size: usize,
     within: Within,
@@ -110,7 +111,7 @@ impl<S: Send + Sync + 'static> Subset<S> {
     pub fn members(&self) -> Vec<String> {
         self.with_members(|endpoints, members, _| {
             members
-                .subset
+                .list(0)
                 .iter()
                 .map(|&i| endpoints.as_slice()[i as usize].instance().id().to_owned())
                 .collect()
@@ -120,7 +121,7 @@ impl<S: Send + Sync + 'static> Subset<S> {
     #[inline]
     fn with_members<R>(
         &self,
-        f: impl FnOnce(&Endpoints<S>, &Members, &mut super::reader::Local) -> R,
+        f: impl FnOnce(&Endpoints<S>, &Groups, &mut super::reader::Local) -> R,
     ) -> R {
         self.reader.with(|endpoints, local| {
             self.cache.with(
@@ -140,12 +141,12 @@ impl<S: Send + Sync + 'static> Subset<S> {
         then: impl FnOnce(&Endpoints<S>, usize) -> R,
     ) -> Result<R, NoEndpoints> {
         self.with_members(|endpoints, members, local| {
-            let i = pick_preferring(
+            let i = prefer::pick(
                 endpoints,
                 local,
                 cx,
-                &members.subset,
-                &members.all,
+                members,
+                0,
                 DEFAULT_MIN_LOCAL_SHARE,
                 self.within,
             )
@@ -155,15 +156,8 @@ impl<S: Send + Sync + 'static> Subset<S> {
     }
 }
 
-/// One snapshot's subset, and every endpoint (the spill group), as indices.
-#[derive(Debug)]
-struct Members {
-    subset: Vec<u32>,
-    all: Vec<u32>,
-}
-
 /// The subset's endpoint indices for `client` among the endpoints of non-zero weight.
-fn members<S>(endpoints: &Endpoints<S>, client: &Client, size: usize) -> Members {
+fn members<S>(endpoints: &Endpoints<S>, client: &Client, size: usize) -> Groups {
     let eligible: Vec<u32> = (0..endpoints.len() as u32)
         .filter(|&i| endpoints.as_slice()[i as usize].instance().weight() > 0)
         .collect();
@@ -175,10 +169,10 @@ fn members<S>(endpoints: &Endpoints<S>, client: &Client, size: usize) -> Members
         Client::Index(index) => subset_by_index(&ids, size, *index),
         Client::Key(key) => subset_by_key(&ids, size, key),
     };
-    Members {
-        subset: chosen.into_iter().map(|i| eligible[i]).collect(),
-        all: (0..endpoints.len() as u32).collect(),
-    }
+    Groups::new(
+        endpoints,
+        vec![chosen.into_iter().map(|i| eligible[i]).collect()],
+    )
 }
 
 impl<S: Clone + Send + Sync + 'static> Balancer<S> for Subset<S> {

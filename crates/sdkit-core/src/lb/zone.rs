@@ -36,11 +36,12 @@
 use compact_str::CompactString;
 
 use super::context::PickContext;
-use super::guard::{CallGuard, Picked};
-use super::reader::{Local, Reader};
+use super::guard::Picked;
+use super::prefer::{self, Groups, picked};
+use super::reader::Reader;
 use super::snapshot_cache::SnapshotCache;
 pub use super::within::Within;
-use super::{Balancer, non_empty, ready};
+use super::{Balancer, non_empty};
 use crate::endpoint::Endpoints;
 use crate::endpoint_set::EndpointSet;
 use crate::error::NoEndpoints;
@@ -59,126 +60,40 @@ pub struct ZoneAware<S> {
     within: Within,
 }
 
-/// The endpoints of one snapshot grouped by zone (indices into the snapshot).
-#[derive(Debug, Default)]
-pub(crate) struct Zones {
-    /// Sorted by zone name.
-    zones: Vec<(CompactString, Vec<u32>)>,
-    all: Vec<u32>,
+/// The endpoints of one snapshot grouped by zone.
+#[derive(Debug)]
+struct Zones {
+    /// Zone names, sorted; zone `i` is group `i`.
+    names: Vec<CompactString>,
+    groups: Groups,
 }
 
 impl Zones {
     fn of<S>(endpoints: &Endpoints<S>) -> Zones {
-        let mut zones: Vec<(CompactString, Vec<u32>)> = Vec::new();
+        let mut names: Vec<CompactString> = Vec::new();
+        let mut lists: Vec<Vec<u32>> = Vec::new();
         for (i, e) in endpoints.iter().enumerate() {
             let Some(zone) = e.instance().zone() else {
                 continue;
             };
-            match zones.binary_search_by(|(z, _)| z.as_str().cmp(zone)) {
-                Ok(at) => zones[at].1.push(i as u32),
-                Err(at) => zones.insert(at, (CompactString::from(zone), vec![i as u32])),
+            match names.binary_search_by(|z| z.as_str().cmp(zone)) {
+                Ok(at) => lists[at].push(i as u32),
+                Err(at) => {
+                    names.insert(at, CompactString::from(zone));
+                    lists.insert(at, vec![i as u32]);
+                }
             }
         }
         Zones {
-            zones,
-            all: (0..endpoints.len() as u32).collect(),
+            names,
+            groups: Groups::new(endpoints, lists),
         }
     }
 
-    fn local(&self, zone: Option<&str>) -> &[u32] {
-        zone.and_then(|zone| {
-            self.zones
-                .binary_search_by(|(z, _)| z.as_str().cmp(zone))
-                .ok()
-                .map(|at| self.zones[at].1.as_slice())
-        })
-        .unwrap_or(&[])
-    }
-}
-
-/// Where a pick draws from, decided by [`plan`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Plan {
-    /// The ready endpoints of the preferred group (the caller's zone, the client's subset).
-    Local,
-    /// The ready endpoints of every zone.
-    Spill,
-    /// Every endpoint, ready or not (none is ready).
-    Panic,
-}
-
-/// The zone rule of the [module docs](self) over indices: `local` is the preferred group,
-/// `all` every endpoint.
-pub(crate) fn plan(
-    local: &[u32],
-    all: &[u32],
-    ready: &impl Fn(u32) -> bool,
-    min_local_share: f64,
-) -> Plan {
-    if !local.is_empty() {
-        let needed = ((min_local_share * local.len() as f64).ceil() as usize).clamp(1, local.len());
-        if local.iter().filter(|&&i| ready(i)).take(needed).count() == needed {
-            return Plan::Local;
-        }
-    }
-    if all.iter().any(|&i| ready(i)) {
-        Plan::Spill
-    } else {
-        Plan::Panic
-    }
-}
-
-/// Picks by [`plan`] within `local` (spilling to every endpoint) with `within`, honouring
-/// readiness (ignored in the set-wide panic mode, like every balancer), the context's avoid
-/// list (while another candidate of the group is acceptable) and weight 0 (never picked).
-/// The picked endpoint's index, or `None` when no endpoint has a weight.
-#[inline]
-pub(crate) fn pick_preferring<S>(
-    endpoints: &Endpoints<S>,
-    local_scratch: &mut Local,
-    cx: &PickContext<'_>,
-    local: &[u32],
-    all: &[u32],
-    min_local_share: f64,
-    within: Within,
-) -> Option<usize> {
-    let items = endpoints.as_slice();
-    let panic = ready::panicking(endpoints, local_scratch);
-    let ready = |i: u32| {
-        let e = &items[i as usize];
-        e.instance().weight() > 0 && (panic || e.state().is_ready())
-    };
-    let weighted = |i: u32| items[i as usize].instance().weight() > 0;
-    let (group, need_ready) = match plan(local, all, &ready, min_local_share) {
-        Plan::Local => (local, true),
-        Plan::Spill => (all, true),
-        Plan::Panic => (all, false),
-    };
-    let allowed = |i: u32| if need_ready { ready(i) } else { weighted(i) };
-    let load = |i: u32| items[i as usize].state().in_flight();
-    let avoided = |i: u32| cx.avoids(items[i as usize].key());
-    let chosen = if cx.avoid().is_empty() {
-        within.pick(local_scratch, group, allowed, load)
-    } else {
-        within
-            .pick(local_scratch, group, |i| allowed(i) && !avoided(i), load)
-            .or_else(|| within.pick(local_scratch, group, allowed, load))
-    };
-    chosen.map(|i| i as usize)
-}
-
-/// The [`Picked`] for endpoint `i`: its guard tracks the call when `within` reads loads.
-#[inline]
-pub(crate) fn picked<S: Clone>(endpoints: &Endpoints<S>, i: usize, within: Within) -> Picked<S> {
-    let e = &endpoints.as_slice()[i];
-    Picked {
-        service: e.service().clone(),
-        guard: if within == Within::P2c {
-            CallGuard::track(std::sync::Arc::clone(e.state()))
-        } else {
-            CallGuard::detached()
-        },
-        key: e.key(),
+    /// The group of `zone`; the whole set for no zone or an unknown one.
+    fn group(&self, zone: Option<&str>) -> usize {
+        zone.and_then(|zone| self.names.binary_search_by(|z| z.as_str().cmp(zone)).ok())
+            .unwrap_or(self.groups.preferred())
     }
 }
 
@@ -238,13 +153,13 @@ impl<S: Send + Sync + 'static> ZoneAware<S> {
                 local,
                 |endpoints, _| Zones::of(endpoints),
                 |zones, local| {
-                    let mine = zones.local(cx.zone().or(self.zone.as_deref()));
-                    let i = pick_preferring(
+                    let g = zones.group(cx.zone().or(self.zone.as_deref()));
+                    let i = prefer::pick(
                         endpoints,
                         local,
                         cx,
-                        mine,
-                        &zones.all,
+                        &zones.groups,
+                        g,
                         self.min_local_share,
                         self.within,
                     )
@@ -273,51 +188,5 @@ impl<S: Clone + Send + Sync + 'static> Balancer<S> for ZoneAware<S> {
 
     fn endpoints_available(&self) -> BoxFuture<'static, ()> {
         non_empty(self.reader.set())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use proptest::prelude::*;
-
-    proptest! {
-        #![proptest_config(ProptestConfig::with_cases(256))]
-
-        /// Random sequences of readiness flips over endpoints in three zones: a pick is local
-        /// exactly when the local ready share reaches the threshold, and never lands on a
-        /// not-ready endpoint while any is ready.
-        #[test]
-        fn readiness_sequences_keep_the_zone_rule(
-            zones in prop::collection::vec(0u8..3, 1..30),
-            flips in prop::collection::vec(0usize..30, 0..60),
-            share in 0.0f64..=1.0,
-        ) {
-            let n = zones.len();
-            let mut ready = vec![true; n];
-            let all: Vec<u32> = (0..n as u32).collect();
-            let local: Vec<u32> = all.iter().copied().filter(|&i| zones[i as usize] == 0).collect();
-            crate::lb::within::tests::with_local(1, |scratch| {
-            for flip in &flips {
-                ready[*flip % n] = !ready[*flip % n];
-                let is_ready = |i: u32| ready[i as usize];
-                let p = plan(&local, &all, &is_ready, share);
-                let local_ready = local.iter().filter(|&&i| is_ready(i)).count();
-                let needed = ((share * local.len() as f64).ceil() as usize).clamp(1, local.len().max(1));
-                let any_ready = ready.iter().any(|&r| r);
-                prop_assert_eq!(p == Plan::Local, !local.is_empty() && local_ready >= needed);
-                prop_assert_eq!(p == Plan::Panic, !any_ready);
-                let group: &[u32] = if p == Plan::Local { &local } else { &all };
-                let chosen = Within::RoundRobin.pick(scratch, group, |i| p == Plan::Panic || is_ready(i), |_| 0).unwrap();
-                if any_ready {
-                    prop_assert!(is_ready(chosen));
-                }
-                if p == Plan::Local {
-                    prop_assert_eq!(zones[chosen as usize], 0);
-                }
-            }
-            Ok(())
-            })?;
-        }
     }
 }
