@@ -6,8 +6,8 @@
 //! a pick is one hash and one table read, O(1) at any size, and every endpoint owns the same
 //! share of keys to within 1 %.
 //!
-//! The lookup table (≥ 100 slots per endpoint, a prime between 65 537 and 16 777 213; 4 bytes
-//! a slot) is built once per endpoint snapshot, on the first pick that sees it, and shared by
+//! The lookup table (≥ 100 slots per endpoint, a prime between 65 537 and 16 777 213; 2 bytes
+//! a slot up to 65 535 endpoints, else 4) is built once per endpoint snapshot, on the first pick that sees it, and shared by
 //! all later picks (each thread keeps a handle to it); no pick builds or scans anything.
 //! Endpoints of weight 0 are left out (a set whose weights are all 0 has no endpoint).
 //! Readiness and avoidance follow the other balancers: a key whose endpoint is not ready (or
