@@ -8,14 +8,15 @@
 //!    endpoints in that zone are ready, pick among the ready local ones;
 //! 3. otherwise spill: pick among the ready endpoints of every zone (the local ready ones
 //!    included), so a caller is never stranded while any endpoint anywhere is ready;
-//! 4. when none is ready anywhere, pick among all (readiness ignored rather than failing).
+//! 4. when none is ready anywhere — or fewer than half of the whole set, the panic mode every
+//!    balancer shares — readiness is ignored rather than failing.
 //!
 //! Within the chosen group the [`Within`] policy picks (round-robin by default, random, or
-//! p2c over requests in flight). Endpoints without a zone, and callers without one, take part
-//! only through the spill group (a caller without a zone always spills). The zone groups are
-//! computed once per endpoint snapshot; a pick reads them without locks and, while most local
-//! endpoints are ready, does O(1) work beyond counting the ready share of its zone (stopping
-//! as soon as the share is reached).
+//! p2c over requests in flight); a retry's avoided endpoints are skipped while another
+//! candidate of the group is acceptable; weight 0 is never picked. A caller without a zone,
+//! or with a zone no endpoint has, uses the whole set. The zone groups are built once per
+//! endpoint snapshot; a pick is O(1): ready counts per zone are cached per readiness change,
+//! and not read at all while every endpoint in the process is ready.
 //!
 //! ```
 //! use sdkit_core::lb::zone::ZoneAware;
