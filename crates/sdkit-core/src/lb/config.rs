@@ -6,9 +6,12 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::hash::Maglev;
 use super::p2c::{DEFAULT_RTT, Load, P2c};
 use super::slow_start::{SlowStart, serialize_duration};
 use super::state::DEFAULT_DECAY;
+use super::subset::{Client, DEFAULT_SUBSET_SIZE, Subset};
+use super::zone::{DEFAULT_MIN_LOCAL_SHARE, Within, ZoneAware};
 use super::{Balancer, Random, RoundRobin, WeightedRandom, WeightedRoundRobin};
 use crate::endpoint_set::EndpointSet;
 
@@ -24,9 +27,11 @@ use crate::endpoint_set::EndpointSet;
 /// | `weighted_random` | [`WeightedRandom`] | `seed`, `slow_start` |
 /// | `p2c` | [`P2c`] over in-flight calls | `seed`, `slow_start` |
 /// | `p2c_peak_ewma` | [`P2c`] over PeakEWMA × in-flight | `default_rtt` (30ms), `decay` (10s), `seed`, `slow_start` |
+/// | `zone_aware` | [`ZoneAware`] | `zone`, `min_local_share` (0.5), `within` (`round_robin`) |
+/// | `subset` | [`Subset`] | `size` (25), `client_index` or `client_key`, `within` (`round_robin`) |
+/// | `maglev` | [`Maglev`] consistent hashing | `table_size` |
 ///
-/// (`ring_hash`, `maglev`, `zone_aware` and `subset` are reserved for the consistent-hashing,
-/// zone-preference and subsetting balancers.)
+/// (`ring_hash` is reserved.)
 ///
 /// ```
 /// use sdkit_core::lb::{Balancer, BalancerConfig};
@@ -101,6 +106,49 @@ pub enum BalancerConfig {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         slow_start: Option<SlowStart>,
     },
+    /// [`ZoneAware`]: calls stay in the caller's zone while enough of it is ready.
+    ZoneAware {
+        /// The caller's zone (a pick context's zone overrides it).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        zone: Option<String>,
+        /// The share of the zone that must be ready to stay local (default 0.5).
+        #[serde(default = "default_min_local_share")]
+        min_local_share: f64,
+        /// The policy within the chosen group.
+        #[serde(default)]
+        within: Within,
+    },
+    /// [`Subset`]: a stable subset of `size` endpoints per client.
+    Subset {
+        /// The subset size (default 25).
+        #[serde(default = "default_subset_size")]
+        size: usize,
+        /// This client's index among the clients sharing the list (exact balance).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        client_index: Option<u64>,
+        /// This client's stable name, when it has no index (rendezvous hashing); with
+        /// neither, a random name per balancer.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        client_key: Option<String>,
+        /// The policy within the subset.
+        #[serde(default)]
+        within: Within,
+    },
+    /// [`Maglev`] consistent hashing by the pick context's hash.
+    Maglev {
+        /// A pinned table size (rounded up to a prime); chosen from the endpoint count when
+        /// absent.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        table_size: Option<u32>,
+    },
+}
+
+fn default_min_local_share() -> f64 {
+    DEFAULT_MIN_LOCAL_SHARE
+}
+
+fn default_subset_size() -> usize {
+    DEFAULT_SUBSET_SIZE
 }
 
 fn default_rtt() -> Duration {
@@ -119,6 +167,9 @@ pub const POLICIES: &[&str] = &[
     "weighted_random",
     "p2c",
     "p2c_peak_ewma",
+    "zone_aware",
+    "subset",
+    "maglev",
 ];
 
 impl BalancerConfig {
@@ -131,6 +182,9 @@ impl BalancerConfig {
             BalancerConfig::WeightedRandom { .. } => "weighted_random",
             BalancerConfig::P2c { .. } => "p2c",
             BalancerConfig::P2cPeakEwma { .. } => "p2c_peak_ewma",
+            BalancerConfig::ZoneAware { .. } => "zone_aware",
+            BalancerConfig::Subset { .. } => "subset",
+            BalancerConfig::Maglev { .. } => "maglev",
         }
     }
 
@@ -138,7 +192,16 @@ impl BalancerConfig {
     pub fn uses_feedback(&self) -> bool {
         matches!(
             self,
-            BalancerConfig::P2c { .. } | BalancerConfig::P2cPeakEwma { .. }
+            BalancerConfig::P2c { .. }
+                | BalancerConfig::P2cPeakEwma { .. }
+                | BalancerConfig::ZoneAware {
+                    within: Within::P2c,
+                    ..
+                }
+                | BalancerConfig::Subset {
+                    within: Within::P2c,
+                    ..
+                }
         )
     }
 
@@ -186,6 +249,43 @@ impl BalancerConfig {
                 seed(s),
                 slow_start,
             )),
+            BalancerConfig::ZoneAware {
+                zone,
+                min_local_share,
+                within,
+            } => {
+                let b = ZoneAware::new(set)
+                    .with_min_local_share(*min_local_share)
+                    .with_within(*within);
+                Box::new(match zone {
+                    Some(zone) => b.with_zone(zone),
+                    None => b,
+                })
+            }
+            BalancerConfig::Subset {
+                size,
+                client_index,
+                client_key,
+                within,
+            } => {
+                let client = match (client_index, client_key) {
+                    (Some(index), _) => Client::Index(*index),
+                    (None, Some(key)) => Client::Key(key.into()),
+                    (None, None) => Client::Key(format!("{:016x}", rand::random::<u64>()).into()),
+                };
+                Box::new(
+                    Subset::new(set, client)
+                        .with_size(*size)
+                        .with_within(*within),
+                )
+            }
+            BalancerConfig::Maglev { table_size } => {
+                let b = Maglev::new(set);
+                Box::new(match table_size {
+                    Some(size) => b.with_table_size(*size),
+                    None => b,
+                })
+            }
         }
     }
 }

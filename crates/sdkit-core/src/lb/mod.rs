@@ -45,15 +45,22 @@
 mod config;
 mod context;
 mod guard;
+pub mod hash;
 mod p2c;
+mod prefer;
 mod random;
 mod reader;
 mod ready;
 mod round_robin;
 mod slow_start;
+mod snapshot_cache;
+mod stable_hash;
 mod state;
+pub mod subset;
 mod weighted_random;
 mod weighted_round_robin;
+mod within;
+pub mod zone;
 
 pub use config::{BalancerConfig, POLICIES, UnknownPolicy};
 pub use context::PickContext;
