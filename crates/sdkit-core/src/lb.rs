@@ -150,3 +150,5 @@ impl<S: Clone + Send + Sync + 'static> Balancer<S> for Random<S> {
         non_empty(&self.set)
     }
 }
+
+pub mod outlier;
