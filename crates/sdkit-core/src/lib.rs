@@ -66,6 +66,7 @@ pub mod instancer;
 pub mod lb;
 pub mod registrar;
 pub mod retry;
+pub mod retry_budget;
 pub mod service;
 
 pub use backoff::Backoff;
