@@ -61,6 +61,7 @@ pub mod duration;
 pub mod endpointer;
 pub mod error;
 pub mod event;
+pub mod hedge;
 pub mod instance;
 pub mod instancer;
 pub mod lb;
