@@ -15,11 +15,17 @@
 //! `max_ejection_percent` (10 %) of the endpoints are ejected at once, but one endpoint may always
 //! be. An ejected endpoint returns as soon as its time runs out.
 //!
-//! [`Detector`] is the state machine (time passed in, no task, no lock); [`Counters`] are the
-//! lock-free per-endpoint counters the call path updates.
+//! [`OutlierDetector::spawn`] binds detection to an [`EndpointSet`](crate::EndpointSet): every
+//! outcome recorded on an endpoint's state (by a call guard or a transport) is counted, failures
+//! of the configured [`FailureClasses`] count as failures, and ejection sets the endpoint's
+//! `ejected` readiness bit, which every balancer skips (down to the panic threshold).
+//! [`Detector`] is the state machine underneath (time passed in, no task, no lock); [`Counters`]
+//! are the lock-free per-endpoint counters the call path updates.
 
 mod config;
 mod detector;
+mod driver;
 
-pub use config::{FailurePercentage, OutlierConfig, SuccessRate};
+pub use config::{FailureClasses, FailurePercentage, OutlierConfig, SuccessRate};
 pub use detector::{Change, Counters, Detector, Reason};
+pub use driver::{OutlierDetector, OutlierEvent};

@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+use crate::lb::FailureClass;
+
 /// When and for how long endpoints are ejected. See the [module docs](super).
 ///
 /// Defaults: Envoy's consecutive failures (5), interval 10 s, base ejection 30 s × number of
@@ -29,6 +31,7 @@ pub struct OutlierConfig {
     max_ejection_percent: u32,
     success_rate: Option<SuccessRate>,
     failure_percentage: Option<FailurePercentage>,
+    failure_classes: FailureClasses,
 }
 
 impl Default for OutlierConfig {
@@ -41,6 +44,7 @@ impl Default for OutlierConfig {
             max_ejection_percent: 10,
             success_rate: Some(SuccessRate::default()),
             failure_percentage: Some(FailurePercentage::default()),
+            failure_classes: FailureClasses::default(),
         }
     }
 }
@@ -92,6 +96,19 @@ impl OutlierConfig {
     ) -> Self {
         self.failure_percentage = failure_percentage;
         self
+    }
+
+    /// Which failure classes count as failures (the others are ignored, as cancelled calls
+    /// are). Default: everything but [`FailureClass::Other`] (an application error says nothing
+    /// about the endpoint).
+    pub fn with_failure_classes(mut self, classes: FailureClasses) -> Self {
+        self.failure_classes = classes;
+        self
+    }
+
+    /// The failure classes that count.
+    pub fn failure_classes(&self) -> FailureClasses {
+        self.failure_classes
     }
 
     /// Failures in a row that eject an endpoint.
@@ -192,5 +209,69 @@ impl Default for FailurePercentage {
             minimum_hosts: 5,
             request_volume: 50,
         }
+    }
+}
+
+/// A set of [`FailureClass`]es: which failures outlier detection counts.
+///
+/// ```
+/// use sdkit_core::lb::FailureClass;
+/// use sdkit_core::lb::outlier::FailureClasses;
+///
+/// let classes = FailureClasses::default();
+/// assert!(classes.contains(FailureClass::Timeout));
+/// assert!(!classes.contains(FailureClass::Other));
+/// let strict = FailureClasses::none().with(FailureClass::ConnectFailed);
+/// assert!(!strict.contains(FailureClass::ServerError));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FailureClasses(u8);
+
+impl Default for FailureClasses {
+    /// Connect failures, timeouts, unavailable, server errors.
+    fn default() -> Self {
+        FailureClasses::none()
+            .with(FailureClass::ConnectFailed)
+            .with(FailureClass::Timeout)
+            .with(FailureClass::Unavailable)
+            .with(FailureClass::ServerError)
+    }
+}
+
+impl FailureClasses {
+    /// No class counts.
+    pub const fn none() -> Self {
+        FailureClasses(0)
+    }
+
+    /// Every class counts (unknown errors too).
+    pub fn all() -> Self {
+        FailureClasses::default().with(FailureClass::Other)
+    }
+
+    const fn bit(class: FailureClass) -> u8 {
+        match class {
+            FailureClass::ConnectFailed => 1,
+            FailureClass::Timeout => 2,
+            FailureClass::Unavailable => 4,
+            FailureClass::ServerError => 8,
+            FailureClass::Other => 16,
+        }
+    }
+
+    /// This set plus `class`.
+    pub const fn with(self, class: FailureClass) -> Self {
+        FailureClasses(self.0 | Self::bit(class))
+    }
+
+    /// This set without `class`.
+    pub const fn without(self, class: FailureClass) -> Self {
+        FailureClasses(self.0 & !Self::bit(class))
+    }
+
+    /// Whether `class` counts.
+    #[inline]
+    pub const fn contains(self, class: FailureClass) -> bool {
+        self.0 & Self::bit(class) != 0
     }
 }
