@@ -82,7 +82,10 @@ impl<S> FailFast<S> {
 
     /// `true` when some endpoint of the set is ready now (stops at the first).
     pub fn any_ready(&self) -> bool {
-        self.set.load().iter().any(|e| e.state().is_transport_ready())
+        self.set
+            .load()
+            .iter()
+            .any(|e| e.state().is_transport_ready())
     }
 
     /// Whether a call may go ahead now.

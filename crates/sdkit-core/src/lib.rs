@@ -66,6 +66,8 @@ pub mod endpoint_set;
 pub mod endpointer;
 pub mod error;
 pub mod event;
+pub mod fail_fast;
+pub mod health;
 pub mod hedge;
 pub mod instance;
 pub mod instancer;

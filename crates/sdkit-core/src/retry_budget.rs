@@ -238,3 +238,31 @@ impl TokenBucket {
         self.tokens.load(Ordering::Relaxed) > self.max / 2
     }
 }
+
+impl crate::retry::RetryBudget for TpsBudget {
+    fn deposit(&self) {
+        TpsBudget::deposit(self);
+    }
+
+    fn withdraw(&self) -> bool {
+        TpsBudget::withdraw(self)
+    }
+}
+
+/// gRPC's rules: each failed attempt takes a token, each success gives `token_ratio` back, and
+/// a retry (or hedge) goes only while more than half the tokens remain.
+impl crate::retry::RetryBudget for TokenBucket {
+    fn deposit(&self) {}
+
+    fn withdraw(&self) -> bool {
+        self.allows_retry()
+    }
+
+    fn record(&self, success: bool) {
+        if success {
+            self.on_success();
+        } else {
+            self.on_failure();
+        }
+    }
+}

@@ -155,8 +155,10 @@ struct Ejection {
 }
 
 fn retry_config() -> RetryConfig {
-    RetryConfig::new(ATTEMPTS, Duration::from_secs(10))
-        .with_backoff(Backoff::new(Duration::from_millis(1), Duration::from_millis(10)))
+    RetryConfig::new(ATTEMPTS, Duration::from_secs(10)).with_backoff(Backoff::new(
+        Duration::from_millis(1),
+        Duration::from_millis(10),
+    ))
 }
 
 fn listener(
@@ -322,10 +324,14 @@ async fn ejected_instances_are_picked_again_once_they_recover() {
         });
     }
     let bad = [&w.ids[BLACKHOLE], &w.ids[UNAVAILABLE]];
-    wait_until(Duration::from_secs(20), "both bad instances ejected", || {
-        let log = log.lock().unwrap();
-        bad.iter().all(|id| log.iter().any(|e| &e.id == *id))
-    })
+    wait_until(
+        Duration::from_secs(20),
+        "both bad instances ejected",
+        || {
+            let log = log.lock().unwrap();
+            bad.iter().all(|id| log.iter().any(|e| &e.id == *id))
+        },
+    )
     .await;
     w.servers[BLACKHOLE].set_mode(Mode::Ok);
     w.servers[UNAVAILABLE].set_mode(Mode::Ok);

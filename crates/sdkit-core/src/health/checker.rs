@@ -50,12 +50,7 @@ impl HealthChecker {
     {
         let statuses: Statuses = Arc::default();
         let check: Arc<dyn Check> = Arc::new(check);
-        let supervisor = tokio::spawn(supervise(
-            set.clone(),
-            check,
-            config,
-            Arc::clone(&statuses),
-        ));
+        let supervisor = tokio::spawn(supervise(set.clone(), check, config, Arc::clone(&statuses)));
         let restore = {
             let set = set.clone();
             Box::new(move || {

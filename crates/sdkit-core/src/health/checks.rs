@@ -164,9 +164,6 @@ mod tests {
     #[test]
     fn paths_cannot_break_the_request_line() {
         assert_eq!(HttpCheck::new("healthz").path(), "/healthz");
-        assert_eq!(
-            HttpCheck::new("/a b\r\nX: y").path(),
-            "/a%20b%0D%0AX:%20y"
-        );
+        assert_eq!(HttpCheck::new("/a b\r\nX: y").path(), "/a%20b%0D%0AX:%20y");
     }
 }

@@ -38,6 +38,7 @@
 
 mod context;
 mod guard;
+pub mod outlier;
 mod random;
 mod reader;
 mod ready;
@@ -49,7 +50,7 @@ pub use guard::{CallGuard, Classified, FailureClass, Outcome, Picked};
 pub use random::Random;
 pub use ready::PANIC_THRESHOLD_PERCENT;
 pub use round_robin::RoundRobin;
-pub use state::{DEFAULT_DECAY, EndpointState};
+pub use state::{DEFAULT_DECAY, EndpointState, OutcomeObserver};
 
 use crate::endpoint_set::EndpointSet;
 use crate::error::NoEndpoints;

@@ -69,7 +69,8 @@ impl TestServer {
                                 } else {
                                     StatusCode::OK
                                 };
-                                let mut response = Response::new(Full::new(Bytes::from_static(b"ok")));
+                                let mut response =
+                                    Response::new(Full::new(Bytes::from_static(b"ok")));
                                 *response.status_mut() = status;
                                 Ok::<_, Infallible>(response)
                             }

@@ -73,7 +73,12 @@ impl Shared {
     }
 
     /// Applies `changes` to the endpoints' readiness bits; returns the events to report.
-    fn apply(&self, inner: &mut Inner, changes: Vec<Change<EndpointKey>>, now: Instant) -> Vec<OutlierEvent> {
+    fn apply(
+        &self,
+        inner: &mut Inner,
+        changes: Vec<Change<EndpointKey>>,
+        now: Instant,
+    ) -> Vec<OutlierEvent> {
         let mut events = Vec::with_capacity(changes.len());
         for change in changes {
             match change {
@@ -82,30 +87,48 @@ impl Shared {
                         t.state.set_ejected(true);
                         let duration = until.saturating_duration_since(now);
                         tracing::warn!(instance = %t.id, ?reason, ?duration, "outlier detection: ejected");
-                        events.push(OutlierEvent::Ejected { id: Arc::clone(&t.id), reason, duration });
+                        events.push(OutlierEvent::Ejected {
+                            id: Arc::clone(&t.id),
+                            reason,
+                            duration,
+                        });
                     }
                 }
                 Change::Returned { key } => {
                     if let Some(t) = inner.endpoints.get(&key) {
                         t.state.set_ejected(false);
                         tracing::info!(instance = %t.id, "outlier detection: returned");
-                        events.push(OutlierEvent::Returned { id: Arc::clone(&t.id) });
+                        events.push(OutlierEvent::Returned {
+                            id: Arc::clone(&t.id),
+                        });
                     }
                 }
             }
         }
         if !events.is_empty() {
             let total = inner.endpoints.len();
-            let ready = inner.endpoints.values().filter(|t| t.state.is_ready()).count();
+            let ready = inner
+                .endpoints
+                .values()
+                .filter(|t| t.state.is_ready())
+                .count();
             let panicking = total > 0 && ready * 100 < total * PANIC_THRESHOLD_PERCENT;
             if panicking != inner.panicking {
                 inner.panicking = panicking;
                 if panicking {
-                    tracing::warn!(ready, total, "fewer than {PANIC_THRESHOLD_PERCENT} % of endpoints ready: panic mode, readiness ignored");
+                    tracing::warn!(
+                        ready,
+                        total,
+                        "fewer than {PANIC_THRESHOLD_PERCENT} % of endpoints ready: panic mode, readiness ignored"
+                    );
                 } else {
                     tracing::info!(ready, total, "panic mode over: enough endpoints ready");
                 }
-                events.push(OutlierEvent::PanicMode { entered: panicking, ready, total });
+                events.push(OutlierEvent::PanicMode {
+                    entered: panicking,
+                    ready,
+                    total,
+                });
             }
         }
         events
@@ -280,9 +303,10 @@ fn sync<S>(shared: &Arc<Shared>, endpoints: &Endpoints<S>) {
         .detector
         .update(kept.keys().copied().chain(fresh.iter().map(|e| e.key())));
     for e in fresh {
-        if let (Some(counters), Some(threshold)) =
-            (inner.detector.counters(&e.key()), shared.threshold.or(Some(u32::MAX)))
-        {
+        if let (Some(counters), Some(threshold)) = (
+            inner.detector.counters(&e.key()),
+            Some(shared.threshold.unwrap_or(u32::MAX)),
+        ) {
             let observer = Observer {
                 key: e.key(),
                 counters: Arc::clone(counters),
