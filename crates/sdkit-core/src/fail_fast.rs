@@ -29,6 +29,11 @@ use std::time::{Duration, Instant};
 
 use crate::endpoint_set::EndpointSet;
 
+/// The clock: Tokio's (paused-time tests drive it), as the rest of the call path.
+fn now() -> Instant {
+    tokio::time::Instant::now().into_std()
+}
+
 /// Linkerd's default: fail fast after 3 s without a ready endpoint.
 pub const DEFAULT_FAIL_FAST_AFTER: Duration = Duration::from_secs(3);
 
@@ -94,7 +99,7 @@ impl<S> FailFast<S> {
     ///
     /// [`FailFastError`] once no endpoint has been ready for the fail-fast time.
     pub fn check(&self) -> Result<(), FailFastError> {
-        self.check_at(Instant::now())
+        self.check_at(now())
     }
 
     /// [`check`](Self::check) at `now`.
@@ -124,6 +129,6 @@ impl<S> FailFast<S> {
     /// `true` while calls fail fast (as of the last check).
     pub fn is_failing_fast(&self) -> bool {
         self.lock()
-            .is_some_and(|since| since.elapsed() >= self.after)
+            .is_some_and(|since| now().saturating_duration_since(since) >= self.after)
     }
 }

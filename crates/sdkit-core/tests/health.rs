@@ -119,7 +119,10 @@ async fn an_unhealthy_endpoint_leaves_round_robin_and_comes_back() {
         assert_ne!(rr.pick().unwrap(), 1, "unhealthy endpoints are skipped");
     }
     servers[1].set_mode(Mode::Ok);
-    until("i1 healthy again", || checker.is_healthy("i1") == Some(true)).await;
+    until("i1 healthy again", || {
+        checker.is_healthy("i1") == Some(true)
+    })
+    .await;
     assert!(set.load().get(1).unwrap().state().is_ready());
     assert!((0..6).any(|_| rr.pick().unwrap() == 1));
 
@@ -145,7 +148,10 @@ async fn health_is_kept_by_identity_across_registry_updates() {
     endpointer.ready(Duration::from_secs(5)).await.unwrap();
     let set = endpointer.endpoint_set();
     let checker = HealthChecker::spawn(&set, TcpCheck, fast());
-    until("down unhealthy", || checker.is_healthy("down") == Some(false)).await;
+    until("down unhealthy", || {
+        checker.is_healthy("down") == Some(false)
+    })
+    .await;
     let v = set.version();
     let other = TestServer::start(Mode::Ok).await;
     source.update(vec![
@@ -156,9 +162,15 @@ async fn health_is_kept_by_identity_across_registry_updates() {
     set.changed_since(v).await;
     // Unchanged identity: still unhealthy right after the update, not reset to healthy.
     let endpoints = set.load();
-    let down_state = endpoints.iter().find(|e| e.instance().id() == "down").unwrap();
+    let down_state = endpoints
+        .iter()
+        .find(|e| e.instance().id() == "down")
+        .unwrap();
     assert!(!down_state.state().is_healthy());
-    until("the new instance checked", || checker.is_healthy("other") == Some(true)).await;
+    until("the new instance checked", || {
+        checker.is_healthy("other") == Some(true)
+    })
+    .await;
     assert_eq!(checker.is_healthy("down"), Some(false));
 }
 

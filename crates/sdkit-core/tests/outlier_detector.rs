@@ -12,7 +12,9 @@ use sdkit_core::lb::{Balancer, FailureClass, Outcome, PickContext, RoundRobin};
 use sdkit_core::{EndpointSet, Endpointer, Instance, InstanceCache};
 
 fn set(n: usize) -> EndpointSet<usize> {
-    EndpointSet::fixed((0..n).map(|i| (Instance::new(format!("i{i}"), format!("10.0.0.{i}:80")), i)))
+    EndpointSet::fixed(
+        (0..n).map(|i| (Instance::new(format!("i{i}"), format!("10.0.0.{i}:80")), i)),
+    )
 }
 
 /// Picks until endpoint `target` comes up, then ends its guard with `outcome`.
@@ -20,7 +22,10 @@ fn call(rr: &RoundRobin<usize>, target: usize, outcome: Outcome) {
     for _ in 0..100 {
         let picked = rr.pick_with(&PickContext::new()).unwrap();
         if picked.service == target {
-            assert!(picked.guard.is_tracking(), "observed endpoints report outcomes");
+            assert!(
+                picked.guard.is_tracking(),
+                "observed endpoints report outcomes"
+            );
             picked.guard.finish(outcome);
             return;
         }
@@ -87,7 +92,10 @@ async fn only_configured_failure_classes_count_and_cancelled_calls_never_do() {
         call(&rr, 0, Outcome::Failure(FailureClass::Other));
         call(&rr, 0, Outcome::Cancelled);
     }
-    assert!(detector.ejected().is_empty(), "application errors are not the endpoint's fault");
+    assert!(
+        detector.ejected().is_empty(),
+        "application errors are not the endpoint's fault"
+    );
     drop(detector);
 
     let set = self::set(3);
@@ -128,7 +136,11 @@ async fn success_rate_ejects_on_the_interval() {
     for (i, e) in set.load().iter().enumerate() {
         for n in 0..200 {
             // i4 fails every other call: 50 % against 100 % for the others.
-            let outcome = if i == 4 && n % 2 == 0 { TIMEOUT } else { Outcome::Success };
+            let outcome = if i == 4 && n % 2 == 0 {
+                TIMEOUT
+            } else {
+                Outcome::Success
+            };
             e.state().record(outcome, Duration::from_millis(1));
         }
     }
@@ -137,7 +149,10 @@ async fn success_rate_ejects_on_the_interval() {
     assert_eq!(detector.ejected(), vec![Arc::from("i4")]);
     assert!(matches!(
         &events.lock().unwrap()[0],
-        OutlierEvent::Ejected { reason: Reason::SuccessRate, .. }
+        OutlierEvent::Ejected {
+            reason: Reason::SuccessRate,
+            ..
+        }
     ));
 }
 
@@ -147,9 +162,8 @@ async fn ejecting_below_half_ready_reports_panic_mode_and_picks_go_on() {
     let events = Arc::new(Mutex::new(Vec::new()));
     let log = Arc::clone(&events);
     let config = OutlierConfig::default().with_max_ejection_percent(100);
-    let detector = OutlierDetector::spawn_with(&set, config, move |e| {
-        log.lock().unwrap().push(e.clone())
-    });
+    let detector =
+        OutlierDetector::spawn_with(&set, config, move |e| log.lock().unwrap().push(e.clone()));
     for e in set.load().iter() {
         for _ in 0..5 {
             e.state().record(TIMEOUT, Duration::from_millis(1));
@@ -158,7 +172,11 @@ async fn ejecting_below_half_ready_reports_panic_mode_and_picks_go_on() {
     assert_eq!(detector.ejected().len(), 2);
     assert!(events.lock().unwrap().iter().any(|e| matches!(
         e,
-        OutlierEvent::PanicMode { entered: true, ready: 0, total: 2 }
+        OutlierEvent::PanicMode {
+            entered: true,
+            ready: 0,
+            total: 2
+        }
     )));
     // Panic mode: readiness ignored, both still picked.
     let rr = RoundRobin::new(set.clone());
