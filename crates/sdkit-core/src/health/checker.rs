@@ -1,5 +1,6 @@
 //! [`HealthChecker`]: the background task that checks every endpoint of a set.
 
+use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -112,15 +113,15 @@ async fn supervise<S: Send + Sync + 'static>(
             .unwrap_or_else(PoisonError::into_inner)
             .retain(|id, _| ids.binary_search(id).is_ok());
         for id in ids {
-            if !tasks.contains_key(&id) {
+            if let Entry::Vacant(slot) = tasks.entry(id) {
                 let task = tokio::spawn(check_one(
                     set.clone(),
-                    id.clone(),
+                    slot.key().clone(),
                     Arc::clone(&check),
                     config,
                     Arc::clone(&statuses),
                 ));
-                tasks.insert(id, Abort(task));
+                slot.insert(Abort(task));
             }
         }
         set.changed_since(version).await;
