@@ -473,6 +473,28 @@ fn demo_exits_zero_with_no_failed_request() {
 }
 
 #[test]
+fn demo_crash_scene_ejects_the_dead_backend_after_a_handful_of_attempts() {
+    let (status, stdout, stderr) = run(&["demo"]);
+    assert_eq!(status.code(), Some(0), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("outlier detection ejected backend-2"),
+        "{stdout}"
+    );
+    let hits: u64 = stdout
+        .split("more requests: ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no crash figure in {stdout}"));
+    // Five failures in a row eject it; at most three more attempts were in flight
+    // (concurrency 4).
+    assert!(
+        hits < 10,
+        "{hits} attempts reached the dead backend:\n{stdout}"
+    );
+}
+
+#[test]
 fn help_shows_examples_for_every_command() {
     for command in ["watch", "resolve", "register", "call", "demo"] {
         let out = Command::new(env!("CARGO_BIN_EXE_sdkit"))

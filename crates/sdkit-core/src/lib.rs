@@ -66,11 +66,15 @@ pub mod endpoint_set;
 pub mod endpointer;
 pub mod error;
 pub mod event;
+pub mod fail_fast;
+pub mod health;
+pub mod hedge;
 pub mod instance;
 pub mod instancer;
 pub mod lb;
 pub mod registrar;
 pub mod retry;
+pub mod retry_budget;
 pub mod service;
 
 pub use backoff::Backoff;

@@ -47,7 +47,7 @@ use std::error::Error as StdError;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -56,6 +56,8 @@ use tower::{Layer, Service, ServiceExt};
 use crate::Backoff;
 use crate::endpoint::EndpointKey;
 use crate::error::{BoxError, NoEndpoints};
+use crate::fail_fast::{FailFast, FailFastError};
+use crate::hedge::Hedge;
 use crate::lb::Balancer;
 use crate::registrar::BoxFuture;
 use crate::service::BalancedService;
@@ -138,6 +140,8 @@ pub trait RetryBudget: Send + Sync + 'static {
     /// A retry is about to start: `false` refuses it (the retry gives up with
     /// [`GaveUp::Budget`]).
     fn withdraw(&self) -> bool;
+    /// An attempt ended (gRPC's token bucket counts successes and failures). Default: nothing.
+    fn record(&self, _success: bool) {}
 }
 
 /// Why a [`Retry`] gave up.
@@ -152,6 +156,8 @@ pub enum GaveUp {
     Policy,
     /// The [`RetryBudget`] refused a retry.
     Budget,
+    /// No endpoint has been ready for the fail-fast time ([`Retry::with_fail_fast`]).
+    FailFast,
 }
 
 /// An attempt was cut short because the retry budget ran out.
@@ -206,6 +212,7 @@ impl fmt::Display for RetryError {
             )?,
             GaveUp::Policy => write!(f, "retry stopped by policy after {n} attempt(s)")?,
             GaveUp::Budget => write!(f, "retry budget refused a retry after {n} attempt(s)")?,
+            GaveUp::FailFast => write!(f, "failing fast after {n} attempt(s)")?,
         }
         match self.final_error() {
             Some(last) => write!(f, "; last error: {last}"),
@@ -229,6 +236,15 @@ struct Balanced<S> {
     wake: Wake,
     last_picked: fn(&S) -> Option<EndpointKey>,
     set_avoid: fn(&mut S, &[EndpointKey]),
+    hedge: Option<Arc<Hedge>>,
+    fail_fast: Option<FailFastHook>,
+}
+
+/// A [`FailFast`] without its endpoint type.
+#[derive(Clone)]
+struct FailFastHook {
+    check: Arc<dyn Fn() -> Result<(), FailFastError> + Send + Sync>,
+    after: Duration,
 }
 
 impl<S> Clone for Balanced<S> {
@@ -237,6 +253,8 @@ impl<S> Clone for Balanced<S> {
             wake: Arc::clone(&self.wake),
             last_picked: self.last_picked,
             set_avoid: self.set_avoid,
+            hedge: self.hedge.clone(),
+            fail_fast: self.fail_fast.clone(),
         }
     }
 }
@@ -303,9 +321,40 @@ impl<B, E> Retry<BalancedService<B, E>, RetryAll> {
                 wake: Arc::new(move || watcher.endpoints_available()),
                 last_picked: BalancedService::last_picked,
                 set_avoid: BalancedService::set_avoid,
+                hedge: None,
+                fail_fast: None,
             }),
             budget: None,
         }
+    }
+}
+
+impl<B, E, P> Retry<BalancedService<B, E>, P> {
+    /// Hedges each attempt (for idempotent requests only): once `hedge`'s delay passes without
+    /// an answer, a second attempt goes to another endpoint, the first success wins and the
+    /// other attempt is cancelled. A hedge is taken from the [`RetryBudget`] like a retry.
+    pub fn with_hedge(mut self, hedge: Arc<Hedge>) -> Self {
+        if let Some(b) = &mut self.balanced {
+            b.hedge = Some(hedge);
+        }
+        self
+    }
+
+    /// Fails calls at once (with a [`FailFastError`], [`GaveUp::FailFast`]) while `fail_fast`
+    /// says no endpoint has been ready for its time; they go ahead again as soon as one is.
+    pub fn with_fail_fast(mut self, fail_fast: FailFast<E>) -> Self
+    where
+        E: Send + Sync + 'static,
+    {
+        if let Some(b) = &mut self.balanced {
+            let after = fail_fast.after();
+            let fail_fast = Arc::new(fail_fast);
+            b.fail_fast = Some(FailFastHook {
+                check: Arc::new(move || fail_fast.check()),
+                after,
+            });
+        }
+        self
     }
 }
 
@@ -389,21 +438,47 @@ where
         budget.deposit();
     }
     let mut failed: Vec<EndpointKey> = Vec::new();
+    let hedge = balanced.as_ref().and_then(|b| b.hedge.as_deref());
+    let fail_fast = balanced.as_ref().and_then(|b| b.fail_fast.as_ref());
     for attempt in 1..=config.max_attempts {
-        let mut service = inner.clone();
-        if let Some(b) = &balanced {
-            (b.set_avoid)(&mut service, &failed);
+        if let Some(Err(error)) = fail_fast.map(|f| (f.check)()) {
+            errors.push(Box::new(error));
+            return Err(give_up(errors, GaveUp::FailFast, None));
         }
-        let request = request.clone();
-        let call = async {
-            service.ready().await.map_err(|e| (None, e.into()))?;
-            let future = service.call(request);
-            let picked = balanced.as_ref().and_then(|b| (b.last_picked)(&service));
-            future.await.map_err(|e| (picked, e.into()))
-        };
+        let started = tokio::time::Instant::now();
+        let primary_key = Mutex::new(None);
+        let primary = attempt_once(
+            inner.clone(),
+            &balanced,
+            failed.clone(),
+            request.clone(),
+            Some(&primary_key),
+        );
+        // Owned copies for the hedge (only when hedging), so the attempt future stays `Send`.
+        let spare = hedge.map(|_| (inner.clone(), request.clone()));
+        let call = crate::hedge::race(primary, hedge.and_then(Hedge::delay), || {
+            let (service, request) = spare?;
+            if budget.as_ref().is_some_and(|b| !b.withdraw()) {
+                return None;
+            }
+            let mut avoid = failed.clone();
+            avoid.extend(*primary_key.lock().unwrap_or_else(PoisonError::into_inner));
+            Some(attempt_once(service, &balanced, avoid, request, None))
+        });
         let error: BoxError = match tokio::time::timeout_at(deadline, call).await {
-            Ok(Ok(response)) => return Ok(response),
-            Ok(Err((picked, error))) => {
+            Ok((Ok(response), _)) => {
+                if let Some(budget) = &budget {
+                    budget.record(true);
+                }
+                if let Some(hedge) = hedge {
+                    hedge.record(started.elapsed());
+                }
+                return Ok(response);
+            }
+            Ok((Err((picked, error)), _)) => {
+                if let Some(budget) = &budget {
+                    budget.record(false);
+                }
                 if let Some(key) = picked
                     && !failed.contains(&key)
                 {
@@ -433,7 +508,17 @@ where
             return Err(give_up(errors, GaveUp::Budget, None));
         }
         let wait: Pin<Box<dyn Future<Output = ()> + Send>> = match (&balanced, no_endpoints) {
-            (Some(b), true) => (b.wake)(),
+            // Waiting for endpoints ends at the fail-fast time, so the next check can fail fast.
+            (Some(b), true) => match &b.fail_fast {
+                Some(f) => {
+                    let wake = (b.wake)();
+                    let after = f.after;
+                    Box::pin(async move {
+                        let _ = tokio::time::timeout(after, wake).await;
+                    })
+                }
+                None => (b.wake)(),
+            },
             _ => Box::pin(tokio::time::sleep(backoff.next_delay())),
         };
         if tokio::time::timeout_at(deadline, wait).await.is_err() {
@@ -441,6 +526,30 @@ where
         }
     }
     Err(give_up(errors, GaveUp::MaxAttempts, None))
+}
+
+/// One attempt: picks (avoiding `avoid`), notes the picked endpoint in `picked_slot`, calls.
+async fn attempt_once<S, Req>(
+    mut service: S,
+    balanced: &Option<Balanced<S>>,
+    avoid: Vec<EndpointKey>,
+    request: Req,
+    picked_slot: Option<&Mutex<Option<EndpointKey>>>,
+) -> Result<S::Response, (Option<EndpointKey>, BoxError)>
+where
+    S: Service<Req>,
+    S::Error: Into<BoxError>,
+{
+    if let Some(b) = balanced {
+        (b.set_avoid)(&mut service, &avoid);
+    }
+    service.ready().await.map_err(|e| (None, e.into()))?;
+    let future = service.call(request);
+    let picked = balanced.as_ref().and_then(|b| (b.last_picked)(&service));
+    if let Some(slot) = picked_slot {
+        *slot.lock().unwrap_or_else(PoisonError::into_inner) = picked;
+    }
+    future.await.map_err(|e| (picked, e.into()))
 }
 
 impl<S, P, Req> Service<Req> for Retry<S, P>

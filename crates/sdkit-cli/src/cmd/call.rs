@@ -2,8 +2,9 @@
 //! many requests each instance served, failures, and latency percentiles.
 //!
 //! `--timeout` bounds each attempt; a request may take up to `--retries + 1` attempts (transport
-//! errors and 5xx are retried on the next instance, a 4xx is final). Exit 0 when every request
-//! succeeded, 1 otherwise.
+//! errors and 5xx are retried on the next instance, a 4xx is final). Outlier ejection is on
+//! (`--no-outlier` turns it off): an instance failing 5 times in a row is left out for a while.
+//! Exit 0 when every request succeeded, 1 otherwise.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -12,6 +13,7 @@ use super::http::{self, HttpEndpoint};
 use super::output::{Style, println_flush};
 use super::traffic::{self, Plan, Stats};
 use super::{CommandError, EXIT_ERROR, EXIT_OK, parse_target};
+use sdkit::lb::outlier::{OutlierConfig, OutlierDetector};
 use sdkit::{CancellationToken, Endpointer, Instancer, duration};
 
 const EXAMPLES: &str = "\
@@ -45,6 +47,10 @@ pub struct Args {
     /// Longest wait for the first instances.
     #[arg(long, default_value = "5s", value_parser = duration::parse)]
     wait: Duration,
+    /// Turn off outlier ejection (on by default: an instance failing 5 times in a row is left
+    /// out for 30 s, longer if it keeps failing).
+    #[arg(long)]
+    no_outlier: bool,
 }
 
 /// Sends the requests and prints the report.
@@ -82,6 +88,9 @@ pub async fn run(args: Args) -> Result<u8, CommandError> {
             return Err(CommandError(message));
         }
     };
+    // Passive outlier ejection over the whole run (dropped with it).
+    let outlier = (!args.no_outlier)
+        .then(|| OutlierDetector::spawn(&endpointer.endpoint_set(), OutlierConfig::default()));
     let style = Style::detect();
     let path: Arc<str> = if args.path.starts_with('/') {
         args.path.into()
@@ -113,9 +122,18 @@ pub async fn run(args: Args) -> Result<u8, CommandError> {
     )
     .await;
     let elapsed = started.elapsed();
+    let ejected = outlier.as_ref().map(OutlierDetector::ejected);
+    drop(outlier);
     endpointer.stop();
     instancer.stop();
     println_flush(&stats.report(style, &|_| None))?;
+    if let Some(ejected) = ejected.filter(|e| !e.is_empty()) {
+        println_flush(&format!(
+            "  {} ejected at the end (outlier detection): {}",
+            ejected.len(),
+            ejected.join(", ")
+        ))?;
+    }
     println_flush(&format!(
         "  {:.0} requests/s over {:.2}s",
         stats.completed() as f64 / elapsed.as_secs_f64().max(1e-9),

@@ -4,8 +4,9 @@
 //! 2. starts three HTTP backends that register themselves;
 //! 3. builds instancer → endpointer → round-robin → retry and sends traffic: the spread;
 //! 4. kills one backend while traffic continues: its calls fail over to the live backends
-//!    through retry (zero failed requests) until its registration is cancelled and it leaves
-//!    the set;
+//!    through retry (zero failed requests); outlier detection ejects it after a few failed
+//!    attempts (`--no-outlier`: a third of the attempts keep hitting it) until its registration
+//!    is cancelled and it leaves the set;
 //! 5. starts a fourth backend and shows it join;
 //! 6. shuts everything down (deregister, stop the watch, stop the server).
 //!
@@ -19,6 +20,7 @@ use super::http::{self, Backend, HttpEndpoint};
 use super::output::{Style, println_flush};
 use super::traffic::{self, Plan, Stats};
 use super::{CommandError, EXIT_OK, parse_target, shutdown_signal};
+use sdkit::lb::outlier::{OutlierConfig, OutlierDetector, OutlierEvent};
 use sdkit::{CancellationToken, EndpointSet, Endpointer, Instance, Instancer, Registrar, Target};
 use sdkit_discovery_server::Server;
 use tokio::net::TcpListener;
@@ -44,6 +46,11 @@ pub struct Args {
     /// Requests in flight at once.
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=256))]
     concurrency: u16,
+    /// Turn off outlier ejection (on by default: the crashed backend is left out after 5
+    /// failed attempts in a row instead of taking a third of the attempts until it leaves the
+    /// registry).
+    #[arg(long)]
+    no_outlier: bool,
 }
 
 /// A backend with its registration.
@@ -84,7 +91,11 @@ async fn demo(args: Args) -> Result<u8, CommandError> {
         style,
         started: Instant::now(),
     };
-    out.heading("sdkit demo: discovery registry → 3 backends → endpointer → round-robin → retry")?;
+    out.heading(if args.no_outlier {
+        "sdkit demo: discovery registry → 3 backends → endpointer → round-robin → retry"
+    } else {
+        "sdkit demo: discovery registry → 3 backends → endpointer → round-robin + outlier ejection → retry"
+    })?;
 
     // 1. The registry.
     let listener = TcpListener::bind("127.0.0.1:0")
@@ -154,6 +165,18 @@ async fn demo(args: Args) -> Result<u8, CommandError> {
         http::factory(http::client(attempt_timeout), attempt_timeout, Some(hook)),
     );
     let set = endpointer.endpoint_set();
+    let ejections: Arc<Mutex<Vec<String>>> = Arc::default();
+    let outlier = (!args.no_outlier).then(|| {
+        let ejections = ejections.clone();
+        OutlierDetector::spawn_with(&set, OutlierConfig::default(), move |event| {
+            if let OutlierEvent::Ejected { id, .. } = event {
+                ejections
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .push(id.to_string());
+            }
+        })
+    });
     let seen = wait_for_set(&set, |addrs| addrs.len() == 3).await?;
     let plan = Plan {
         path: "/hello".into(),
@@ -239,6 +262,25 @@ async fn demo(args: Args) -> Result<u8, CommandError> {
         victim_failures,
         stats.failed()
     ))?;
+    let ejected = ejections
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .iter()
+        // Instance identities are the backend's (`backend-2@host:port` for discovery).
+        .any(|id| id.starts_with("backend-2"));
+    if outlier.is_some() {
+        out.step(&if ejected {
+            format!(
+                "{} backend-2 after {victim_failures} failed attempts: no attempt reaches it while it is ejected (without it: a third of the attempts; --no-outlier)",
+                style.yellow("outlier detection ejected")
+            )
+        } else {
+            format!(
+                "{} backend-2 not ejected yet",
+                style.red("outlier detection:")
+            )
+        })?;
+    }
     victim
         .registrar
         .deregister()
@@ -301,6 +343,7 @@ async fn demo(args: Args) -> Result<u8, CommandError> {
             .map_err(|e| CommandError::with(format!("deregistering {name}"), e))?;
     }
     out.step(&format!("deregistered {} backends", backends.len()))?;
+    drop(outlier);
     endpointer.stop();
     instancer.stop();
     backends.clear();

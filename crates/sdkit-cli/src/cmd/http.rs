@@ -19,6 +19,7 @@ use hyper::{Request, Response, StatusCode};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
+use sdkit::lb::{Classified, FailureClass};
 use sdkit::registrar::BoxFuture;
 use sdkit::{BoxError, Instance};
 use tokio::net::TcpListener;
@@ -159,10 +160,16 @@ impl tower::Service<Get> for HttpEndpoint {
         Box::pin(async move {
             let result = match tokio::time::timeout(this.timeout, this.get(&request.path)).await {
                 Ok(result) => result,
-                Err(_) => Err(Box::new(AttemptError {
-                    addr: this.addr.clone(),
-                    message: format!("timed out after {}", sdkit::duration::format(this.timeout)),
-                }) as BoxError),
+                Err(_) => Err(Box::new(Classified::new(
+                    FailureClass::Timeout,
+                    AttemptError {
+                        addr: this.addr.clone(),
+                        message: format!(
+                            "timed out after {}",
+                            sdkit::duration::format(this.timeout)
+                        ),
+                    },
+                )) as BoxError),
             };
             if let Some(on_attempt) = &this.on_attempt {
                 on_attempt(&this.addr, result.is_ok());
@@ -184,17 +191,35 @@ impl HttpEndpoint {
         let uri: hyper::Uri = format!("{}{slash}{path}", self.base)
             .parse()
             .map_err(|e| fail(format!("bad path `{path}`: {e}")))?;
-        let response = self.client.get(uri).await.map_err(|e| fail(describe(&e)))?;
+        // Failures are classified for outlier detection: connect errors, other transport
+        // errors (a pooled connection closed under the request), 5xx; a 4xx is the answer.
+        let response = self.client.get(uri).await.map_err(|e| {
+            let class = if e.is_connect() {
+                FailureClass::ConnectFailed
+            } else {
+                FailureClass::Unavailable
+            };
+            BoxError::from(Classified::new(class, fail(describe(&e))))
+        })?;
         let status = response.status();
         Limited::new(response.into_body(), MAX_BODY)
             .collect()
             .await
             .map_err(|e| fail(format!("reading the body: {e}")))?;
         if status.is_client_error() || status.is_server_error() {
-            return Err(Box::new(StatusError {
+            let error = StatusError {
                 addr: self.addr.clone(),
                 status,
-            }));
+            };
+            return Err(match status {
+                StatusCode::SERVICE_UNAVAILABLE => {
+                    Box::new(Classified::new(FailureClass::Unavailable, error))
+                }
+                s if s.is_server_error() => {
+                    Box::new(Classified::new(FailureClass::ServerError, error))
+                }
+                _ => Box::new(error),
+            });
         }
         Ok(Reply {
             addr: self.addr.clone(),

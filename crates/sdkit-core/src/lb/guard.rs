@@ -145,13 +145,29 @@ impl StdError for Classified {
 #[must_use = "dropping the guard counts the call as cancelled"]
 pub struct CallGuard {
     tracked: Option<(Arc<EndpointState>, Instant)>,
+    /// Reports the outcome only (no in-flight count, no clock): see [`CallGuard::outcomes`].
+    reported: Option<Arc<EndpointState>>,
 }
 
 impl CallGuard {
     /// A guard that reports nothing.
     #[inline]
     pub const fn detached() -> Self {
-        CallGuard { tracked: None }
+        CallGuard {
+            tracked: None,
+            reported: None,
+        }
+    }
+
+    /// The guard of a balancer without feedback: detached, unless an observer (outlier
+    /// detection) watches `state` — then it reports the outcome alone (no in-flight count, no
+    /// clock read).
+    #[inline]
+    pub fn outcomes(state: &Arc<EndpointState>) -> Self {
+        CallGuard {
+            tracked: None,
+            reported: state.is_observed().then(|| Arc::clone(state)),
+        }
     }
 
     /// A guard that counts one call in flight on `state` from now on and records its outcome.
@@ -159,12 +175,13 @@ impl CallGuard {
         state.begin();
         CallGuard {
             tracked: Some((state, Instant::now())),
+            reported: None,
         }
     }
 
     /// `true` when the guard reports to an endpoint's state.
     pub fn is_tracking(&self) -> bool {
-        self.tracked.is_some()
+        self.tracked.is_some() || self.reported.is_some()
     }
 
     /// The call succeeded.
@@ -197,6 +214,8 @@ impl CallGuard {
         if let Some((state, start)) = self.tracked.take() {
             state.end();
             state.record(outcome, start.elapsed());
+        } else if let Some(state) = self.reported.take() {
+            state.report(outcome);
         }
     }
 }

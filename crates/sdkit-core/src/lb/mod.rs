@@ -46,6 +46,7 @@ mod config;
 mod context;
 mod guard;
 pub mod hash;
+pub mod outlier;
 mod p2c;
 mod prefer;
 mod random;
@@ -70,7 +71,7 @@ pub use random::Random;
 pub use ready::PANIC_THRESHOLD_PERCENT;
 pub use round_robin::RoundRobin;
 pub use slow_start::SlowStart;
-pub use state::{DEFAULT_DECAY, EndpointState};
+pub use state::{DEFAULT_DECAY, EndpointState, OutcomeObserver};
 pub use weighted_random::WeightedRandom;
 pub use weighted_round_robin::{MAX_SCHEDULE_PER_ENDPOINT, WeightedRoundRobin};
 

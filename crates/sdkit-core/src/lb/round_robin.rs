@@ -63,7 +63,7 @@ impl<S: Clone + Send + Sync + 'static> Balancer<S> for RoundRobin<S> {
             let e = &endpoints.as_slice()[index(endpoints, local, cx)];
             Ok(Picked {
                 service: e.service().clone(),
-                guard: CallGuard::detached(),
+                guard: CallGuard::outcomes(e.state()),
                 key: e.key(),
             })
         })

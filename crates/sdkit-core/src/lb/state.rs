@@ -1,8 +1,8 @@
 //! [`EndpointState`]: what calls report back about one endpoint, kept across snapshots.
 
 use std::fmt;
-use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use super::guard::{FailureClass, Outcome};
@@ -37,6 +37,13 @@ fn now_nanos(now: Instant) -> u64 {
     u64::try_from(now.saturating_duration_since(origin).as_nanos()).unwrap_or(u64::MAX)
 }
 
+/// Told of every outcome recorded on an [`EndpointState`]: how outlier detection
+/// ([`OutlierDetector`](super::outlier::OutlierDetector)) sees the calls of every balancer.
+pub trait OutcomeObserver: Send + Sync + 'static {
+    /// One call ended with `outcome` (called on the caller's thread: keep it short).
+    fn observe(&self, outcome: Outcome);
+}
+
 /// Per-endpoint state shared by the balancer, the call guards and the transport.
 ///
 /// One per endpoint, kept across snapshot updates while the instance stays in the set (same
@@ -68,6 +75,8 @@ fn now_nanos(now: Instant) -> u64 {
 /// assert_eq!(state.consecutive_failures(), 0);
 /// ```
 pub struct EndpointState {
+    /// Told of every outcome recorded here (outlier detection attaches one).
+    observer: OnceLock<Arc<dyn OutcomeObserver>>,
     in_flight: AtomicU32,
     consecutive_failures: AtomicU32,
     flags: AtomicU8,
@@ -100,6 +109,7 @@ impl EndpointState {
 
     fn joined(joined_at: Option<Instant>) -> Self {
         EndpointState {
+            observer: OnceLock::new(),
             in_flight: AtomicU32::new(0),
             consecutive_failures: AtomicU32::new(0),
             flags: AtomicU8::new(0),
@@ -195,6 +205,9 @@ impl EndpointState {
     /// failures, a failure counts one and feeds the latency estimate at least twice its current
     /// value (so a failing endpoint never looks fast), a cancelled call records nothing.
     pub fn record(&self, outcome: Outcome, latency: Duration) {
+        if let Some(observer) = self.observer.get() {
+            observer.observe(outcome);
+        }
         match outcome {
             Outcome::Success => {
                 self.consecutive_failures.store(0, Ordering::Relaxed);
@@ -211,6 +224,33 @@ impl EndpointState {
             }
             Outcome::Cancelled => {}
         }
+    }
+
+    /// Records an outcome without a latency (what a guard of a balancer without feedback
+    /// reports while an observer is attached): the consecutive failures and the observer only.
+    pub fn report(&self, outcome: Outcome) {
+        if let Some(observer) = self.observer.get() {
+            observer.observe(outcome);
+        }
+        match outcome {
+            Outcome::Success => self.consecutive_failures.store(0, Ordering::Relaxed),
+            Outcome::Failure(_) => {
+                self.consecutive_failures.fetch_add(1, Ordering::Relaxed);
+            }
+            Outcome::Cancelled => {}
+        }
+    }
+
+    /// Attaches `observer`, told of every outcome recorded from now on; `false` (and nothing
+    /// changes) when one is already attached (one per endpoint state).
+    pub fn observe_with(&self, observer: Arc<dyn OutcomeObserver>) -> bool {
+        self.observer.set(observer).is_ok()
+    }
+
+    /// `true` when an observer is attached (guards of balancers without feedback then report).
+    #[inline]
+    pub fn is_observed(&self) -> bool {
+        self.observer.get().is_some()
     }
 
     /// Feeds one latency sample into the peak-EWMA estimate (decay [`DEFAULT_DECAY`]).
