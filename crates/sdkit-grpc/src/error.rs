@@ -15,6 +15,9 @@ pub enum Error {
     /// Binding, serving or registering failed.
     #[error("grpc server: {0}")]
     Serve(String),
+    /// The registry URL or its backend refused (from the facade's `sdkit::grpc::channel`).
+    #[error("grpc: registry: {0}")]
+    Registry(#[source] sdkit_core::BoxError),
     /// A transport error from tonic.
     #[error("grpc transport: {0}")]
     Transport(#[from] tonic::transport::Error),
