@@ -20,7 +20,8 @@ use std::time::Duration;
 
 use http::request::Parts;
 use http::{HeaderMap, HeaderValue, Request, Response};
-use sdkit_core::BoxError;
+use sdkit_core::lb::{Classified, FailureClass};
+use sdkit_core::{BoxError, EndpointKey};
 use tokio::time::Instant;
 use tonic::body::Body;
 use tonic::{Code, Status};
@@ -28,7 +29,7 @@ use tower::ServiceExt;
 
 use crate::channel::Inner;
 use crate::connector::ConnectFailed;
-use crate::endpoint::GrpcEndpoint;
+use crate::picker::Pick;
 use crate::replay::Replay;
 use crate::service_config::{MethodConfig, RetryPolicy};
 
@@ -119,35 +120,51 @@ impl Attempts<'_> {
         let mut attempts = 0u32;
         let mut retries = 0u32;
         let mut transparent = 0u32;
-        let mut avoid: Vec<usize> = Vec::new();
+        let mut avoid: Vec<EndpointKey> = Vec::new();
         loop {
-            let endpoint = self.pick(&avoid).await?;
+            let Pick {
+                endpoint,
+                key,
+                guard,
+            } = self.pick(&avoid).await?;
             attempts += 1;
             let request = self.request(replay);
             let call = endpoint.channel.clone().oneshot(request);
             let result = match self.deadline {
                 Some(deadline) => match tokio::time::timeout_at(deadline, call).await {
                     Ok(result) => result,
-                    Err(_) => return Err(self.deadline_exceeded("waiting for the response")),
+                    Err(_) => {
+                        guard.failure(FailureClass::Timeout);
+                        return Err(self.deadline_exceeded("waiting for the response"));
+                    }
                 },
                 None => call.await,
             };
-            avoid.push(endpoint.key());
-            let code = match &result {
-                Ok(response) => match Status::from_header_map(response.headers()) {
-                    None => Code::Ok,
-                    Some(status) => status.code(),
-                },
-                Err(error) if nothing_sent(error) => {
-                    if replay.can_replay() && transparent < MAX_TRANSPARENT {
-                        transparent += 1;
-                        tracing::debug!(addr = %endpoint.state.addr(), %error, "grpc: transparent retry on another endpoint");
-                        continue;
-                    }
-                    Code::Unavailable
+            avoid.push(key);
+            let (code, class) = match &result {
+                Ok(response) => {
+                    let code =
+                        Status::from_header_map(response.headers()).map_or(Code::Ok, |s| s.code());
+                    (code, failure_class(code))
                 }
-                Err(_) => Code::Unavailable,
+                Err(error) if nothing_sent(error) => {
+                    (Code::Unavailable, Some(FailureClass::ConnectFailed))
+                }
+                Err(_) => (Code::Unavailable, Some(FailureClass::Unavailable)),
             };
+            match class {
+                Some(class) => guard.failure(class),
+                None => guard.success(),
+            }
+            if class == Some(FailureClass::ConnectFailed)
+                && replay.can_replay()
+                && transparent < MAX_TRANSPARENT
+            {
+                // Nothing was sent: any other endpoint may take the call (gRPC's transparent retry).
+                transparent += 1;
+                tracing::debug!(addr = %endpoint.state.addr(), "grpc: connect failed; transparent retry on another endpoint");
+                continue;
+            }
             let retryable = self.retry.is_some_and(|r| r.is_retryable(code));
             if let Some(throttle) = &self.inner.throttle {
                 if retryable {
@@ -185,7 +202,10 @@ impl Attempts<'_> {
                     });
                     return Ok(response);
                 }
-                (_, Err(error)) => return Err(error.into()),
+                (_, Err(error)) => {
+                    let class = class.unwrap_or(FailureClass::Unavailable);
+                    return Err(Box::new(Classified::new(class, error)));
+                }
             }
         }
     }
@@ -202,15 +222,15 @@ impl Attempts<'_> {
     }
 
     /// A ready endpoint (not one in `avoid` if another is ready), waiting for one if none is.
-    async fn pick(&self, avoid: &[usize]) -> Result<GrpcEndpoint, BoxError> {
+    async fn pick(&self, avoid: &[EndpointKey]) -> Result<Pick, BoxError> {
         let set = self.inner.endpointer.endpoint_set();
         loop {
             let mut changed = self.inner.changed.subscribe();
             let version = set.version();
             let (total, source_error) = {
                 let endpoints = set.load();
-                if let Some(endpoint) = self.inner.picker.pick(&endpoints, avoid) {
-                    return Ok(endpoint.service().clone());
+                if let Some(pick) = self.inner.picker.pick(&endpoints, avoid) {
+                    return Ok(pick);
                 }
                 (endpoints.len(), endpoints.error().map(ToString::to_string))
             };
@@ -247,6 +267,17 @@ impl Attempts<'_> {
             "{}: deadline exceeded: {doing}",
             self.parts.uri.path()
         )))
+    }
+}
+
+/// How an endpoint's answer counts for balancing: `None` for a success or an application
+/// error (NOT_FOUND is the caller's problem, not the endpoint's).
+fn failure_class(code: Code) -> Option<FailureClass> {
+    match code {
+        Code::Unavailable | Code::ResourceExhausted => Some(FailureClass::Unavailable),
+        Code::DeadlineExceeded => Some(FailureClass::Timeout),
+        Code::Internal | Code::Unknown | Code::DataLoss => Some(FailureClass::ServerError),
+        _ => None,
     }
 }
 

@@ -124,7 +124,7 @@ impl Channel {
             (None, Some(name)) => LbPolicy::from_name(name).ok_or_else(|| {
                 Error::Config(format!(
                     "unknown balancing policy `{name}` (supported: {})",
-                    LbPolicy::NAMES.join(", ")
+                    LbPolicy::names().join(", ")
                 ))
             })?,
             (None, None) => LbPolicy::RoundRobin,
@@ -133,10 +133,11 @@ impl Channel {
         let changed = Arc::new(watch::channel(0u64).0);
         let factory = EndpointFactory::new(config.clone(), Arc::clone(&changed));
         let endpointer = Endpointer::from_subscription(subscription, factory, Default::default());
+        let picker = Picker::new(&policy, endpointer.endpoint_set());
         Ok(Channel {
             inner: Arc::new(Inner {
                 endpointer,
-                picker: Picker::new(&policy),
+                picker,
                 policy,
                 service_config,
                 throttle,

@@ -18,6 +18,7 @@ use std::time::Duration;
 
 use http::Uri;
 use sdkit_core::Backoff;
+use sdkit_core::lb::EndpointState;
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 
@@ -42,10 +43,17 @@ pub(crate) struct ConnState {
     failed: Notify,
     /// The channel-wide readiness counter.
     changed: Arc<watch::Sender<u64>>,
+    /// The endpoint's shared state in sdkit-core: its transport bit mirrors this state, so
+    /// sdkit's balancers (and outlier detection, health checks) see what the transport sees.
+    endpoint: Option<Arc<EndpointState>>,
 }
 
 impl ConnState {
-    pub(crate) fn new(addr: impl Into<Arc<str>>, changed: Arc<watch::Sender<u64>>) -> Self {
+    pub(crate) fn new(
+        addr: impl Into<Arc<str>>,
+        changed: Arc<watch::Sender<u64>>,
+        endpoint: Option<Arc<EndpointState>>,
+    ) -> Self {
         ConnState {
             addr: addr.into(),
             state: AtomicU8::new(IDLE),
@@ -53,6 +61,7 @@ impl ConnState {
             reset_backoff: AtomicBool::new(false),
             failed: Notify::new(),
             changed,
+            endpoint,
         }
     }
 
@@ -74,6 +83,9 @@ impl ConnState {
 
     fn set(&self, state: u8) {
         if self.state.swap(state, Ordering::AcqRel) != state {
+            if let Some(endpoint) = &self.endpoint {
+                endpoint.set_transport_ready(state != FAILED);
+            }
             self.changed.send_modify(|n| *n = n.wrapping_add(1));
         }
         if state == FAILED {

@@ -11,6 +11,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use http::Uri;
+use sdkit_core::lb::EndpointState;
 use sdkit_core::{BoxError, Factory, Instance};
 use tokio::sync::watch;
 use tonic::transport::Channel as TonicChannel;
@@ -50,12 +51,6 @@ impl GrpcEndpoint {
     /// The tonic channel to this one instance.
     pub fn channel(&self) -> &TonicChannel {
         &self.channel
-    }
-
-    /// An identity for "do not pick this one again" lists.
-    #[inline]
-    pub(crate) fn key(&self) -> usize {
-        Arc::as_ptr(&self.state) as usize
     }
 }
 
@@ -107,8 +102,12 @@ pub(crate) fn endpoint_uri(addr: &str, tls: bool) -> Result<Uri, BoxError> {
         .map_err(|e| format!("address `{addr}`: {e}").into())
 }
 
-impl Factory<GrpcEndpoint> for EndpointFactory {
-    fn make(&self, instance: &Instance) -> Result<GrpcEndpoint, BoxError> {
+impl EndpointFactory {
+    fn endpoint(
+        &self,
+        instance: &Instance,
+        endpoint_state: Option<Arc<EndpointState>>,
+    ) -> Result<GrpcEndpoint, BoxError> {
         let uri = endpoint_uri(instance.addr(), self.config.tls().is_some())?;
         let mut endpoint = tonic::transport::Endpoint::from(uri.clone())
             .connect_timeout(self.config.connect_timeout())
@@ -116,7 +115,11 @@ impl Factory<GrpcEndpoint> for EndpointFactory {
         if let Some(tls) = self.config.tls() {
             endpoint = endpoint.tls_config(tls.clone())?;
         }
-        let state = Arc::new(ConnState::new(instance.addr(), Arc::clone(&self.changed)));
+        let state = Arc::new(ConnState::new(
+            instance.addr(),
+            Arc::clone(&self.changed),
+            endpoint_state,
+        ));
         let channel =
             endpoint.connect_with_connector_lazy(self.connector.watching(Arc::clone(&state)));
         let reconnect = spawn_reconnect(
@@ -131,6 +134,21 @@ impl Factory<GrpcEndpoint> for EndpointFactory {
             state,
             _reconnect: Arc::new(reconnect),
         })
+    }
+}
+
+impl Factory<GrpcEndpoint> for EndpointFactory {
+    fn make(&self, instance: &Instance) -> Result<GrpcEndpoint, BoxError> {
+        self.endpoint(instance, None)
+    }
+
+    /// Keeps the endpoint's shared state: connection failures clear its transport-ready bit.
+    fn make_with_state(
+        &self,
+        instance: &Instance,
+        state: &Arc<EndpointState>,
+    ) -> Result<GrpcEndpoint, BoxError> {
+        self.endpoint(instance, Some(Arc::clone(state)))
     }
 }
 

@@ -29,7 +29,10 @@ pub struct Hello {
 
 #[tonic::async_trait]
 impl Greeter for Hello {
-    async fn say_hello(&self, request: Request<HelloRequest>) -> Result<Response<HelloReply>, Status> {
+    async fn say_hello(
+        &self,
+        request: Request<HelloRequest>,
+    ) -> Result<Response<HelloReply>, Status> {
         let failing = self
             .unavailable_first
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
@@ -78,7 +81,9 @@ impl TestServer {
             served: Arc::clone(&served),
             unavailable_first: Arc::new(AtomicU32::new(options.unavailable_first)),
         };
-        let bind = options.addr.unwrap_or_else(|| "127.0.0.1:0".parse().unwrap());
+        let bind = options
+            .addr
+            .unwrap_or_else(|| "127.0.0.1:0".parse().unwrap());
         let listener = bind_retrying(bind).expect("bind test server");
         let addr = listener.local_addr().unwrap();
         runtime.spawn(async move {
@@ -89,7 +94,8 @@ impl TestServer {
             if let Some(tls) = options.tls {
                 builder = builder.tls_config(tls).expect("server tls");
             }
-            let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+            let incoming =
+                tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
             let _ = builder
                 .add_service(GreeterServer::new(hello))
                 .add_service(health)
@@ -168,7 +174,10 @@ pub async fn hello(
 pub async fn eventually(what: &str, deadline: Duration, mut condition: impl AsyncFnMut() -> bool) {
     let until = tokio::time::Instant::now() + deadline;
     while !condition().await {
-        assert!(tokio::time::Instant::now() < until, "not within {deadline:?}: {what}");
+        assert!(
+            tokio::time::Instant::now() < until,
+            "not within {deadline:?}: {what}"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
