@@ -27,6 +27,17 @@ pub struct Hello {
     unavailable_first: Arc<AtomicU32>,
 }
 
+impl Hello {
+    /// A greeter that always answers, named `name`.
+    pub fn named(name: &str) -> Hello {
+        Hello {
+            name: name.into(),
+            served: Arc::default(),
+            unavailable_first: Arc::default(),
+        }
+    }
+}
+
 #[tonic::async_trait]
 impl Greeter for Hello {
     async fn say_hello(
