@@ -35,6 +35,8 @@
 
 mod backends;
 mod error;
+#[cfg(feature = "grpc")]
+pub mod grpc;
 mod target;
 mod url;
 

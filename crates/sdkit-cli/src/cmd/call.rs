@@ -21,6 +21,8 @@ Examples:
   sdkit call static://127.0.0.1:8081,127.0.0.1:8082 /health
   sdkit call 'discovery://127.0.0.1:7171/demo.hello?env=dev&scheme=http' / --requests 1000 --concurrency 8
   sdkit call consul://127.0.0.1:8500/web /api/ping --retries 3 --timeout 500ms
+  sdkit call etcd://127.0.0.1:2379/services/greeter --grpc            # gRPC health checks
+  sdkit call etcd://127.0.0.1:2379/services/greeter --grpc greeter.Greeter --lb pick_first
 
 Exit status: 0 = every request succeeded, 1 = some failed (or no instance in time).";
 
@@ -30,8 +32,15 @@ Exit status: 0 = every request succeeded, 1 = some failed (or no instance in tim
 pub struct Args {
     /// Registry URL: discovery://, consul://, etcd://, dnssrv:// or static://.
     target: String,
-    /// The path to GET on each instance, e.g. `/health`.
-    path: String,
+    /// The path to GET on each instance, e.g. `/health` (not with `--grpc`).
+    #[arg(required_unless_present = "grpc")]
+    path: Option<String>,
+    /// Balancing policy: pick_first (gRPC only), round_robin, random, weighted_round_robin,
+    /// weighted_random, p2c, p2c_peak_ewma.
+    #[arg(long, value_name = "POLICY")]
+    lb: Option<String>,
+    #[command(flatten)]
+    grpc: super::grpc::GrpcArgs,
     /// Total requests.
     #[arg(long, short = 'n', default_value_t = 100)]
     requests: u64,
@@ -56,6 +65,24 @@ pub struct Args {
 /// Sends the requests and prints the report.
 pub async fn run(args: Args) -> Result<u8, CommandError> {
     let target = parse_target(&args.target)?;
+    if let Some(service) = &args.grpc.grpc {
+        let plan = super::grpc::Plan {
+            service: service.clone(),
+            requests: args.requests,
+            concurrency: args.concurrency.into(),
+            retries: args.retries,
+            timeout: args.timeout,
+            wait: args.wait,
+            lb: args.lb.clone(),
+        };
+        return super::grpc::run(&target, plan, &args.grpc).await;
+    }
+    if args.lb.is_some() {
+        return Err(CommandError(
+            "--lb is supported with --grpc (HTTP calls round-robin)".to_owned(),
+        ));
+    }
+    let path = args.path.unwrap_or_default();
     let instancer = target
         .instancer()
         .map_err(|e| CommandError(e.to_string()))?;
@@ -92,10 +119,10 @@ pub async fn run(args: Args) -> Result<u8, CommandError> {
     let outlier = (!args.no_outlier)
         .then(|| OutlierDetector::spawn(&endpointer.endpoint_set(), OutlierConfig::default()));
     let style = Style::detect();
-    let path: Arc<str> = if args.path.starts_with('/') {
-        args.path.into()
+    let path: Arc<str> = if path.starts_with('/') {
+        path.into()
     } else {
-        format!("/{}", args.path).into()
+        format!("/{path}").into()
     };
     println_flush(&format!(
         "{} GET {path} × {} over {} instances (concurrency {}, up to {} attempts, {} per attempt)",

@@ -2,6 +2,7 @@
 
 mod call;
 mod demo;
+mod grpc;
 mod http;
 mod output;
 mod register;

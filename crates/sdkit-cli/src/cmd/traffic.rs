@@ -66,7 +66,9 @@ impl Stats {
         }
     }
 
-    fn finished(&self, result: Result<String, String>, attempts: u64, latency: Duration) {
+    /// Records one finished request: the address that served it (or the error), its attempts
+    /// and latency.
+    pub fn finished(&self, result: Result<String, String>, attempts: u64, latency: Duration) {
         if attempts > 1 {
             self.retried.fetch_add(1, Ordering::Relaxed);
         }
