@@ -274,7 +274,7 @@ impl RawConn {
     /// Sends `GET <path_and_query>` and returns the body.
     pub async fn get(&mut self, path_and_query: &str) -> Bytes {
         use tokio::io::AsyncWriteExt;
-        let req = format!("GET {path_and_query} HTTP/1.1\r\nHost: bench\r\n\r\n");
+        let req = format!("GET {path_and_query} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
         self.stream.write_all(req.as_bytes()).await.expect("write");
         self.buf.clear();
         loop {

@@ -15,6 +15,9 @@ use std::time::Duration;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
+/// The loopback address, as a configured peer in tests of replication fields.
+pub const LOCALHOST: std::net::IpAddr = std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
+
 /// Generous bound for "eventually" on a loaded machine.
 pub const EVENTUALLY: Duration = Duration::from_secs(20);
 
