@@ -93,6 +93,24 @@ impl Builder {
         self
     }
 
+    /// Longest wait for request headers, idle keep-alive included (default 40 s).
+    pub fn read_timeout(mut self, timeout: Duration) -> Self {
+        self.config.read_timeout = timeout;
+        self
+    }
+
+    /// Longest wait for a request body (default 10 s).
+    pub fn body_timeout(mut self, timeout: Duration) -> Self {
+        self.config.body_timeout = timeout;
+        self
+    }
+
+    /// Longest time an answer may make no write progress (default 10 s).
+    pub fn write_timeout(mut self, timeout: Duration) -> Self {
+        self.config.write_timeout = timeout;
+        self
+    }
+
     /// Grace period for open connections on shutdown (default 5 s).
     pub fn shutdown_grace(mut self, grace: Duration) -> Self {
         self.config.shutdown_grace = grace;

@@ -2,6 +2,7 @@
 
 mod common;
 mod fixes;
+mod hostile;
 mod lease;
 mod limits;
 mod long_poll;
