@@ -6,6 +6,8 @@ mod hostile;
 mod lease;
 mod limits;
 mod long_poll;
+mod ownership;
 mod protocol;
 mod reference;
+mod sequences;
 mod shutdown;
