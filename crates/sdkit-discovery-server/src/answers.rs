@@ -45,7 +45,10 @@ impl Answers {
 
     /// Bytes currently held.
     pub(crate) fn bytes(&self) -> usize {
-        self.map.lock().unwrap_or_else(PoisonError::into_inner).bytes
+        self.map
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .bytes
     }
 
     /// The answer stored for `key` at `version`, if any.
@@ -126,10 +129,11 @@ impl WholeAnswer {
         Fut: std::future::Future<Output = Result<bytes::Bytes, usize>>,
     {
         let mut slot = self.slot.lock().await;
-        if let Some(b) = slot.as_ref() {
-            if b.version == version || b.at.elapsed() < ALL_MAX_AGE {
-                return b.data.clone();
-            }
+        if let Some(b) = slot
+            .as_ref()
+            .filter(|b| b.version == version || b.at.elapsed() < ALL_MAX_AGE)
+        {
+            return b.data.clone();
         }
         let data = build().await;
         *slot = Some(Built {
@@ -209,8 +213,16 @@ mod tests {
             answers.put(format!("k{i}"), 1, Code::OK, body());
             assert!(answers.bytes() <= 1000, "{} bytes", answers.bytes());
         }
-        answers.put("big".into(), 1, Code::OK, Chunks::from(Bytes::from(vec![0; 2000])));
-        assert!(answers.get("big", 1).is_none(), "larger than the bound: not kept");
+        answers.put(
+            "big".into(),
+            1,
+            Code::OK,
+            Chunks::from(Bytes::from(vec![0; 2000])),
+        );
+        assert!(
+            answers.get("big", 1).is_none(),
+            "larger than the bound: not kept"
+        );
         answers.put("k9".into(), 2, Code::OK, body());
         answers.put("k9".into(), 3, Code::OK, body());
         assert!(answers.get("k9", 3).is_some());

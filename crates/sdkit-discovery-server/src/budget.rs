@@ -62,11 +62,7 @@ impl Budget {
     }
 
     /// Takes `units` for `addr`, or says which limit refuses them.
-    pub(crate) fn acquire(
-        self: &Arc<Self>,
-        addr: IpAddr,
-        units: usize,
-    ) -> Result<Permit, Refused> {
+    pub(crate) fn acquire(self: &Arc<Self>, addr: IpAddr, units: usize) -> Result<Permit, Refused> {
         let mut used = self.used.lock().unwrap_or_else(PoisonError::into_inner);
         let mine = used.by_addr.get(&addr).copied().unwrap_or(0);
         if mine.saturating_add(units) > self.max_per_addr {
@@ -127,16 +123,28 @@ mod tests {
         let p1 = b.acquire(a, 6).unwrap();
         assert_eq!(
             b.acquire(a, 1).unwrap_err(),
-            Refused::PerAddr { what: "things", max: 6 }
+            Refused::PerAddr {
+                what: "things",
+                max: 6
+            }
         );
         let p2 = b.acquire(c, 4).unwrap();
         assert!(matches!(b.acquire(c, 1), Err(Refused::Total { .. })));
-        assert!(b.acquire(c, 1).unwrap_err().to_string().contains("limit 10"));
+        assert!(
+            b.acquire(c, 1)
+                .unwrap_err()
+                .to_string()
+                .contains("limit 10")
+        );
         drop(p1);
         assert_eq!(b.in_use(), 4);
         let _p3 = b.acquire(a, 6).unwrap();
         drop(p2);
         assert_eq!(b.in_use(), 6);
-        assert_eq!(b.used.lock().unwrap().by_addr.len(), 1, "empty addresses are dropped");
+        assert_eq!(
+            b.used.lock().unwrap().by_addr.len(),
+            1,
+            "empty addresses are dropped"
+        );
     }
 }

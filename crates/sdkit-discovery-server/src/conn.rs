@@ -40,7 +40,10 @@ pub(crate) fn admit(
     let permit = match shared.connections.acquire(peer.ip(), 1) {
         Ok(permit) => permit,
         Err(refused) => {
-            shared.stats.refused_connections.fetch_add(1, Ordering::Relaxed);
+            shared
+                .stats
+                .refused_connections
+                .fetch_add(1, Ordering::Relaxed);
             debug!(%peer, %refused, "connection refused");
             let body = format!(r#"{{"code":-509,"message":"{refused}"}}"#);
             let answer = format!(

@@ -46,7 +46,11 @@ impl<T> WriteTimeout<T> {
     }
 
     /// Passes a write's result through, disarming the deadline when it progressed.
-    fn progress<R>(&mut self, cx: &mut Context<'_>, poll: Poll<io::Result<R>>) -> Poll<io::Result<R>> {
+    fn progress<R>(
+        &mut self,
+        cx: &mut Context<'_>,
+        poll: Poll<io::Result<R>>,
+    ) -> Poll<io::Result<R>> {
         match poll {
             Poll::Pending => self.pending(cx),
             ready => {
@@ -68,7 +72,11 @@ impl<T: Read + Unpin> Read for WriteTimeout<T> {
 }
 
 impl<T: Write + Unpin> Write for WriteTimeout<T> {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         let poll = Pin::new(&mut this.inner).poll_write(cx, buf);
         this.progress(cx, poll)

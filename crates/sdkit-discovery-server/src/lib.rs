@@ -67,9 +67,14 @@ pub mod fuzz {
         budget: Option<Duration>,
     ) -> (u16, Vec<u8>) {
         use http_body_util::BodyExt;
-        let resp =
-            crate::http::dispatch(&server.shared, endpoint, form, budget, crate::http::Caller::local())
-                .await;
+        let resp = crate::http::dispatch(
+            &server.shared,
+            endpoint,
+            form,
+            budget,
+            crate::http::Caller::local(),
+        )
+        .await;
         let status = resp.status().as_u16();
         let body = resp
             .into_body()

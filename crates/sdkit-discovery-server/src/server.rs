@@ -203,10 +203,8 @@ impl Server {
         drop(listener);
         info!("shutting down: parked polls answered, draining connections");
         let grace = shared.config.shutdown_grace;
-        let drained = tokio::time::timeout(grace, async {
-            while tasks.join_next().await.is_some() {}
-        })
-        .await;
+        let drained =
+            tokio::time::timeout(grace, async { while tasks.join_next().await.is_some() {} }).await;
         if drained.is_err() {
             warn!(
                 ?grace,
@@ -235,4 +233,3 @@ fn own_instance(config: &Config, addr: SocketAddr) -> RegisterArgs {
         ..RegisterArgs::default()
     }
 }
-

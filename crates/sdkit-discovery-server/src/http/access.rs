@@ -19,17 +19,19 @@ use hyper::http::request::Parts;
 use sdkit_discovery_proto::Method;
 use std::net::IpAddr;
 
-/// The request's right to run; `Err` is the refusal to send.
-pub(crate) fn check(shared: &Shared, parts: &Parts, method: Method) -> Result<(), HttpResponse> {
+/// The refusal to send, if the request may not run.
+pub(crate) fn refusal(shared: &Shared, parts: &Parts, method: Method) -> Option<HttpResponse> {
     if shared.addr.get().is_some_and(|a| a.ip().is_loopback()) && !loopback_host(parts) {
-        return Err(refused(
+        return Some(refused(
             StatusCode::FORBIDDEN,
             -403,
             "the Host header must name a loopback host on a loopback listener",
         ));
     }
-    if let Some(token) = &shared.config.token {
-        if method == Method::Post || shared.config.token_reads {
+    if let Some(token) = &shared.config.token
+        && (method == Method::Post || shared.config.token_reads)
+    {
+        {
             let presented = parts
                 .headers
                 .get(AUTHORIZATION)
@@ -46,13 +48,13 @@ pub(crate) fn check(shared: &Shared, parts: &Parts, method: Method) -> Result<()
                     hyper::header::WWW_AUTHENTICATE,
                     hyper::header::HeaderValue::from_static("Bearer"),
                 );
-                return Err(resp);
+                return Some(resp);
             }
         }
     }
     if method == Method::Post {
         if cross_site(parts) {
-            return Err(refused(
+            return Some(refused(
                 StatusCode::FORBIDDEN,
                 -403,
                 "cross-site browser requests may not write",
@@ -60,14 +62,14 @@ pub(crate) fn check(shared: &Shared, parts: &Parts, method: Method) -> Result<()
         }
         let mime = mime(parts);
         if has_body(parts) && mime != "application/x-www-form-urlencoded" {
-            return Err(refused(
+            return Some(refused(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 -400,
                 "a POST body must be application/x-www-form-urlencoded",
             ));
         }
     }
-    Ok(())
+    None
 }
 
 /// The media type of the body, lower case, without parameters.
@@ -135,7 +137,9 @@ mod tests {
     use super::*;
 
     fn parts(headers: &[(&str, &str)]) -> Parts {
-        let mut b = hyper::Request::builder().method("POST").uri("/discovery/register");
+        let mut b = hyper::Request::builder()
+            .method("POST")
+            .uri("/discovery/register");
         for (k, v) in headers {
             b = b.header(*k, *v);
         }
@@ -144,10 +148,25 @@ mod tests {
 
     #[test]
     fn loopback_hosts() {
-        for ok in ["localhost", "LOCALHOST:7171", "127.0.0.1", "127.1.2.3:80", "[::1]:7171", "a.localhost", "localhost."] {
+        for ok in [
+            "localhost",
+            "LOCALHOST:7171",
+            "127.0.0.1",
+            "127.1.2.3:80",
+            "[::1]:7171",
+            "a.localhost",
+            "localhost.",
+        ] {
             assert!(loopback_host(&parts(&[("host", ok)])), "{ok}");
         }
-        for bad in ["evil.example", "evil.example:7171", "10.0.0.1", "[::2]", "localhost.evil.example", ""] {
+        for bad in [
+            "evil.example",
+            "evil.example:7171",
+            "10.0.0.1",
+            "[::2]",
+            "localhost.evil.example",
+            "",
+        ] {
             assert!(!loopback_host(&parts(&[("host", bad)])), "{bad}");
         }
         assert!(!loopback_host(&parts(&[])));
@@ -156,9 +175,21 @@ mod tests {
     #[test]
     fn cross_site_writes() {
         assert!(!cross_site(&parts(&[("host", "127.0.0.1:7171")])));
-        assert!(!cross_site(&parts(&[("host", "127.0.0.1:7171"), ("origin", "http://127.0.0.1:7171")])));
-        assert!(cross_site(&parts(&[("host", "127.0.0.1:7171"), ("origin", "http://evil.example")])));
-        assert!(cross_site(&parts(&[("host", "127.0.0.1:7171"), ("origin", "null")])));
-        assert!(cross_site(&parts(&[("host", "h"), ("sec-fetch-site", "cross-site")])));
+        assert!(!cross_site(&parts(&[
+            ("host", "127.0.0.1:7171"),
+            ("origin", "http://127.0.0.1:7171")
+        ])));
+        assert!(cross_site(&parts(&[
+            ("host", "127.0.0.1:7171"),
+            ("origin", "http://evil.example")
+        ])));
+        assert!(cross_site(&parts(&[
+            ("host", "127.0.0.1:7171"),
+            ("origin", "null")
+        ])));
+        assert!(cross_site(&parts(&[
+            ("host", "h"),
+            ("sec-fetch-site", "cross-site")
+        ])));
     }
 }

@@ -53,7 +53,11 @@ impl Caller {
 const BMSPY_TIMEOUT: &str = "x1-bmspy-timeout";
 
 /// Serves one request.
-pub(crate) async fn handle(shared: &Shared, req: Request<Incoming>, caller: Caller) -> HttpResponse {
+pub(crate) async fn handle(
+    shared: &Shared,
+    req: Request<Incoming>,
+    caller: Caller,
+) -> HttpResponse {
     let Some(endpoint) = Endpoint::from_path(req.uri().path()) else {
         return reply::not_found();
     };
@@ -62,7 +66,7 @@ pub(crate) async fn handle(shared: &Shared, req: Request<Incoming>, caller: Call
         return reply::method_not_allowed(method.as_str());
     }
     let (parts, body) = req.into_parts();
-    if let Err(refusal) = access::check(shared, &parts, method) {
+    if let Some(refusal) = access::refusal(shared, &parts, method) {
         return refusal;
     }
     let budget = client_budget(&parts.headers);

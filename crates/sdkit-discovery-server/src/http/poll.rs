@@ -8,18 +8,18 @@
 //!    the client's cursors, or the miss list when an app disappeared (the reference's pollers
 //!    never hear that the last instance went away).
 
-use crate::body::Chunks;
 use super::Caller;
 use super::envelope;
 use super::reply::{HttpResponse, bad_args, code, json_chunks, over_limit};
 use crate::answers;
+use crate::body::Chunks;
 use crate::registry::{PollState, Subscription};
 use crate::shared::Shared;
 use bytes::Bytes;
 use sdkit_discovery_proto::args::PollsArgs;
 use sdkit_discovery_proto::{Code, Form, Reply};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 use tokio::time::Instant;
 

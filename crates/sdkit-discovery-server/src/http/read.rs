@@ -61,7 +61,9 @@ pub(crate) fn fetchs(shared: &Shared, form: &Form) -> HttpResponse {
         };
         total = total.saturating_add(json.len() + appid.len() + 4);
         if total > max {
-            return over_limit(format!("fetchs answer exceeds {max} bytes (max_answer_bytes)"));
+            return over_limit(format!(
+                "fetchs answer exceeds {max} bytes (max_answer_bytes)"
+            ));
         }
         found.push((appid, json));
     }

@@ -11,8 +11,14 @@ use hyper::StatusCode;
 use sdkit_discovery_proto::args::{CancelArgs, RegisterArgs, RenewArgs, SetArgs};
 use sdkit_discovery_proto::{Code, Data, Form, Instance, Reply};
 
-/// -403 when (env, appid, zone, hostname) is the server's own record.
-fn own_record(shared: &Shared, env: &str, appid: &str, zone: &str, hostname: &str) -> Result<(), HttpResponse> {
+/// The -403 refusal when (env, appid, zone, hostname) is the server's own record.
+fn own_record(
+    shared: &Shared,
+    env: &str,
+    appid: &str,
+    zone: &str,
+    hostname: &str,
+) -> Option<HttpResponse> {
     let key = InstanceKey {
         env: env.to_owned(),
         appid: appid.to_owned(),
@@ -20,13 +26,13 @@ fn own_record(shared: &Shared, env: &str, appid: &str, zone: &str, hostname: &st
         hostname: hostname.to_owned(),
     };
     if shared.registry.is_own(&key) {
-        return Err(refused(
+        return Some(refused(
             StatusCode::OK,
             -403,
             "the server's own infra.discovery record is written by the server only",
         ));
     }
-    Ok(())
+    None
 }
 
 /// `POST /discovery/register`.
@@ -35,7 +41,7 @@ pub(crate) fn register(shared: &Shared, form: &Form, caller: Caller) -> HttpResp
         Ok(args) => args,
         Err(e) => return bad_args(&e),
     };
-    if let Err(refusal) = own_record(shared, &args.env, &args.appid, &args.zone, &args.hostname) {
+    if let Some(refusal) = own_record(shared, &args.env, &args.appid, &args.zone, &args.hostname) {
         return refusal;
     }
     if let Err(e) = check_metadata(&args.metadata, &shared.config.limits) {
@@ -53,7 +59,7 @@ pub(crate) fn renew(shared: &Shared, form: &Form, caller: Caller) -> HttpRespons
         Ok(args) => args,
         Err(e) => return bad_args(&e),
     };
-    if let Err(refusal) = own_record(shared, &args.env, &args.appid, &args.zone, &args.hostname) {
+    if let Some(refusal) = own_record(shared, &args.env, &args.appid, &args.zone, &args.hostname) {
         return refusal;
     }
     let reply = match shared.registry.renew(&args, caller.trusted) {
@@ -70,7 +76,7 @@ pub(crate) fn cancel(shared: &Shared, form: &Form, caller: Caller) -> HttpRespon
         Ok(args) => args,
         Err(e) => return bad_args(&e),
     };
-    if let Err(refusal) = own_record(shared, &args.env, &args.appid, &args.zone, &args.hostname) {
+    if let Some(refusal) = own_record(shared, &args.env, &args.appid, &args.zone, &args.hostname) {
         return refusal;
     }
     if shared.registry.cancel(&args, caller.trusted) {
@@ -88,7 +94,7 @@ pub(crate) fn set(shared: &Shared, form: &Form, caller: Caller) -> HttpResponse 
         Err(e) => return bad_args(&e),
     };
     for host in &args.hostnames {
-        if let Err(refusal) = own_record(shared, &args.env, &args.appid, &args.zone, host) {
+        if let Some(refusal) = own_record(shared, &args.env, &args.appid, &args.zone, host) {
             return refusal;
         }
     }

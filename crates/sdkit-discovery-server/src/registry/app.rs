@@ -86,7 +86,11 @@ impl App {
         Some(AppView::Data(self.generation, self.info(zone, filter)?))
     }
 
-    pub(crate) fn info(&self, zone: &str, filter: StatusFilter) -> Option<InstanceInfo<Arc<Instance>>> {
+    pub(crate) fn info(
+        &self,
+        zone: &str,
+        filter: StatusFilter,
+    ) -> Option<InstanceInfo<Arc<Instance>>> {
         let mut instances = BTreeMap::new();
         for (name, z) in &self.zones {
             if zone.is_empty() || name == zone {

@@ -177,10 +177,7 @@ mod tests {
         }
         let report = r.evict(now_nanos() + 500_000_000, &lease);
         assert!(!report.protected);
-        assert_eq!(
-            report.evicted, 0,
-            "both renewed just now"
-        );
+        assert_eq!(report.evicted, 0, "both renewed just now");
         // Past the protected ceiling, even protection evicts.
         let lease = Lease {
             protected_evict_after: Duration::from_secs(1),

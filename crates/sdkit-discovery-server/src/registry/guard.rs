@@ -111,7 +111,10 @@ mod tests {
         for t in 1_001..2_000 {
             g.count_renew(t);
         }
-        assert!(g.tick(2_000, 10, &lease), "one looping client: still protected");
+        assert!(
+            g.tick(2_000, 10, &lease),
+            "one looping client: still protected"
+        );
         // Next window: every instance renews once → not protected.
         for _ in 0..10 {
             g.count_renew(1_500);

@@ -10,8 +10,8 @@ mod store;
 mod topics;
 
 use app::AppView;
-pub(crate) use store::{CapacityError, InstanceKey, PollState, RenewError, check_metadata};
 use store::Stamp;
+pub(crate) use store::{CapacityError, InstanceKey, PollState, RenewError, check_metadata};
 pub(crate) use topics::Subscription;
 
 use crate::Limits;
@@ -85,7 +85,13 @@ impl Registry {
     fn stamp(&self, trusted: bool, dirty: i64, latest: i64) -> Stamp {
         let now = self.clock.now();
         let ceiling = self.clock.ceiling();
-        let from_peer = |ts: i64| if trusted && ts > 0 { ts.min(ceiling) } else { now };
+        let from_peer = |ts: i64| {
+            if trusted && ts > 0 {
+                ts.min(ceiling)
+            } else {
+                now
+            }
+        };
         Stamp {
             now,
             dirty: from_peer(dirty),

@@ -12,7 +12,9 @@ use tokio::time::Instant;
 const FORM: &str = "application/x-www-form-urlencoded";
 
 fn reg(app: &str, host: &str, extra: &str) -> String {
-    format!("zone={ZONE}&env={ENV}&appid={app}&hostname={host}&status=1&addrs=http://127.0.0.1:2{extra}")
+    format!(
+        "zone={ZONE}&env={ENV}&appid={app}&hostname={host}&status=1&addrs=http://127.0.0.1:2{extra}"
+    )
 }
 
 /// The issue's repro: a cancel carrying `latest_timestamp = i64::MAX` used to pin the app's
@@ -33,9 +35,11 @@ async fn a_forged_cancel_cursor_does_not_freeze_the_app() {
         .await;
     assert_eq!(v["code"], 0);
     let cursor = s.cursor(APP).await;
-    assert!(cursor < i64::MAX / 2, "cursor follows the server's clock: {cursor}");
-    let url =
-        format!("/discovery/poll?env={ENV}&hostname=w&appid={APP}&latest_timestamp={cursor}");
+    assert!(
+        cursor < i64::MAX / 2,
+        "cursor follows the server's clock: {cursor}"
+    );
+    let url = format!("/discovery/poll?env={ENV}&hostname=w&appid={APP}&latest_timestamp={cursor}");
     let (answer, ()) = tokio::join!(
         async { tokio::time::timeout(Duration::from_secs(1), s.get(&url)).await },
         async {
@@ -53,7 +57,10 @@ async fn a_forged_cancel_cursor_does_not_freeze_the_app() {
             i64::MAX
         ))
         .await;
-    assert_eq!(v["code"], 0, "a cursor this node never issued resynchronises: {v}");
+    assert_eq!(
+        v["code"], 0,
+        "a cursor this node never issued resynchronises: {v}"
+    );
     s.stop().await;
 }
 
@@ -120,7 +127,10 @@ async fn the_servers_own_record_is_not_writable() {
     let s = TestServer::start(builder().hostname("disco-1")).await;
     let own = format!("zone={ZONE}&env={ENV}&appid=infra.discovery&hostname=disco-1");
     for (path, form) in [
-        ("/discovery/register", format!("{own}&status=1&addrs=http://evil:1")),
+        (
+            "/discovery/register",
+            format!("{own}&status=1&addrs=http://evil:1"),
+        ),
         ("/discovery/cancel", own.clone()),
         ("/discovery/set", format!("{own}&status=2")),
         ("/discovery/renew", own.clone()),
@@ -129,7 +139,9 @@ async fn the_servers_own_record_is_not_writable() {
         assert_eq!(v["code"], -403, "{path}: {v}");
     }
     let v = s
-        .get(&format!("/discovery/fetch?env={ENV}&appid=infra.discovery&status=3"))
+        .get(&format!(
+            "/discovery/fetch?env={ENV}&appid=infra.discovery&status=3"
+        ))
         .await;
     let ins = &v["data"]["instances"][ZONE][0];
     assert_eq!(ins["hostname"], "disco-1");
@@ -154,19 +166,26 @@ async fn set_metadata_merges_are_bounded() {
         )
     };
     for i in 0..4 {
-        let v = s.post("/discovery/set", &set(&format!(r#"{{"k{i}":"v"}}"#))).await;
+        let v = s
+            .post("/discovery/set", &set(&format!(r#"{{"k{i}":"v"}}"#)))
+            .await;
         assert_eq!(v["code"], 0, "{v}");
     }
     let v = s.post("/discovery/set", &set(r#"{"k9":"v"}"#)).await;
     assert_eq!(v["code"], -400);
     assert!(v["message"].as_str().unwrap().contains("limit 4"), "{v}");
     // Overwriting an existing key still fits.
-    assert_eq!(s.post("/discovery/set", &set(r#"{"k0":"w"}"#)).await["code"], 0);
+    assert_eq!(
+        s.post("/discovery/set", &set(r#"{"k0":"w"}"#)).await["code"],
+        0
+    );
     // Bytes: many sets of large values cannot grow the record past max_metadata_len.
     let big = "x".repeat(1500);
     let mut refused = false;
     for i in 0..4 {
-        let v = s.post("/discovery/set", &set(&format!(r#"{{"k{i}":"{big}"}}"#))).await;
+        let v = s
+            .post("/discovery/set", &set(&format!(r#"{{"k{i}":"{big}"}}"#)))
+            .await;
         if v["code"] == -400 {
             assert!(v["message"].as_str().unwrap().contains("bytes"), "{v}");
             refused = true;
@@ -179,9 +198,19 @@ async fn set_metadata_merges_are_bounded() {
     let meta = serde_json::to_string(&v["data"]["instances"][ZONE][0]["metadata"]).unwrap();
     assert!(meta.len() <= 4096, "{} bytes", meta.len());
     // Register is bounded by the same key count.
-    let many: String = (0..5).map(|i| format!(r#""m{i}":"v""#)).collect::<Vec<_>>().join(",");
+    let many: String = (0..5)
+        .map(|i| format!(r#""m{i}":"v""#))
+        .collect::<Vec<_>>()
+        .join(",");
     let v = s
-        .post("/discovery/register", &reg(APP, "h2", &format!("&metadata={}", urlencode(&format!("{{{many}}}")))))
+        .post(
+            "/discovery/register",
+            &reg(
+                APP,
+                "h2",
+                &format!("&metadata={}", urlencode(&format!("{{{many}}}"))),
+            ),
+        )
         .await;
     assert_eq!(v["code"], -400);
     s.stop().await;
@@ -210,7 +239,9 @@ async fn large_answers_are_capped() {
     assert_eq!(v["code"], 0);
     assert_eq!(v["data"][APP][0]["hostname"], "h1");
     let v = s
-        .get(&format!("/discovery/fetchs?env={ENV}&appid={APP}&appid=nope&status=3"))
+        .get(&format!(
+            "/discovery/fetchs?env={ENV}&appid={APP}&appid=nope&status=3"
+        ))
         .await;
     assert_eq!(v["code"], 0);
     assert_eq!(hosts(&v["data"][APP], ZONE), ["h1"]);
@@ -229,7 +260,7 @@ async fn large_answers_are_capped() {
         .await;
     }
     // The single fetch is not capped by this limit.
-    assert_eq!(s.cursor(APP).await > 0, true);
+    assert!(s.cursor(APP).await > 0);
     s.stop().await;
 }
 
@@ -238,10 +269,21 @@ async fn large_answers_are_capped() {
 async fn the_token_guards_writes_and_optionally_reads() {
     let s = TestServer::start(builder().token(Token::new("s3cret"))).await;
     let form = reg(APP, "h1", "");
-    for auth in [None, Some("Bearer nope"), Some("Basic s3cret"), Some("Bearer s3cre")] {
+    for auth in [
+        None,
+        Some("Bearer nope"),
+        Some("Basic s3cret"),
+        Some("Bearer s3cre"),
+    ] {
         let headers: Vec<(&str, &str)> = auth.iter().map(|a| ("authorization", *a)).collect();
         let a = s
-            .request(Method::POST, "/discovery/register", Some(FORM), &form, &headers)
+            .request(
+                Method::POST,
+                "/discovery/register",
+                Some(FORM),
+                &form,
+                &headers,
+            )
             .await;
         assert_eq!(a.status, 401, "{auth:?}");
         assert_eq!(a.json()["code"], -401);
@@ -258,7 +300,7 @@ async fn the_token_guards_writes_and_optionally_reads() {
         .await;
     assert_eq!(a.json()["code"], 0);
     // Reads stay open.
-    assert_eq!(s.cursor(APP).await > 0, true);
+    assert!(s.cursor(APP).await > 0);
     s.stop().await;
 
     let s = TestServer::start(builder().token(Token::new("s3cret")).token_reads(true)).await;
@@ -266,7 +308,13 @@ async fn the_token_guards_writes_and_optionally_reads() {
     let a = s.request(Method::GET, &url, None, "", &[]).await;
     assert_eq!(a.status, 401);
     let a = s
-        .request(Method::GET, &url, None, "", &[("authorization", "Bearer s3cret")])
+        .request(
+            Method::GET,
+            &url,
+            None,
+            "",
+            &[("authorization", "Bearer s3cret")],
+        )
         .await;
     assert_eq!(a.json()["code"], 0);
     s.stop().await;
@@ -280,7 +328,13 @@ async fn browser_writes_are_refused() {
     let s = TestServer::start(builder()).await;
     let form = reg(APP, "h1", "");
     let a = s
-        .request(Method::POST, "/discovery/register", Some("text/plain"), &form, &[])
+        .request(
+            Method::POST,
+            "/discovery/register",
+            Some("text/plain"),
+            &form,
+            &[],
+        )
         .await;
     assert_eq!(a.status, 415);
     assert_eq!(a.json()["code"], -400);
@@ -304,10 +358,18 @@ async fn browser_writes_are_refused() {
         )
         .await;
     assert_eq!(a.status, 403);
-    let v = s.get(&format!("/discovery/fetch?env={ENV}&appid={APP}&status=3")).await;
+    let v = s
+        .get(&format!("/discovery/fetch?env={ENV}&appid={APP}&status=3"))
+        .await;
     assert_eq!(v["code"], -404, "none of these registered");
     let a = s
-        .request(Method::POST, &format!("/discovery/register?{form}"), None, "", &[])
+        .request(
+            Method::POST,
+            &format!("/discovery/register?{form}"),
+            None,
+            "",
+            &[],
+        )
         .await;
     assert_eq!(a.json()["code"], 0, "{}", a.text());
     s.stop().await;

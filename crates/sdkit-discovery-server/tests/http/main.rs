@@ -5,6 +5,7 @@ mod fixes;
 mod hostile;
 mod lease;
 mod limits;
+mod load;
 mod long_poll;
 mod ownership;
 mod protocol;

@@ -20,12 +20,36 @@ const HOSTS: [&str; 4] = ["h0", "h1", "h2", "h3"];
 
 #[derive(Debug, Clone)]
 enum Op {
-    Register { app: usize, host: usize, ts: i64, meta: u8 },
-    Renew { app: usize, host: usize, ts: i64 },
-    Cancel { app: usize, host: usize, ts: i64 },
-    Set { app: usize, host: usize, ts: i64, meta: u8, status: u8 },
-    Poll { app: usize, cursor: Cursor },
-    Fetch { app: usize },
+    Register {
+        app: usize,
+        host: usize,
+        ts: i64,
+        meta: u8,
+    },
+    Renew {
+        app: usize,
+        host: usize,
+        ts: i64,
+    },
+    Cancel {
+        app: usize,
+        host: usize,
+        ts: i64,
+    },
+    Set {
+        app: usize,
+        host: usize,
+        ts: i64,
+        meta: u8,
+        status: u8,
+    },
+    Poll {
+        app: usize,
+        cursor: Cursor,
+    },
+    Fetch {
+        app: usize,
+    },
     FetchAll,
 }
 
@@ -71,7 +95,10 @@ fn op() -> impl Strategy<Value = Op> {
 }
 
 fn form(pairs: &[(&str, String)]) -> Form {
-    pairs.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect()
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), v.clone()))
+        .collect()
 }
 
 fn metadata(seed: u8) -> String {
@@ -110,7 +137,11 @@ impl Run<'_> {
     fn cursor(&self, app: usize) -> Result<Option<i64>, TestCaseError> {
         let v = self.call(
             Endpoint::Fetch,
-            &[("env", ENV.into()), ("appid", APPS[app].into()), ("status", "3".into())],
+            &[
+                ("env", ENV.into()),
+                ("appid", APPS[app].into()),
+                ("status", "3".into()),
+            ],
         )?;
         Ok(v["data"]["latest_timestamp"].as_i64())
     }
@@ -137,10 +168,16 @@ impl Run<'_> {
     }
 
     fn step(&mut self, op: &Op) -> Result<(), TestCaseError> {
-        let before: Vec<Option<i64>> =
-            (0..APPS.len()).map(|a| self.cursor(a)).collect::<Result<_, _>>()?;
+        let before: Vec<Option<i64>> = (0..APPS.len())
+            .map(|a| self.cursor(a))
+            .collect::<Result<_, _>>()?;
         let changed = match *op {
-            Op::Register { app, host, ts, meta } => {
+            Op::Register {
+                app,
+                host,
+                ts,
+                meta,
+            } => {
                 let mut p = Self::key(app, host);
                 p.extend([
                     ("status", "1".into()),
@@ -150,22 +187,40 @@ impl Run<'_> {
                     ("replication", "true".into()),
                     ("metadata", metadata(meta)),
                 ]);
-                Some(app).filter(|_| self.call(Endpoint::Register, &p).is_ok_and(|v| v["code"] == 0))
+                Some(app).filter(|_| {
+                    self.call(Endpoint::Register, &p)
+                        .is_ok_and(|v| v["code"] == 0)
+                })
             }
             Op::Renew { app, host, ts } => {
                 let mut p = Self::key(app, host);
-                p.extend([("dirty_timestamp", ts.to_string()), ("replication", "true".into())]);
+                p.extend([
+                    ("dirty_timestamp", ts.to_string()),
+                    ("replication", "true".into()),
+                ]);
                 self.call(Endpoint::Renew, &p)?;
                 None
             }
             Op::Cancel { app, host, ts } => {
                 let mut p = Self::key(app, host);
                 p.push(("latest_timestamp", ts.to_string()));
-                Some(app).filter(|_| self.call(Endpoint::Cancel, &p).is_ok_and(|v| v["code"] == 0))
+                Some(app).filter(|_| {
+                    self.call(Endpoint::Cancel, &p)
+                        .is_ok_and(|v| v["code"] == 0)
+                })
             }
-            Op::Set { app, host, ts, meta, status } => {
+            Op::Set {
+                app,
+                host,
+                ts,
+                meta,
+                status,
+            } => {
                 let mut p = Self::key(app, host);
-                p.extend([("set_timestamp", ts.to_string()), ("metadata", metadata(meta))]);
+                p.extend([
+                    ("set_timestamp", ts.to_string()),
+                    ("metadata", metadata(meta)),
+                ]);
                 if status > 0 {
                     p.push(("status", status.to_string()));
                 }
@@ -180,16 +235,30 @@ impl Run<'_> {
                     Cursor::Extreme(c) => c,
                 };
                 let v = self.poll(app, c)?;
-                prop_assert!([0, -304].contains(&v["code"].as_i64().unwrap_or(1)), "{}", v);
+                prop_assert!(
+                    [0, -304].contains(&v["code"].as_i64().unwrap_or(1)),
+                    "{}",
+                    v
+                );
                 if before[app].is_some() && c != current {
-                    prop_assert_eq!(&v["code"], 0, "cursor {} ≠ current {}: answered", c, current);
+                    prop_assert_eq!(
+                        &v["code"],
+                        0,
+                        "cursor {} ≠ current {}: answered",
+                        c,
+                        current
+                    );
                 }
                 None
             }
             Op::Fetch { app } => {
                 self.call(
                     Endpoint::Fetch,
-                    &[("env", ENV.into()), ("appid", APPS[app].into()), ("status", "1".into())],
+                    &[
+                        ("env", ENV.into()),
+                        ("appid", APPS[app].into()),
+                        ("status", "1".into()),
+                    ],
                 )?;
                 None
             }
@@ -200,12 +269,17 @@ impl Run<'_> {
         };
         // Cursors: monotonic while the app exists, never beyond the clock's ceiling.
         let (max_cursor, ceiling) = fuzz::cursor_bounds(self.server);
-        prop_assert!(max_cursor <= ceiling, "cursor {} beyond now + skew {}", max_cursor, ceiling);
-        for app in 0..APPS.len() {
+        prop_assert!(
+            max_cursor <= ceiling,
+            "cursor {} beyond now + skew {}",
+            max_cursor,
+            ceiling
+        );
+        for (app, name) in APPS.iter().enumerate() {
             match self.cursor(app)? {
                 Some(now) => {
                     if let Some(&seen) = self.cursors.get(&app) {
-                        prop_assert!(now >= seen, "{} cursor went back {} → {}", APPS[app], seen, now);
+                        prop_assert!(now >= seen, "{} cursor went back {} → {}", name, seen, now);
                     }
                     self.cursors.insert(app, now);
                 }
@@ -215,11 +289,16 @@ impl Run<'_> {
             }
         }
         // A poll from the cursor before a change is answered after it.
-        if let Some(app) = changed {
-            if let Some(c) = before[app] {
-                let v = self.poll(app, c)?;
-                prop_assert_eq!(&v["code"], 0, "change of {} not seen from {}: {}", APPS[app], c, v);
-            }
+        if let Some((app, c)) = changed.and_then(|app| Some((app, before[app]?))) {
+            let v = self.poll(app, c)?;
+            prop_assert_eq!(
+                &v["code"],
+                0,
+                "change of {} not seen from {}: {}",
+                APPS[app],
+                c,
+                v
+            );
         }
         // Memory: within the limits.
         let stats = self.server.handle().stats();
