@@ -216,15 +216,6 @@ async fn set_metadata_merges_are_bounded() {
     s.stop().await;
 }
 
-fn urlencode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
 /// `fetchs` and `fetch/all` answers are capped (-509 naming the limit), and `fetch/all` is
 /// serialised once for concurrent callers.
 #[tokio::test]

@@ -130,29 +130,6 @@ pub fn hostile_load(
     load
 }
 
-/// Registers `count` instances with ~3 KB of metadata each, so `fetch/all` is large.
-pub async fn preload(s: &TestServer, count: usize) {
-    let meta: String = format!(r#"{{"pad":"{}"}}"#, "x".repeat(3000))
-        .bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect();
-    for i in 0..count {
-        let v = s
-            .post(
-                "/discovery/register",
-                &format!("zone={ZONE}&env={ENV}&appid=bulk.app{}&hostname=h{i}&status=1&addrs=http://a:1&metadata={meta}", i % 20),
-            )
-            .await;
-        assert_eq!(v["code"], 0);
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_legitimate_pair_keeps_working_under_hostile_load() {
     let s = TestServer::start(
@@ -164,7 +141,7 @@ async fn a_legitimate_pair_keeps_working_under_hostile_load() {
             }),
     )
     .await;
-    preload(&s, 300).await;
+    preload(&s, |i| format!("bulk.app{}", i % 20), 300).await;
     let pressure = Arc::new(Pressure::default());
     let load = hostile_load(s.addr, 520, &pressure);
     // Let the attack build up: idle connections at the per-address limit, the flood refused.

@@ -200,26 +200,7 @@ async fn non_reading_and_slow_header_clients_are_dropped() {
             .read_timeout(Duration::from_millis(300)),
     )
     .await;
-    let meta = format!(r#"{{"pad":"{}"}}"#, "x".repeat(3000));
-    let meta: String = meta
-        .bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect();
-    for i in 0..400 {
-        let v = s
-            .post(
-                "/discovery/register",
-                &format!("zone={ZONE}&env={ENV}&appid={APP}&hostname=h{i}&status=1&addrs=http://a:1&metadata={meta}"),
-            )
-            .await;
-        assert_eq!(v["code"], 0);
-    }
+    preload(&s, |_| APP.to_owned(), 400).await;
     // ~1.3 MB per answer; ask for it 8 times on one connection and never read.
     let mut lazy = connect_from([127, 0, 0, 2], s.addr).await.unwrap();
     let req = "GET /discovery/fetch/all HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".repeat(8);
