@@ -1,5 +1,6 @@
 //! HTTP tests of the embedded discovery server: each talks to a real server on 127.0.0.1:0.
 
+mod attack;
 mod common;
 mod fixes;
 mod hostile;

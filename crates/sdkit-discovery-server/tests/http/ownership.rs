@@ -2,19 +2,12 @@
 //! started; connections past the shutdown grace are aborted; per-address connection and
 //! parked-poll budgets; a client that never reads is dropped; slow headers time out.
 
+use crate::attack::connect_from;
 use crate::common::*;
 use sdkit_discovery_server::{Limits, Server};
-use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpSocket, TcpStream};
-
-/// A connection to `to` from the loopback address `from` (127.0.0.0/8 is all local).
-pub async fn connect_from(from: [u8; 4], to: SocketAddr) -> std::io::Result<TcpStream> {
-    let socket = TcpSocket::new_v4()?;
-    socket.bind(SocketAddr::new(IpAddr::from(from), 0))?;
-    socket.connect(to).await
-}
+use tokio::net::TcpStream;
 
 /// Reads until EOF or error; true when the server closed the connection.
 async fn closed(conn: &mut TcpStream) -> bool {
