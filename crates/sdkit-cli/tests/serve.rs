@@ -47,7 +47,7 @@ fn serve_prints_address_answers_and_stops_on_sigterm() {
 
     let mut conn = TcpStream::connect(addr).expect("connect");
     conn.set_read_timeout(Some(DEADLINE)).expect("timeout");
-    write!(conn, "GET /discovery/fetch?env=dev&appid=infra.discovery&status=1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    write!(conn, "GET /discovery/fetch?env=dev&appid=infra.discovery&status=1 HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
         .expect("write");
     let mut answer = String::new();
     conn.read_to_string(&mut answer).expect("read");

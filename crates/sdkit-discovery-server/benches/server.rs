@@ -128,7 +128,7 @@ fn renew_throughput(c: &mut Criterion, rt: &tokio::runtime::Runtime) {
 }
 
 fn large_registry(c: &mut Criterion, rt: &tokio::runtime::Runtime) {
-    let mut child = Child::spawn("discovery");
+    let mut child = Child::spawn("discovery-wide");
     let addr = child.addr;
     let rss_before = child.rss_bytes();
     let started = Instant::now();
@@ -221,7 +221,7 @@ fn large_registry(c: &mut Criterion, rt: &tokio::runtime::Runtime) {
 fn wake_many_parked(rt: &tokio::runtime::Runtime) {
     const POLLS: usize = 10_000;
     const ROUNDS: usize = 5;
-    let mut child = Child::spawn("discovery");
+    let mut child = Child::spawn("discovery-wide");
     let addr = child.addr;
     let appid = "bench.wake";
     let body = rt.block_on(async {
@@ -308,7 +308,7 @@ fn wake_many_parked(rt: &tokio::runtime::Runtime) {
 
 fn register_to_poll_latency(rt: &tokio::runtime::Runtime) {
     const ROUNDS: usize = 1000;
-    let mut child = Child::spawn("discovery");
+    let mut child = Child::spawn("discovery-wide");
     let addr = child.addr;
     let appid = "bench.latency";
     let mut reg = rt.block_on(connect(addr));

@@ -3,7 +3,8 @@
 //! Every duration is configurable so tests can run with a short hold and a short lease.
 //! Defaults follow the reference server (`cmd/discovery/discovery.toml`, `registry/guard.go`).
 
-use crate::Limits;
+use crate::{Limits, Token};
+use std::net::IpAddr;
 use std::time::Duration;
 
 /// Lease (eviction) settings.
@@ -70,10 +71,26 @@ pub struct Config {
     pub protect_for: Option<Duration>,
     /// Bounds on input and state.
     pub limits: Limits,
-    /// Longest time to read request headers, and separately a request body (default 40 s,
-    /// the reference's server timeout). Waiting for the next request on an idle keep-alive
-    /// connection counts as reading headers, so this is also the idle timeout.
+    /// Longest time to read request headers (default 40 s, the reference's server timeout).
+    /// Waiting for the next request on an idle keep-alive connection counts as reading
+    /// headers, so this is also the idle timeout (clients renew every 30 s and keep their
+    /// connection).
     pub read_timeout: Duration,
+    /// Longest time to read a request body once the headers arrived (default 10 s).
+    pub body_timeout: Duration,
+    /// Longest time an answer may make no write progress (the client stopped reading)
+    /// before the connection is dropped (default 10 s). A parked long poll writes nothing
+    /// while parked, so the hold is not limited by this.
+    pub write_timeout: Duration,
+    /// Bearer token for writes (`Authorization: Bearer <token>`); `None` (the default)
+    /// leaves writes open, as in the reference.
+    pub token: Option<Token>,
+    /// Whether reads need the token too (default false).
+    pub token_reads: bool,
+    /// Addresses whose `replication`, `dirty_timestamp`, `latest_timestamp` and
+    /// `set_timestamp` are honoured (clamped to the server's clock): discovery peers. Empty by
+    /// default: every client-supplied timestamp is ignored.
+    pub trusted_peers: Vec<IpAddr>,
     /// On shutdown, how long open connections may take to finish (default 5 s).
     pub shutdown_grace: Duration,
 }
@@ -90,6 +107,11 @@ impl Default for Config {
             protect_for: None,
             limits: Limits::default(),
             read_timeout: Duration::from_secs(40),
+            body_timeout: Duration::from_secs(10),
+            write_timeout: Duration::from_secs(10),
+            token: None,
+            token_reads: false,
+            trusted_peers: Vec::new(),
             shutdown_grace: Duration::from_secs(5),
         }
     }

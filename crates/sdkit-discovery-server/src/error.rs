@@ -16,6 +16,12 @@ pub enum BuildError {
     /// A duration that must be positive is zero.
     #[error("{0} must be greater than zero")]
     ZeroDuration(&'static str),
+    /// The token is empty.
+    #[error("the token must not be empty")]
+    EmptyToken,
+    /// `token_reads` without a token.
+    #[error("token_reads needs a token")]
+    TokenReadsWithoutToken,
     /// A ratio outside `0.0..=1.0`.
     #[error("{0} must be between 0.0 and 1.0")]
     Ratio(&'static str),

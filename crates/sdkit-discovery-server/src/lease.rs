@@ -1,7 +1,6 @@
 //! The lease task: runs a lease check every `evict_interval` until shutdown.
 
-use crate::clock::now_nanos;
-use crate::server::Shared;
+use crate::shared::Shared;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use tokio::time::{Instant, MissedTickBehavior, interval_at};
@@ -17,7 +16,9 @@ pub(crate) async fn run(shared: Arc<Shared>) {
             _ = shared.shutdown.cancelled() => return,
             _ = ticks.tick() => {}
         }
-        let report = shared.registry.evict(now_nanos(), &shared.config.lease);
+        let report = shared
+            .registry
+            .evict(shared.registry.clock.now(), &shared.config.lease);
         if report.protected {
             warn!("self-preservation active: too few renews, eviction restrained");
         }

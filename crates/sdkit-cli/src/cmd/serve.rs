@@ -6,7 +6,7 @@
 
 use super::CommandError;
 use sdkit_core::duration;
-use sdkit_discovery_server::{Lease, Limits, Server};
+use sdkit_discovery_server::{Lease, Limits, Server, Token};
 use std::io::Write;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -18,6 +18,7 @@ Examples:
   sdkit serve
   sdkit serve --listen 127.0.0.1:0 --env prod --zone sh001
   sdkit serve --hold 5s --evict-after 20s --evict-interval 5s
+  SDKIT_SERVE_TOKEN=s3cret sdkit serve --listen 0.0.0.0:7171
   curl 'http://127.0.0.1:7171/discovery/fetch?env=dev&appid=infra.discovery&status=1'";
 
 /// Options of `sdkit serve`.
@@ -57,9 +58,47 @@ pub struct Args {
     /// Most instances in total.
     #[arg(long, default_value_t = Limits::default().max_instances)]
     max_instances: usize,
-    /// Most concurrently parked polls.
+    /// Most parked polls, counted in appids listened to (a polls of n appids costs n).
     #[arg(long, default_value_t = Limits::default().max_parked_polls)]
     max_parked_polls: usize,
+    /// Most parked polls from one client address, counted in appids.
+    #[arg(long, default_value_t = Limits::default().max_parked_polls_per_addr)]
+    max_parked_polls_per_addr: usize,
+    /// Most open connections (mind the file descriptor limit, `ulimit -n`).
+    #[arg(long, default_value_t = Limits::default().max_connections)]
+    max_connections: usize,
+    /// Most open connections from one client address.
+    #[arg(long, default_value_t = Limits::default().max_connections_per_addr)]
+    max_connections_per_addr: usize,
+    /// Largest fetch/all or fetchs answer, in bytes.
+    #[arg(long, default_value_t = Limits::default().max_answer_bytes)]
+    max_answer_bytes: usize,
+    /// Bytes kept by the table of long-poll answers shared between pollers.
+    #[arg(long, default_value_t = Limits::default().max_answer_cache_bytes)]
+    max_answer_cache_bytes: usize,
+    /// Longest wait for request headers (also the idle keep-alive timeout).
+    #[arg(long, default_value = "40s", value_parser = duration::parse)]
+    read_timeout: Duration,
+    /// Longest wait for a request body.
+    #[arg(long, default_value = "10s", value_parser = duration::parse)]
+    body_timeout: Duration,
+    /// Drop a connection whose client reads nothing of an answer for this long.
+    #[arg(long, default_value = "10s", value_parser = duration::parse)]
+    write_timeout: Duration,
+    /// Bearer token required for writes; prefer the SDKIT_SERVE_TOKEN environment variable
+    /// (a command line is visible to other local users).
+    #[arg(long)]
+    token: Option<String>,
+    /// Require the token for reads too.
+    #[arg(long)]
+    token_reads: bool,
+}
+
+/// The token from `--token` or `SDKIT_SERVE_TOKEN` (empty means none).
+fn token(flag: Option<String>) -> Option<Token> {
+    flag.or_else(|| std::env::var("SDKIT_SERVE_TOKEN").ok())
+        .filter(|t| !t.is_empty())
+        .map(Token::new)
 }
 
 /// Runs the server until SIGINT/SIGTERM.
@@ -73,8 +112,19 @@ pub async fn run(args: Args) -> Result<(), CommandError> {
     let limits = Limits {
         max_instances: args.max_instances,
         max_parked_polls: args.max_parked_polls,
+        max_parked_polls_per_addr: args.max_parked_polls_per_addr,
+        max_connections: args.max_connections,
+        max_connections_per_addr: args.max_connections_per_addr,
+        max_answer_bytes: args.max_answer_bytes,
+        max_answer_cache_bytes: args.max_answer_cache_bytes,
         ..Limits::default()
     };
+    let token = token(args.token);
+    if args.token_reads && token.is_none() {
+        return Err(CommandError(
+            "--token-reads needs a token (--token or SDKIT_SERVE_TOKEN)".into(),
+        ));
+    }
     let mut builder = Server::builder()
         .env(args.env)
         .zone(args.zone)
@@ -85,6 +135,13 @@ pub async fn run(args: Args) -> Result<(), CommandError> {
     if let Some(hostname) = args.hostname {
         builder = builder.hostname(hostname);
     }
+    if let Some(token) = token {
+        builder = builder.token(token).token_reads(args.token_reads);
+    }
+    builder = builder
+        .read_timeout(args.read_timeout)
+        .body_timeout(args.body_timeout)
+        .write_timeout(args.write_timeout);
     if let Some(protect) = args.protect_for {
         builder = builder.protect_for(protect);
     }

@@ -14,7 +14,8 @@ use std::process::{ChildStdin, ChildStdout, Command, Stdio};
 use std::time::Duration;
 use tokio::net::TcpStream;
 
-/// Environment variable selecting the child role: `discovery` or `bare`.
+/// Environment variable selecting the child role: `discovery` (default limits),
+/// `discovery-wide` (per-address limits lifted) or `bare`.
 pub const CHILD_ENV: &str = "SDKIT_BENCH_CHILD";
 
 /// The child side: serve on 127.0.0.1:0, print `addr <addr>`, answer `stats` lines, exit
@@ -34,11 +35,20 @@ pub fn child_main(kind: &str) {
             tokio::spawn(bare_server(listener));
             None
         } else {
-            let server = sdkit_discovery_server::Server::builder()
+            let mut builder = sdkit_discovery_server::Server::builder()
                 .env("bench")
-                .zone("z1")
-                .build()
-                .expect("config");
+                .zone("z1");
+            if kind == "discovery-wide" {
+                // One load generator stands for many hosts: lift the per-address budgets
+                // and the connection total (10 000 parked polls on their own connections).
+                builder = builder.limits(sdkit_discovery_server::Limits {
+                    max_connections: 30_000,
+                    max_connections_per_addr: 30_000,
+                    max_parked_polls_per_addr: 50_000,
+                    ..sdkit_discovery_server::Limits::default()
+                });
+            }
+            let server = builder.build().expect("config");
             let handle = server.handle();
             tokio::spawn(server.serve(listener));
             Some(handle)
@@ -274,7 +284,7 @@ impl RawConn {
     /// Sends `GET <path_and_query>` and returns the body.
     pub async fn get(&mut self, path_and_query: &str) -> Bytes {
         use tokio::io::AsyncWriteExt;
-        let req = format!("GET {path_and_query} HTTP/1.1\r\nHost: bench\r\n\r\n");
+        let req = format!("GET {path_and_query} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
         self.stream.write_all(req.as_bytes()).await.expect("write");
         self.buf.clear();
         loop {

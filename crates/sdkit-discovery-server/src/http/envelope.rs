@@ -3,7 +3,7 @@
 //! The bytes are exactly what `Reply::ok(info)` and `Reply::polls(..)` serialise to (the
 //! tests compare them), but the app's JSON is shared instead of re-serialised and copied.
 
-use super::body::Chunks;
+use crate::body::Chunks;
 use bytes::Bytes;
 use std::sync::Arc;
 
@@ -22,6 +22,28 @@ pub(crate) fn ok(info: Bytes) -> Chunks {
         info,
         Bytes::from_static(OK_SUFFIX),
     ]))
+}
+
+/// The code-0 envelope whose `data` is the object `{appid: InstanceInfo…}` (`fetchs`), the
+/// apps' JSON shared, in the given order.
+pub(crate) fn map(apps: Vec<(&String, Bytes)>) -> Chunks {
+    let mut chunks = Vec::with_capacity(apps.len() * 2 + 2);
+    let mut small = Vec::with_capacity(64);
+    small.extend_from_slice(OK_PREFIX);
+    small.push(b'{');
+    for (i, (appid, info)) in apps.into_iter().enumerate() {
+        if i > 0 {
+            small.push(b',');
+        }
+        // A `String` always serialises.
+        let _ = serde_json::to_writer(&mut small, appid);
+        small.push(b':');
+        chunks.push(Bytes::from(std::mem::take(&mut small)));
+        chunks.push(info);
+    }
+    small.extend_from_slice(b"}}");
+    chunks.push(Bytes::from(small));
+    Chunks::new(Arc::from(chunks))
 }
 
 /// The `polls` answer: `changed` (appid → `InstanceInfo` JSON, in appid order) and the miss
@@ -66,6 +88,16 @@ mod tests {
         let json = Bytes::from(serde_json::to_vec(&info).unwrap());
         assert_eq!(ok(json.clone()).concat(), Reply::ok(&info).to_vec());
         let (a, b) = ("a.app".to_owned(), "b\"app".to_owned());
+        for apps in [vec![], vec![&a], vec![&a, &b]] {
+            let expected = Reply::ok(
+                apps.iter()
+                    .map(|k| ((*k).clone(), &info))
+                    .collect::<BTreeMap<_, _>>(),
+            )
+            .to_vec();
+            let got = map(apps.iter().map(|k| (*k, json.clone())).collect());
+            assert_eq!(got.concat(), expected);
+        }
         for missing in [vec![], vec!["x".to_owned(), "y\\z".to_owned()]] {
             for changed in [vec![], vec![&a], vec![&a, &b]] {
                 let expected = Reply::polls(

@@ -4,11 +4,12 @@
 //! only with `Content-Type: application/x-www-form-urlencoded`. The body is bounded in size
 //! and read time; a JSON body is refused rather than silently ignored.
 
+use super::access::mime;
 use super::reply::{HttpResponse, bad_args, bad_request, too_large};
-use crate::server::Shared;
+use crate::shared::Shared;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use hyper::body::Incoming;
-use hyper::header::{CONTENT_LENGTH, CONTENT_TYPE};
+use hyper::header::CONTENT_LENGTH;
 use hyper::http::request::Parts;
 use sdkit_discovery_proto::Form;
 use sdkit_discovery_proto::args::ArgError;
@@ -23,13 +24,7 @@ pub(crate) async fn read(
     let max_pairs = shared.config.limits.fields.max_pairs;
     let mut form = Form::new();
     if with_body {
-        let mime = parts
-            .headers
-            .get(CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(';').next())
-            .map(|v| v.trim().to_ascii_lowercase())
-            .unwrap_or_default();
+        let mime = mime(parts);
         if mime == "application/json" {
             return Err(bad_request(
                 "content-type application/json is not supported: send application/x-www-form-urlencoded",
@@ -62,7 +57,7 @@ async fn read_body(
     if declared.is_some_and(|len| len > max as u64) {
         return Err(too_large(max));
     }
-    let timeout = shared.config.read_timeout;
+    let timeout = shared.config.body_timeout;
     match tokio::time::timeout(timeout, Limited::new(body, max).collect()).await {
         Ok(Ok(collected)) => Ok(collected.to_bytes()),
         Ok(Err(e)) if e.downcast_ref::<LengthLimitError>().is_some() => Err(too_large(max)),

@@ -4,8 +4,7 @@
 //! then `dispatch` runs the endpoint. `dispatch` takes an already parsed [`Form`], which is
 //! what the property tests drive directly.
 
-mod answers;
-mod body;
+mod access;
 mod envelope;
 mod form;
 mod poll;
@@ -13,21 +12,52 @@ mod read;
 mod reply;
 mod write;
 
-pub(crate) use answers::Answers;
 pub(crate) use reply::HttpResponse;
 
-use crate::server::Shared;
+use crate::shared::Shared;
 use hyper::Request;
 use hyper::body::Incoming;
 use hyper::http::HeaderMap;
 use sdkit_discovery_proto::{Code, Endpoint, Form, Method};
+use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
+
+/// Who sent a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Caller {
+    /// The client's address (connection and parked-poll budgets are kept per address).
+    pub(crate) ip: IpAddr,
+    /// A configured peer: its replication fields are honoured.
+    pub(crate) trusted: bool,
+}
+
+impl Caller {
+    /// A caller from `ip`, trusted when it is a configured peer.
+    pub(crate) fn new(shared: &Shared, ip: IpAddr) -> Caller {
+        Caller {
+            ip,
+            trusted: shared.config.trusted_peers.contains(&ip),
+        }
+    }
+
+    /// An untrusted local caller (property tests).
+    pub(crate) fn local() -> Caller {
+        Caller {
+            ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            trusted: false,
+        }
+    }
+}
 
 /// The bm client's deadline header, in milliseconds.
 const BMSPY_TIMEOUT: &str = "x1-bmspy-timeout";
 
 /// Serves one request.
-pub(crate) async fn handle(shared: &Shared, req: Request<Incoming>) -> HttpResponse {
+pub(crate) async fn handle(
+    shared: &Shared,
+    req: Request<Incoming>,
+    caller: Caller,
+) -> HttpResponse {
     let Some(endpoint) = Endpoint::from_path(req.uri().path()) else {
         return reply::not_found();
     };
@@ -36,9 +66,12 @@ pub(crate) async fn handle(shared: &Shared, req: Request<Incoming>) -> HttpRespo
         return reply::method_not_allowed(method.as_str());
     }
     let (parts, body) = req.into_parts();
+    if let Some(refusal) = access::refusal(shared, &parts, method) {
+        return refusal;
+    }
     let budget = client_budget(&parts.headers);
     match form::read(shared, &parts, body, method == Method::Post).await {
-        Ok(form) => dispatch(shared, endpoint, &form, budget).await,
+        Ok(form) => dispatch(shared, endpoint, &form, budget, caller).await,
         Err(resp) => resp,
     }
 }
@@ -61,20 +94,21 @@ pub(crate) async fn dispatch(
     endpoint: Endpoint,
     form: &Form,
     budget: Option<Duration>,
+    caller: Caller,
 ) -> HttpResponse {
     if endpoint.method() == Method::Get && shared.is_protected() {
         return reply::code(Code::SERVER_ERR);
     }
     match endpoint {
-        Endpoint::Register => write::register(shared, form),
-        Endpoint::Renew => write::renew(shared, form),
-        Endpoint::Cancel => write::cancel(shared, form),
-        Endpoint::Set => write::set(shared, form),
+        Endpoint::Register => write::register(shared, form, caller),
+        Endpoint::Renew => write::renew(shared, form, caller),
+        Endpoint::Cancel => write::cancel(shared, form, caller),
+        Endpoint::Set => write::set(shared, form, caller),
         Endpoint::Fetch => read::fetch(shared, form),
         Endpoint::Fetchs => read::fetchs(shared, form),
-        Endpoint::FetchAll => read::fetch_all(shared),
+        Endpoint::FetchAll => read::fetch_all(shared).await,
         Endpoint::Nodes => read::nodes(shared),
-        Endpoint::Poll => poll::poll(shared, form, budget, true).await,
-        Endpoint::Polls => poll::poll(shared, form, budget, false).await,
+        Endpoint::Poll => poll::poll(shared, form, budget, caller, true).await,
+        Endpoint::Polls => poll::poll(shared, form, budget, caller, false).await,
     }
 }

@@ -8,11 +8,13 @@
 //!    the client's cursors, or the miss list when an app disappeared (the reference's pollers
 //!    never hear that the last instance went away).
 
-use super::body::Chunks;
-use super::reply::{HttpResponse, bad_args, code, json, json_chunks};
-use super::{answers, envelope};
+use super::Caller;
+use super::envelope;
+use super::reply::{HttpResponse, bad_args, code, json_chunks, over_limit};
+use crate::answers;
+use crate::body::Chunks;
 use crate::registry::{PollState, Subscription};
-use crate::server::Shared;
+use crate::shared::Shared;
 use bytes::Bytes;
 use sdkit_discovery_proto::args::PollsArgs;
 use sdkit_discovery_proto::{Code, Form, Reply};
@@ -26,6 +28,7 @@ pub(crate) async fn poll(
     shared: &Shared,
     form: &Form,
     budget: Option<Duration>,
+    caller: Caller,
     single: bool,
 ) -> HttpResponse {
     let hold = budget.map_or(shared.config.hold, |b| b.min(shared.config.hold));
@@ -64,15 +67,13 @@ pub(crate) async fn poll(
         Ok(None) => {}
         Err(e) => return serialisation_failed(&e),
     }
-    let Some(_slot) =
-        ParkedSlot::acquire(&shared.stats.parked, shared.config.limits.max_parked_polls)
-    else {
-        let max = shared.config.limits.max_parked_polls;
-        return json(&Reply::<()>::error(
-            Code::LIMIT_EXCEED,
-            format!("too many parked polls (limit {max})"),
-        ));
+    // Every topic listened to costs one unit of the parked-poll budget, in total and for
+    // the caller's address.
+    let _permit = match shared.parked.acquire(caller.ip, subs.len()) {
+        Ok(permit) => permit,
+        Err(refused) => return over_limit(refused.to_string()),
     };
+    let _parked = Parked::new(&shared.stats.parked);
     let key = answers::key(
         single,
         &args.env,
@@ -166,20 +167,17 @@ async fn wait_any(subs: &mut [Subscription]) {
     futures_util::future::select_all(subs.iter_mut().map(|s| Box::pin(s.changed()))).await;
 }
 
-/// One unit of the parked-polls budget, released on drop.
-struct ParkedSlot<'a>(&'a AtomicUsize);
+/// Counts a parked request while held (`Stats::parked_polls`).
+struct Parked<'a>(&'a AtomicUsize);
 
-impl<'a> ParkedSlot<'a> {
-    fn acquire(counter: &'a AtomicUsize, max: usize) -> Option<ParkedSlot<'a>> {
-        if counter.fetch_add(1, Ordering::AcqRel) >= max {
-            counter.fetch_sub(1, Ordering::AcqRel);
-            return None;
-        }
-        Some(ParkedSlot(counter))
+impl<'a> Parked<'a> {
+    fn new(counter: &'a AtomicUsize) -> Parked<'a> {
+        counter.fetch_add(1, Ordering::AcqRel);
+        Parked(counter)
     }
 }
 
-impl Drop for ParkedSlot<'_> {
+impl Drop for Parked<'_> {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::AcqRel);
     }

@@ -3,7 +3,7 @@
 //! Application results are HTTP 200 with a JSON envelope and the `kratos-status-code`
 //! header, as the reference's bm framework writes them.
 
-use super::body::Chunks;
+use crate::body::Chunks;
 use bytes::Bytes;
 use hyper::header::{ALLOW, CONTENT_TYPE, HeaderValue};
 use hyper::{Response, StatusCode};
@@ -66,6 +66,16 @@ pub(crate) fn bad_args(err: &ArgError) -> HttpResponse {
 /// -400 with a message.
 pub(crate) fn bad_request(message: impl Into<String>) -> HttpResponse {
     json(&Reply::<()>::error(Code::REQUEST_ERR, message))
+}
+
+/// An HTTP-level refusal (`status`) with an envelope of `code` and `message`.
+pub(crate) fn refused(status: StatusCode, code: i32, message: &str) -> HttpResponse {
+    with_status(status, &Reply::<()>::error(Code(code), message))
+}
+
+/// -509 naming the capacity limit.
+pub(crate) fn over_limit(message: impl Into<String>) -> HttpResponse {
+    json(&Reply::<()>::error(Code::LIMIT_EXCEED, message))
 }
 
 /// HTTP 413 with a -400 envelope.

@@ -3,7 +3,9 @@
 #[cfg(test)]
 use super::InstanceKey;
 use super::Registry;
+use crate::clock::nanos;
 use crate::config::Lease;
+use crate::escape::Escaped;
 use std::collections::BTreeSet;
 use tracing::{info, warn};
 
@@ -22,10 +24,6 @@ pub(crate) fn evict_cap(n: usize, ratio: f64) -> usize {
     n.saturating_sub(keep).max(1)
 }
 
-fn nanos(d: std::time::Duration) -> i64 {
-    i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)
-}
-
 impl Registry {
     /// One lease check at time `now`: closes the guard's renew window, then evicts the
     /// stalest expired instances up to the cap, waking their pollers.
@@ -33,7 +31,7 @@ impl Registry {
         let mut touched = BTreeSet::new();
         let report = {
             let mut store = self.write();
-            let protected = self.guard.tick(store.renewing_instances(), lease);
+            let protected = self.guard.tick(now, store.renewing_instances(), lease);
             let ttl = if protected {
                 lease.protected_evict_after
             } else {
@@ -50,7 +48,12 @@ impl Registry {
             }
             for (_, key) in &expired {
                 if store.remove(key, now) {
-                    info!(appid = %key.appid, env = %key.env, hostname = %key.hostname, "evicted");
+                    info!(
+                        appid = %Escaped(&key.appid),
+                        env = %Escaped(&key.env),
+                        hostname = %Escaped(&key.hostname),
+                        "evicted"
+                    );
                     touched.insert((key.env.clone(), key.appid.clone()));
                 }
             }
@@ -88,7 +91,7 @@ impl Registry {
 mod tests {
     use super::*;
     use crate::Limits;
-    use crate::clock::now_nanos;
+    use crate::clock::wall_nanos as now_nanos;
     use sdkit_discovery_proto::args::{RegisterArgs, RenewArgs};
     use std::time::Duration;
 
@@ -102,7 +105,7 @@ mod tests {
             addrs: vec!["http://x:1".into()],
             ..RegisterArgs::default()
         };
-        r.register(&a).unwrap();
+        r.register(&a, false).unwrap();
     }
 
     fn key(host: &str) -> InstanceKey {
@@ -157,23 +160,24 @@ mod tests {
         assert!(report.protected);
         assert_eq!(report.evicted, 0);
         assert!(r.contains(&key("h1")));
-        // Enough renews (threshold 3 for 2 instances): not protected, the stale one goes.
-        for _ in 0..3 {
-            r.renew(&RenewArgs {
-                zone: "z".into(),
-                env: "e".into(),
-                appid: "a".into(),
-                hostname: "h1".into(),
-                ..RenewArgs::default()
-            })
+        // Enough renews (threshold 3 for 2 instances, each renewed one worth 2): not
+        // protected.
+        for host in ["h1", "h2"] {
+            r.renew(
+                &RenewArgs {
+                    zone: "z".into(),
+                    env: "e".into(),
+                    appid: "a".into(),
+                    hostname: host.into(),
+                    ..RenewArgs::default()
+                },
+                false,
+            )
             .unwrap();
         }
         let report = r.evict(now_nanos() + 500_000_000, &lease);
         assert!(!report.protected);
-        assert_eq!(
-            report.evicted, 0,
-            "renewed just now, and h2 is not yet 1 s old"
-        );
+        assert_eq!(report.evicted, 0, "both renewed just now");
         // Past the protected ceiling, even protection evicts.
         let lease = Lease {
             protected_evict_after: Duration::from_secs(1),

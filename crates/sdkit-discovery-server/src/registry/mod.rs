@@ -3,17 +3,20 @@
 //! Every write takes the lock briefly, then notifies the (env, appid) topic after releasing
 //! it. Reads copy `Arc<Instance>` pointers under a read lock and serialise outside it.
 
+mod app;
 mod evict;
 mod guard;
 mod store;
 mod topics;
 
-use store::AppView;
-pub(crate) use store::{CapacityError, InstanceKey, PollState, RenewError};
+use app::AppView;
+use store::Stamp;
+pub(crate) use store::{CapacityError, InstanceKey, PollState, RenewError, check_metadata};
 pub(crate) use topics::Subscription;
 
 use crate::Limits;
-use crate::clock::now_nanos;
+use crate::clock::Clock;
+use crate::escape::Escaped;
 use bytes::Bytes;
 use guard::Guard;
 use sdkit_discovery_proto::args::{CancelArgs, RegisterArgs, RenewArgs, SetArgs};
@@ -31,16 +34,20 @@ pub(crate) struct Registry {
     topics: Arc<Topics>,
     guard: Guard,
     limits: Limits,
+    /// The only source of stored timestamps.
+    pub(crate) clock: Clock,
 }
 
 impl Registry {
     /// An empty registry; `infra.discovery` reads fall back to `home_env`.
     pub(crate) fn new(home_env: String, limits: Limits) -> Registry {
+        let clock = Clock::default();
         Registry {
             store: RwLock::new(Store::new(home_env)),
             topics: Arc::new(Topics::default()),
-            guard: Guard::default(),
+            guard: Guard::new(clock.now()),
             limits,
+            clock,
         }
     }
 
@@ -56,7 +63,7 @@ impl Registry {
     pub(crate) fn register_own(&self, args: &RegisterArgs) -> Result<(), CapacityError> {
         {
             let mut store = self.write();
-            store.register(args, now_nanos(), &self.limits)?;
+            store.register(args, Stamp::at(self.clock.now()), &self.limits)?;
             store.set_own(InstanceKey {
                 env: args.env.clone(),
                 appid: args.appid.clone(),
@@ -68,52 +75,103 @@ impl Registry {
         Ok(())
     }
 
-    /// `register`.
-    pub(crate) fn register(&self, args: &RegisterArgs) -> Result<(), CapacityError> {
-        let is_new = self.write().register(args, now_nanos(), &self.limits)?;
-        debug!(appid = %args.appid, env = %args.env, hostname = %args.hostname, is_new, "register");
+    /// Whether `key` is the server's own instance (clients may not write it).
+    pub(crate) fn is_own(&self, key: &InstanceKey) -> bool {
+        self.read().is_own(key)
+    }
+
+    /// The timestamps of a write: the server's clock; a trusted peer's `dirty` / `latest`
+    /// (when positive) clamped to the clock's ceiling.
+    fn stamp(&self, trusted: bool, dirty: i64, latest: i64) -> Stamp {
+        let now = self.clock.now();
+        let ceiling = self.clock.ceiling();
+        let from_peer = |ts: i64| {
+            if trusted && ts > 0 {
+                ts.min(ceiling)
+            } else {
+                now
+            }
+        };
+        Stamp {
+            now,
+            dirty: from_peer(dirty),
+            latest: from_peer(latest).max(now),
+        }
+    }
+
+    /// `register`; `trusted` when the caller is a configured peer.
+    pub(crate) fn register(&self, args: &RegisterArgs, trusted: bool) -> Result<(), CapacityError> {
+        let stamp = self.stamp(trusted, args.dirty_timestamp, args.latest_timestamp);
+        let prev = self.write().register(args, stamp, &self.limits)?;
+        debug!(
+            appid = %Escaped(&args.appid),
+            env = %Escaped(&args.env),
+            hostname = %Escaped(&args.hostname),
+            is_new = prev.is_none(),
+            "register"
+        );
         self.topics.notify(&args.env, &args.appid);
         Ok(())
     }
 
-    /// `renew`; counts for self-preservation when the instance exists.
-    pub(crate) fn renew(&self, a: &RenewArgs) -> Result<Arc<Instance>, RenewError> {
+    /// `renew`; counts for self-preservation the first renew of an instance in a lease
+    /// window (a client renewing in a loop counts once). The replication conflict rules
+    /// apply only to a `trusted` caller.
+    pub(crate) fn renew(&self, a: &RenewArgs, trusted: bool) -> Result<Arc<Instance>, RenewError> {
         let key = InstanceKey {
             env: a.env.clone(),
             appid: a.appid.clone(),
             zone: a.zone.clone(),
             hostname: a.hostname.clone(),
         };
-        let result = self
-            .write()
-            .renew(&key, a.replication, a.dirty_timestamp, now_nanos());
-        if !matches!(result, Err(RenewError::NotFound)) {
-            self.guard.count_renew();
+        let mut prev = None;
+        let result = self.write().renew(
+            &key,
+            trusted && a.replication,
+            a.dirty_timestamp,
+            self.clock.now(),
+            &mut prev,
+        );
+        if let Some(prev) = prev {
+            self.guard.count_renew(prev);
         }
         result
     }
 
     /// `cancel`; returns whether the instance existed.
-    pub(crate) fn cancel(&self, a: &CancelArgs) -> bool {
+    pub(crate) fn cancel(&self, a: &CancelArgs, trusted: bool) -> bool {
         let key = InstanceKey {
             env: a.env.clone(),
             appid: a.appid.clone(),
             zone: a.zone.clone(),
             hostname: a.hostname.clone(),
         };
-        let removed = self.write().remove(&key, a.latest_timestamp);
+        let stamp = self.stamp(trusted, 0, a.latest_timestamp);
+        let removed = self.write().remove(&key, stamp.latest);
         if removed {
-            debug!(appid = %a.appid, env = %a.env, hostname = %a.hostname, "cancel");
+            debug!(
+                appid = %Escaped(&a.appid),
+                env = %Escaped(&a.env),
+                hostname = %Escaped(&a.hostname),
+                "cancel"
+            );
             self.topics.notify(&a.env, &a.appid);
         }
         removed
     }
 
-    /// `set`; the error names what was not found.
-    pub(crate) fn set(&self, a: &SetArgs) -> Result<(), String> {
-        self.write().set(a, now_nanos())?;
+    /// `set`; the error names what was not found or which limit the merge passes.
+    pub(crate) fn set(&self, a: &SetArgs, trusted: bool) -> Result<(), String> {
+        let stamp = self.stamp(trusted, a.set_timestamp, a.set_timestamp);
+        self.write().set(a, stamp.dirty, &self.limits)?;
         self.topics.notify(&a.env, &a.appid);
         Ok(())
+    }
+
+    /// Largest cursor of any app (tests: never beyond the clock's ceiling).
+    #[doc(hidden)]
+    pub(crate) fn max_cursor(&self) -> i64 {
+        self.read().max_cursor()
     }
 
     /// `fetch`, serialised: the JSON of the `InstanceInfo`, `None` for an unknown app or
@@ -147,21 +205,6 @@ impl Registry {
                 Ok(json)
             }
         }
-    }
-
-    /// `fetchs`: only the appids found.
-    pub(crate) fn fetchs(
-        &self,
-        env: &str,
-        appids: &[String],
-        zone: &str,
-        filter: StatusFilter,
-    ) -> BTreeMap<String, InstanceInfo<Arc<Instance>>> {
-        let store = self.read();
-        appids
-            .iter()
-            .filter_map(|a| Some((a.clone(), store.fetch(env, a, zone, filter)?)))
-            .collect()
     }
 
     /// `fetch/all`.

@@ -15,6 +15,9 @@ use std::time::Duration;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
+/// The loopback address, as a configured peer in tests of replication fields.
+pub const LOCALHOST: std::net::IpAddr = std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
+
 /// Generous bound for "eventually" on a loaded machine.
 pub const EVENTUALLY: Duration = Duration::from_secs(20);
 
@@ -196,4 +199,27 @@ pub fn hosts(info: &Value, zone: &str) -> Vec<String> {
         .unwrap_or_default();
     v.sort();
     v
+}
+
+/// Percent-encodes everything but ASCII letters, digits, `-`, `_` and `.`.
+pub fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// Registers `count` instances (hostnames `h<i>`, appid `appid(i)`) with ~3 KB of metadata
+/// each, so `fetch/all` answers are large.
+pub async fn preload(s: &TestServer, appid: impl Fn(usize) -> String, count: usize) {
+    let meta = urlencode(&format!(r#"{{"pad":"{}"}}"#, "x".repeat(3000)));
+    for i in 0..count {
+        let form = format!(
+            "zone={ZONE}&env={ENV}&appid={}&hostname=h{i}&status=1&addrs=http://a:1&metadata={meta}",
+            appid(i)
+        );
+        assert_eq!(s.post("/discovery/register", &form).await["code"], 0);
+    }
 }

@@ -46,7 +46,7 @@ async fn oversized_bodies_are_refused() {
     // Chunked, no Content-Length: cut off while reading.
     let chunk = "x".repeat(600);
     let req = format!(
-        "POST /discovery/register HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\n\
+        "POST /discovery/register HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/x-www-form-urlencoded\r\n\
          Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n{len:x}\r\n{chunk}\r\n{len:x}\r\n{chunk}\r\n0\r\n\r\n",
         len = chunk.len()
     );
@@ -178,9 +178,9 @@ async fn garbage_requests_are_survived() {
     let s = TestServer::start(builder()).await;
     for junk in [
         &b"\x00\x01\x02garbage\r\n\r\n"[..],
-        b"GET /discovery/fetch?env=%ff%fe&appid=\xff HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
-        b"POST /discovery/register HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999999999999\r\n\r\n",
-        b"GET /discovery/polls?env=e&hostname=h&appid=a HTTP/1.1\r\nHost: x\r\nx1-bmspy-timeout: -5\r\nConnection: close\r\n\r\n",
+        b"GET /discovery/fetch?env=%ff%fe&appid=\xff HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
+        b"POST /discovery/register HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 99999999999999999999\r\n\r\n",
+        b"GET /discovery/polls?env=e&hostname=h&appid=a HTTP/1.1\r\nHost: 127.0.0.1\r\nx1-bmspy-timeout: -5\r\nConnection: close\r\n\r\n",
     ] {
         let _ = raw(&s, junk).await;
     }

@@ -111,7 +111,8 @@ async fn envelope_shapes_and_header() {
 /// Timestamps are i64 nanoseconds beyond 2^53 and are echoed byte-exact.
 #[tokio::test]
 async fn timestamps_are_exact() {
-    let s = TestServer::start(builder()).await;
+    // A peer's replication timestamps are kept (clients' are ignored, see `hostile.rs`).
+    let s = TestServer::start(builder().trusted_peer(LOCALHOST)).await;
     let dirty = 1_525_948_301_833_084_711_i64;
     let v = s
         .post(

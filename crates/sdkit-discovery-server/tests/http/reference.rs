@@ -67,7 +67,8 @@ async fn discovery_poll_cancel_poll() {
 /// replication with an older dirty timestamp → -409 with the local copy; newer → -404.
 #[tokio::test]
 async fn renew_cases() {
-    let s = TestServer::start(builder()).await;
+    // The replication rules apply to configured peers only.
+    let s = TestServer::start(builder().trusted_peer(LOCALHOST)).await;
     s.register(APP, ZONE, "h1").await;
     let before = s
         .get(&format!("/discovery/fetch?env={ENV}&appid={APP}&status=3"))

@@ -31,6 +31,11 @@ impl Chunks {
         }
     }
 
+    /// Bytes not yet yielded (the whole body before it is written).
+    pub(crate) fn len(&self) -> usize {
+        usize::try_from(self.remaining).unwrap_or(usize::MAX)
+    }
+
     /// The whole body, concatenated (tests and the miss path of small replies).
     #[cfg(test)]
     pub(crate) fn concat(&self) -> Vec<u8> {

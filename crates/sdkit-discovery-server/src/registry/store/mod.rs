@@ -4,52 +4,15 @@
 //! dirty-timestamp wins, `max(old + 1, ts)` cursors, deleting empty zones and apps) is in one
 //! place. Instances are `Arc`s: readers copy pointers under the lock and serialise outside it.
 
+use super::app::{App, AppView, bump};
 use crate::Limits;
 use bytes::Bytes;
+#[cfg(test)]
+use sdkit_discovery_proto::InstanceInfo;
 use sdkit_discovery_proto::args::{RegisterArgs, SetArgs};
-use sdkit_discovery_proto::{INFRA_DISCOVERY, Instance, InstanceInfo, Status, StatusFilter};
+use sdkit_discovery_proto::{INFRA_DISCOVERY, Instance, Status, StatusFilter};
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex, PoisonError};
-
-/// Bound on the serialised variants (zone filter × status filter) kept per app.
-const MAX_CACHED_VIEWS: usize = 4;
-
-/// One (appid, env): its zones and the cursor clients poll with.
-#[derive(Debug, Default)]
-pub(crate) struct App {
-    zones: BTreeMap<String, Zone>,
-    /// `Apps.latestTimestamp`: strictly increasing while the app exists.
-    latest: i64,
-    /// Instances across zones.
-    count: usize,
-    /// The store version of this app's last change. Versions only grow, so a serialisation
-    /// taken at `generation` is current exactly while it is unchanged.
-    generation: u64,
-    /// Serialised `InstanceInfo`s by (zone filter, status filter), filled by reads and
-    /// emptied by every change of the app (renews included, since they change the JSON).
-    views: Mutex<Vec<View>>,
-}
-
-/// One serialised view of an app: (zone filter, status filter, JSON of the `InstanceInfo`).
-type View = (String, u32, Bytes);
-
-/// A read of an app's instance list: already serialised, or to be serialised outside the
-/// lock and offered back with [`Store::put_view`].
-pub(crate) enum AppView {
-    /// The JSON of the `InstanceInfo`, shared.
-    Json(Bytes),
-    /// Not serialised since the app's last change: the data, and the app generation to
-    /// store the serialisation under.
-    Data(u64, InstanceInfo<Arc<Instance>>),
-}
-
-/// One zone of an app.
-#[derive(Debug, Default)]
-struct Zone {
-    hosts: BTreeMap<String, Arc<Instance>>,
-    /// The per-zone cursor (kept for fidelity; nothing returns it).
-    latest: i64,
-}
+use std::sync::Arc;
 
 /// Identifies one instance.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -58,6 +21,29 @@ pub(crate) struct InstanceKey {
     pub(crate) appid: String,
     pub(crate) zone: String,
     pub(crate) hostname: String,
+}
+
+/// The timestamps of a write, decided by the registry from its own clock (and, for a
+/// trusted peer, from the peer's values clamped to the clock's ceiling).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Stamp {
+    /// The server's now.
+    pub(crate) now: i64,
+    /// The dirty timestamp to record (last writer wins by it).
+    pub(crate) dirty: i64,
+    /// The value the cursors move to at least.
+    pub(crate) latest: i64,
+}
+
+impl Stamp {
+    /// A write stamped with the server's clock only.
+    pub(crate) fn at(now: i64) -> Stamp {
+        Stamp {
+            now,
+            dirty: now,
+            latest: now,
+        }
+    }
 }
 
 /// A capacity limit was reached; the text names it.
@@ -84,10 +70,6 @@ pub(crate) enum PollState<T = Bytes> {
     Changed(T),
 }
 
-fn bump(cursor: &mut i64, ts: i64) {
-    *cursor = cursor.saturating_add(1).max(ts);
-}
-
 /// The whole registry.
 #[derive(Debug)]
 pub(crate) struct Store {
@@ -103,6 +85,26 @@ pub(crate) struct Store {
     version: u64,
 }
 
+/// Whether metadata fits the register limits; the error names the limit.
+pub(crate) fn check_metadata(
+    meta: &sdkit_discovery_proto::Metadata,
+    limits: &Limits,
+) -> Result<(), String> {
+    if meta.len() > limits.max_metadata_keys {
+        return Err(format!(
+            "metadata has {} keys (limit {})",
+            meta.len(),
+            limits.max_metadata_keys
+        ));
+    }
+    let bytes = serde_json::to_vec(meta).map_or(usize::MAX, |v| v.len());
+    let max = limits.fields.max_metadata_len;
+    if bytes > max {
+        return Err(format!("metadata is {bytes} bytes of JSON (limit {max})"));
+    }
+    Ok(())
+}
+
 impl Store {
     pub(crate) fn new(home_env: String) -> Store {
         Store {
@@ -113,6 +115,11 @@ impl Store {
             own: None,
             version: 0,
         }
+    }
+
+    /// Whether `key` is the server's own instance.
+    pub(crate) fn is_own(&self, key: &InstanceKey) -> bool {
+        self.own.as_ref() == Some(key)
     }
 
     pub(crate) fn set_own(&mut self, key: InstanceKey) {
@@ -159,13 +166,15 @@ impl Store {
         &self.home_env
     }
 
-    /// Upserts an instance (reference `register`). Returns whether the hostname is new.
+    /// Upserts an instance (reference `register`). Returns the previous record's renew
+    /// timestamp, `None` when the hostname is new.
     pub(crate) fn register(
         &mut self,
         a: &RegisterArgs,
-        now: i64,
+        stamp: Stamp,
         limits: &Limits,
-    ) -> Result<bool, CapacityError> {
+    ) -> Result<Option<i64>, CapacityError> {
+        let now = stamp.now;
         let app = self.envs.get(&a.env).and_then(|apps| apps.get(&a.appid));
         let old = app
             .and_then(|app| app.zones.get(&a.zone)?.hosts.get(&a.hostname))
@@ -203,13 +212,10 @@ impl Store {
             reg_timestamp: now,
             up_timestamp: now,
             renew_timestamp: now,
-            dirty_timestamp: if a.dirty_timestamp > 0 {
-                a.dirty_timestamp
-            } else {
-                now
-            },
+            dirty_timestamp: stamp.dirty,
             latest_timestamp: now,
         };
+        let prev_renew = old.as_ref().map(|o| o.renew_timestamp);
         let is_new = old.is_none();
         let stored = match old {
             // Last writer wins by dirty timestamp: a newer existing record stays.
@@ -236,18 +242,20 @@ impl Store {
         }
         bump(&mut app.latest, stored.latest_timestamp);
         let zone = app.zones.entry(a.zone.clone()).or_default();
-        bump(&mut zone.latest, a.latest_timestamp);
+        bump(&mut zone.latest, stamp.latest);
         zone.hosts.insert(a.hostname.clone(), stored);
-        Ok(is_new)
+        Ok(prev_renew)
     }
 
     /// Renews an instance (reference `renew`, with the replication dirty-timestamp check).
+    /// `prev` receives the renew timestamp the instance had before.
     pub(crate) fn renew(
         &mut self,
         k: &InstanceKey,
         replication: bool,
         dirty: i64,
         now: i64,
+        prev: &mut Option<i64>,
     ) -> Result<Arc<Instance>, RenewError> {
         let version = self.version + 1;
         let app = self
@@ -260,6 +268,7 @@ impl Store {
             .get_mut(&k.zone)
             .and_then(|zone| zone.hosts.get_mut(&k.hostname))
             .ok_or(RenewError::NotFound)?;
+        *prev = Some(slot.renew_timestamp);
         Arc::make_mut(slot).renew_timestamp = now;
         let ins = Arc::clone(slot);
         app.touch(version);
@@ -311,12 +320,9 @@ impl Store {
 
     /// Changes status and merges metadata (reference `set`), all or nothing; also advances
     /// the polled (appid, env) cursor, which the reference forgets. Errors name what is missing.
-    pub(crate) fn set(&mut self, a: &SetArgs, now: i64) -> Result<(), String> {
-        let ts = if a.set_timestamp != 0 {
-            a.set_timestamp
-        } else {
-            now
-        };
+    /// Merged metadata is bounded like a register's (`max_metadata_keys` keys and
+    /// `max_metadata_len` bytes of JSON).
+    pub(crate) fn set(&mut self, a: &SetArgs, ts: i64, limits: &Limits) -> Result<(), String> {
         let version = self.version + 1;
         let app = self
             .envs
@@ -329,6 +335,14 @@ impl Store {
             .ok_or_else(|| format!("zone {} not found for appid {}", a.zone, a.appid))?;
         if let Some(h) = a.hostnames.iter().find(|h| !zone.hosts.contains_key(*h)) {
             return Err(format!("hostname {h} not found"));
+        }
+        for (host, meta) in a.hostnames.iter().zip(&a.metadata) {
+            let Some(ins) = zone.hosts.get(host) else {
+                continue;
+            };
+            let mut merged = ins.metadata.clone();
+            merged.extend(meta.iter().map(|(k, v)| (k.clone(), v.clone())));
+            check_metadata(&merged, limits).map_err(|e| format!("hostname {host}: {e}"))?;
         }
         for (i, host) in a.hostnames.iter().enumerate() {
             let Some(ins) = zone.hosts.get_mut(host) else {
@@ -356,7 +370,8 @@ impl Store {
     }
 
     /// `fetch`: the matching zones, instances filtered by status; `None` when the app is
-    /// unknown or a requested zone is absent.
+    /// unknown or a requested zone is absent (tests; handlers read serialised views).
+    #[cfg(test)]
     pub(crate) fn fetch(
         &self,
         env: &str,
@@ -388,20 +403,9 @@ impl Store {
         generation: u64,
         json: Bytes,
     ) {
-        let Some(app) = self.app(env, appid) else {
-            return;
-        };
-        if app.generation != generation {
-            return;
+        if let Some(app) = self.app(env, appid) {
+            app.put_view(zone, filter, generation, json);
         }
-        let mut views = app.views.lock().unwrap_or_else(PoisonError::into_inner);
-        if views.iter().any(|(z, f, _)| z == zone && *f == filter.0) {
-            return;
-        }
-        if views.len() >= MAX_CACHED_VIEWS {
-            views.remove(0);
-        }
-        views.push((zone.to_owned(), filter.0, json));
     }
 
     /// What a poll with `cursor` sees (UP instances only).
@@ -418,13 +422,26 @@ impl Store {
         if !zone.is_empty() && !app.zones.contains_key(zone) {
             return PollState::Missing;
         }
-        if cursor >= app.latest {
+        // Only the app's own cursor is current. A cursor beyond it was never issued by this
+        // node for this app (another node's, or from before the app was deleted and
+        // re-created): answer at once so the client resynchronises instead of waiting.
+        if cursor == app.latest {
             return PollState::NotModified;
         }
         match app.view(zone, StatusFilter::UP) {
             Some(view) => PollState::Changed(view),
             None => PollState::Missing,
         }
+    }
+
+    /// The largest app cursor.
+    pub(crate) fn max_cursor(&self) -> i64 {
+        self.envs
+            .values()
+            .flat_map(|apps| apps.values())
+            .map(|app| app.latest)
+            .max()
+            .unwrap_or(0)
     }
 
     /// `fetch/all`: appid → every instance across envs and zones.
@@ -469,136 +486,5 @@ impl Store {
     }
 }
 
-impl App {
-    /// Records a change at store version `version`: serialised views are stale.
-    fn touch(&mut self, version: u64) {
-        self.generation = version;
-        self.views
-            .get_mut()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clear();
-    }
-
-    /// The serialised view for (zone, filter), or the data to serialise.
-    fn view(&self, zone: &str, filter: StatusFilter) -> Option<AppView> {
-        {
-            let views = self.views.lock().unwrap_or_else(PoisonError::into_inner);
-            if let Some((_, _, json)) = views.iter().find(|(z, f, _)| z == zone && *f == filter.0) {
-                return Some(AppView::Json(json.clone()));
-            }
-        }
-        Some(AppView::Data(self.generation, self.info(zone, filter)?))
-    }
-
-    fn info(&self, zone: &str, filter: StatusFilter) -> Option<InstanceInfo<Arc<Instance>>> {
-        let mut instances = BTreeMap::new();
-        for (name, z) in &self.zones {
-            if zone.is_empty() || name == zone {
-                let list = z
-                    .hosts
-                    .values()
-                    .filter(|i| filter.matches(i.status))
-                    .cloned()
-                    .collect();
-                instances.insert(name.clone(), list);
-            }
-        }
-        if !zone.is_empty() && instances.is_empty() {
-            return None;
-        }
-        Some(InstanceInfo {
-            instances,
-            scheduler: None,
-            latest_timestamp: self.latest,
-        })
-    }
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use sdkit_discovery_proto::{FieldLimits, Form};
-
-    fn reg(host: &str, extra: &str) -> RegisterArgs {
-        let q = format!(
-            "zone=sh0001&env=pre&appid=main.arch.test&hostname={host}&status=1&addrs=grpc://127.0.0.1:8080{extra}"
-        );
-        RegisterArgs::from_form(
-            &Form::parse(q.as_bytes(), 64).unwrap(),
-            &FieldLimits::default(),
-        )
-        .unwrap()
-    }
-
-    fn key(host: &str) -> InstanceKey {
-        InstanceKey {
-            env: "pre".into(),
-            appid: "main.arch.test".into(),
-            zone: "sh0001".into(),
-            hostname: host.into(),
-        }
-    }
-
-    #[test]
-    fn cursor_strictly_increases_and_dirty_wins() {
-        let mut s = Store::new("dev".into());
-        let l = Limits::default();
-        assert!(
-            s.register(&reg("h", "&dirty_timestamp=100"), 50, &l)
-                .unwrap()
-        );
-        let c1 = s.app("pre", "main.arch.test").unwrap().latest;
-        assert!(
-            !s.register(&reg("h", "&dirty_timestamp=90&version=old"), 40, &l)
-                .unwrap()
-        );
-        let c2 = s.app("pre", "main.arch.test").unwrap().latest;
-        assert!(c2 > c1);
-        let info = s
-            .fetch("pre", "main.arch.test", "", StatusFilter::ALL)
-            .unwrap();
-        assert_eq!(
-            info.instances["sh0001"][0].version, "",
-            "newer dirty record kept"
-        );
-    }
-
-    #[test]
-    fn remove_deletes_empty_app() {
-        let mut s = Store::new("dev".into());
-        s.register(&reg("h", ""), 1, &Limits::default()).unwrap();
-        assert!(s.remove(&key("h"), 0));
-        assert!(!s.remove(&key("h"), 0));
-        assert!(s.app("pre", "main.arch.test").is_none());
-        assert_eq!(s.sizes(), (0, 0));
-    }
-
-    #[test]
-    fn caps_are_enforced() {
-        let mut s = Store::new("dev".into());
-        let l = Limits {
-            max_instances_per_app: 1,
-            ..Limits::default()
-        };
-        s.register(&reg("a", ""), 1, &l).unwrap();
-        s.register(&reg("a", ""), 2, &l).unwrap();
-        assert!(
-            s.register(&reg("b", ""), 3, &l)
-                .unwrap_err()
-                .0
-                .contains("limit 1")
-        );
-    }
-
-    #[test]
-    fn expired_is_stalest_first_and_skips_own() {
-        let mut s = Store::new("dev".into());
-        for (h, t) in [("a", 30), ("b", 10), ("c", 20), ("own", 1)] {
-            s.register(&reg(h, ""), t, &Limits::default()).unwrap();
-        }
-        s.set_own(key("own"));
-        let hosts: Vec<_> = s.expired(25).into_iter().map(|(_, k)| k.hostname).collect();
-        assert_eq!(hosts, ["b", "c"]);
-        assert_eq!(s.renewing_instances(), 3);
-    }
-}
+mod tests;
