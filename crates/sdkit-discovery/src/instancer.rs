@@ -39,8 +39,8 @@ pub const META_HOSTNAME: &str = "discovery.hostname";
 ///
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), sdkit_discovery::Error> {
-/// let client = Client::builder().nodes(["127.0.0.1:7171"]).env("dev").build()?;
-/// let instancer = client.instancer(InstancerConfig::new("demo.service").zone("sh001").scheme("grpc"))?;
+/// let client = Client::new(Config::default().with_nodes(["127.0.0.1:7171"]).with_env("dev"))?;
+/// let instancer = client.instancer(InstancerConfig::new("demo.service").with_zone("sh001").with_scheme("grpc"))?;
 /// let _subscription = instancer.subscribe();
 /// instancer.stop();
 /// # Ok(())
@@ -99,7 +99,7 @@ impl Instancer {
     /// # Errors
     ///
     /// [`Error::Config`] for an unusable configuration, [`Error::NoRuntime`] outside Tokio.
-    pub fn with_config(client: Config, config: InstancerConfig) -> Result<Instancer, Error> {
+    pub fn from_config(client: Config, config: InstancerConfig) -> Result<Instancer, Error> {
         let client = Client::new(client)?;
         let mut instancer = Instancer::new(&client, config)?;
         instancer.own_client = Some(client);
@@ -238,7 +238,9 @@ mod tests {
         assert_eq!(all[0].meta(META_VERSION), Some("v2"));
         assert_eq!(all[1].weight(), DEFAULT_WEIGHT);
         let zoned = map_instances(
-            &InstancerConfig::new("app").zone("sh001").scheme("http"),
+            &InstancerConfig::new("app")
+                .with_zone("sh001")
+                .with_scheme("http"),
             &[a, b, c],
         );
         let ids: Vec<_> = zoned.iter().map(|i| i.id()).collect();

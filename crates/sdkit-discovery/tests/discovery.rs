@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sdkit_core::registrar::RegistrationStatus;
-use sdkit_core::{Instancer as _, Registrar as _, Snapshot, Subscription};
+use sdkit_core::{Backoff, Instancer as _, Registrar as _, Snapshot, Subscription};
 use sdkit_discovery::{Client, Config, Instancer, InstancerConfig, Registrar, RegistrarConfig};
 use sdkit_discovery_server::Server;
 use sdkit_testkit::discovery::{CountingProxy, DiscoveryServer};
@@ -24,16 +24,20 @@ fn server() -> sdkit_discovery_server::Builder {
 }
 
 fn client_with(nodes: &[String], zone: &str, host: &str, self_discovery: bool) -> Client {
-    Client::builder()
-        .nodes(nodes.iter().cloned())
-        .env("dev")
-        .zone(zone)
-        .hostname(host)
-        .self_discovery(self_discovery)
-        .backoff(Duration::from_millis(50), Duration::from_millis(200))
-        .request_timeout(Duration::from_secs(5))
-        .build()
-        .expect("client")
+    Client::new(
+        Config::default()
+            .with_nodes(nodes.iter().cloned())
+            .with_env("dev")
+            .with_zone(zone)
+            .with_hostname(host)
+            .with_self_discovery(self_discovery)
+            .with_backoff(Backoff::new(
+                Duration::from_millis(50),
+                Duration::from_millis(200),
+            ))
+            .with_request_timeout(Duration::from_secs(5)),
+    )
+    .expect("client")
 }
 
 fn client(nodes: &[String]) -> Client {
@@ -42,12 +46,15 @@ fn client(nodes: &[String]) -> Client {
 
 fn registrar_config() -> RegistrarConfig {
     RegistrarConfig::new(APP)
-        .addr("grpc://127.0.0.1:9000")
-        .addr("http://127.0.0.1:8000")
-        .version("v1")
-        .weight(7)
-        .renew_interval(Duration::from_millis(300))
-        .backoff(Duration::from_millis(50), Duration::from_millis(200))
+        .with_addr("grpc://127.0.0.1:9000")
+        .with_addr("http://127.0.0.1:8000")
+        .with_version("v1")
+        .with_weight(7)
+        .with_renew_interval(Duration::from_millis(300))
+        .with_backoff(Backoff::new(
+            Duration::from_millis(50),
+            Duration::from_millis(200),
+        ))
 }
 
 /// Waits (with a deadline) for a snapshot satisfying `pred`.
@@ -109,7 +116,7 @@ async fn dropping_the_registrar_deregisters() {
     let instancer = watcher.instancer(InstancerConfig::new(APP)).unwrap();
     let mut sub = instancer.subscribe();
     let registrar =
-        Registrar::with_config(config_for(&srv.node(), "host-d"), registrar_config()).unwrap();
+        Registrar::from_config(config_for(&srv.node(), "host-d"), registrar_config()).unwrap();
     registrar.register().await.unwrap();
     wait_for(&mut sub, "registered", |s| s.len() == 1).await;
     drop(registrar);
@@ -134,12 +141,12 @@ async fn zone_and_scheme_filters() {
     let r1 = c1
         .registrar(
             RegistrarConfig::new(APP)
-                .addr("grpc://10.0.0.1:9000")
-                .addr("http://10.0.0.1:8000"),
+                .with_addr("grpc://10.0.0.1:9000")
+                .with_addr("http://10.0.0.1:8000"),
         )
         .unwrap();
     let r2 = c2
-        .registrar(RegistrarConfig::new(APP).addr("grpc://10.0.0.2:9000"))
+        .registrar(RegistrarConfig::new(APP).with_addr("grpc://10.0.0.2:9000"))
         .unwrap();
     r1.register().await.unwrap();
     r2.register().await.unwrap();
@@ -147,13 +154,17 @@ async fn zone_and_scheme_filters() {
     let watcher = client(&[srv.node()]);
     let all_grpc = watcher.instancer(InstancerConfig::new(APP)).unwrap();
     let all_http = watcher
-        .instancer(InstancerConfig::new(APP).scheme("http"))
+        .instancer(InstancerConfig::new(APP).with_scheme("http"))
         .unwrap();
     let sh001_grpc = watcher
-        .instancer(InstancerConfig::new(APP).zone("sh001"))
+        .instancer(InstancerConfig::new(APP).with_zone("sh001"))
         .unwrap();
     let sh002_http = watcher
-        .instancer(InstancerConfig::new(APP).zone("sh002").scheme("http"))
+        .instancer(
+            InstancerConfig::new(APP)
+                .with_zone("sh002")
+                .with_scheme("http"),
+        )
         .unwrap();
 
     let s = wait_for(&mut all_grpc.subscribe(), "grpc, every zone", |s| {
@@ -207,12 +218,13 @@ async fn client_env_differing_from_the_servers_does_not_block() {
     let srv = DiscoveryServer::start(server().hold(Duration::from_secs(30)))
         .await
         .unwrap();
-    let watcher = Client::builder()
-        .nodes([srv.node()])
-        .env("prod")
-        .zone("sh001")
-        .build()
-        .unwrap();
+    let watcher = Client::new(
+        Config::default()
+            .with_nodes([srv.node()])
+            .with_env("prod")
+            .with_zone("sh001"),
+    )
+    .unwrap();
     let instancer = watcher.instancer(InstancerConfig::new(APP)).unwrap();
     let snapshot = instancer
         .subscribe()
@@ -222,13 +234,14 @@ async fn client_env_differing_from_the_servers_does_not_block() {
     assert!(snapshot.is_empty());
 
     // And it works in that env.
-    let service = Client::builder()
-        .nodes([srv.node()])
-        .env("prod")
-        .zone("sh001")
-        .hostname("p1")
-        .build()
-        .unwrap();
+    let service = Client::new(
+        Config::default()
+            .with_nodes([srv.node()])
+            .with_env("prod")
+            .with_zone("sh001")
+            .with_hostname("p1"),
+    )
+    .unwrap();
     let registrar = service.registrar(registrar_config()).unwrap();
     registrar.register().await.unwrap();
     wait_for(&mut instancer.subscribe(), "prod instance", |s| {
@@ -274,7 +287,7 @@ async fn server_restart_reregisters_within_a_renew_interval() {
     let renew = Duration::from_millis(500);
     let service = client_with(&[proxy.node()], "sh001", "host-1", false);
     let registrar = service
-        .registrar(registrar_config().renew_interval(renew))
+        .registrar(registrar_config().with_renew_interval(renew))
         .unwrap();
     registrar.register().await.unwrap();
     let watcher = client_with(&[proxy.node()], "sh001", "w", false);
@@ -388,7 +401,9 @@ async fn waiting_only_app_does_not_busy_loop() {
         .unwrap();
     let proxy = CountingProxy::start(srv.addr()).await.unwrap();
     let service = client(&[srv.node()]);
-    let registrar = service.registrar(registrar_config().waiting(true)).unwrap();
+    let registrar = service
+        .registrar(registrar_config().with_waiting(true))
+        .unwrap();
     registrar.register().await.unwrap();
     let watcher = client_with(&[proxy.node()], "sh001", "w", false);
     let instancer = watcher.instancer(InstancerConfig::new(APP)).unwrap();
@@ -441,13 +456,15 @@ async fn comma_joined_addrs_are_split() {
     let srv = DiscoveryServer::start(server()).await.unwrap();
     let service = client(&[srv.node()]);
     let registrar = service
-        .registrar(RegistrarConfig::new(APP).addr("http://127.0.0.1:8001,grpc://127.0.0.1:9001"))
+        .registrar(
+            RegistrarConfig::new(APP).with_addr("http://127.0.0.1:8001,grpc://127.0.0.1:9001"),
+        )
         .unwrap();
     registrar.register().await.unwrap();
     let watcher = client(&[srv.node()]);
     let grpc = watcher.instancer(InstancerConfig::new(APP)).unwrap();
     let http = watcher
-        .instancer(InstancerConfig::new(APP).scheme("http"))
+        .instancer(InstancerConfig::new(APP).with_scheme("http"))
         .unwrap();
     let s = wait_for(&mut grpc.subscribe(), "grpc", |s| s.len() == 1).await;
     assert_eq!(addrs(&s), ["127.0.0.1:9001"]);
@@ -465,7 +482,7 @@ async fn no_request_after_stop_returns() {
     // An instancer with a client of its own.
     let mut config = config_for(&proxy.node(), "w1");
     config.self_discovery = false;
-    let instancer = Instancer::with_config(config, InstancerConfig::new(APP)).unwrap();
+    let instancer = Instancer::from_config(config, InstancerConfig::new(APP)).unwrap();
     instancer.subscribe().ready(EVENTUALLY).await.unwrap();
     assert!(
         wait_until_async(EVENTUALLY, || {
@@ -547,15 +564,16 @@ async fn the_client_hold_is_sent_and_honoured() {
         .await
         .unwrap();
     let proxy = CountingProxy::start(srv.addr()).await.unwrap();
-    let watcher = Client::builder()
-        .nodes([proxy.node()])
-        .env("dev")
-        .zone("sh001")
-        .self_discovery(false)
-        .poll_hold(Duration::from_millis(300))
-        .poll_slack(Duration::from_secs(5))
-        .build()
-        .unwrap();
+    let watcher = Client::new(
+        Config::default()
+            .with_nodes([proxy.node()])
+            .with_env("dev")
+            .with_zone("sh001")
+            .with_self_discovery(false)
+            .with_poll_hold(Duration::from_millis(300))
+            .with_poll_slack(Duration::from_secs(5)),
+    )
+    .unwrap();
     let instancer = watcher.instancer(InstancerConfig::new(APP)).unwrap();
     let mut sub = instancer.subscribe();
     sub.ready(EVENTUALLY).await.unwrap();

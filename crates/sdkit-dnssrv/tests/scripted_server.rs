@@ -12,8 +12,11 @@ use std::time::Duration;
 use hickory_resolver::proto::op::{Message, OpCode};
 use hickory_resolver::proto::rr::rdata::{A, SRV};
 use hickory_resolver::proto::rr::{Name, RData, Record, RecordType};
+use sdkit_core::Backoff;
 use sdkit_core::{Instancer as _, Snapshot, Subscription};
-use sdkit_dnssrv::{Config, Instancer};
+mod common;
+
+use common::Setup;
 
 const SRV_NAME: &str = "_http._tcp.fake.test.";
 const EVENTUALLY: Duration = Duration::from_secs(15);
@@ -112,13 +115,16 @@ async fn scripted() -> Scripted {
     }
 }
 
-fn config(server: SocketAddr) -> Config {
-    Config::new(SRV_NAME)
-        .nameserver(server)
-        .timeout(Duration::from_millis(300))
-        .attempts(1)
-        .refresh_bounds(Duration::from_millis(200), Duration::from_millis(300))
-        .retry_backoff(Duration::from_millis(100), Duration::from_millis(300))
+fn config(server: SocketAddr) -> Setup {
+    Setup::new(SRV_NAME)
+        .with_nameserver(server)
+        .with_timeout(Duration::from_millis(300))
+        .with_attempts(1)
+        .with_refresh_bounds(Duration::from_millis(200), Duration::from_millis(300))
+        .with_backoff(Backoff::new(
+            Duration::from_millis(100),
+            Duration::from_millis(300),
+        ))
 }
 
 async fn wait_for(
@@ -136,7 +142,7 @@ async fn partial_glue_without_tcp_falls_back_to_lookups() {
     // Nothing listens on TCP at the server's port: the TCP retry fails, and the target without
     // glue is looked up over UDP instead.
     let server = scripted().await;
-    let instancer = Instancer::new(config(server.addr)).expect("instancer");
+    let instancer = config(server.addr).instancer().expect("instancer");
     let mut sub = instancer.subscribe();
     let snapshot = wait_for(&mut sub, "two instances", |s| s.len() == 2).await;
     assert!(snapshot.error().is_none(), "{:?}", snapshot.error());
@@ -156,7 +162,7 @@ async fn partial_glue_without_tcp_falls_back_to_lookups() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn garbage_answers_are_an_error_event_and_the_last_set_is_kept() {
     let server = scripted().await;
-    let instancer = Instancer::new(config(server.addr)).expect("instancer");
+    let instancer = config(server.addr).instancer().expect("instancer");
     let mut sub = instancer.subscribe();
     let good = wait_for(&mut sub, "two instances", |s| s.len() == 2).await;
 

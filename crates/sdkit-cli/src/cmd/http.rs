@@ -13,31 +13,25 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Empty, Full, Limited};
+use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use sdkit::registrar::BoxFuture;
+use hyper_util::rt::TokioIo;
+use sdkit::BoxFuture;
 use sdkit::{BoxError, Instance};
+use sdkit_hyper::ExchangeError;
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 
 /// Largest response body read; a longer one fails the attempt.
 pub const MAX_BODY: usize = 1 << 20;
 
-/// The shared HTTP/1 client.
-pub type HttpClient = Client<HttpConnector, Empty<Bytes>>;
+/// The shared HTTP/1 client (`sdkit-hyper`'s pooled client).
+pub type HttpClient = sdkit_hyper::PlainClient;
 
-/// A new client with a pool (idle connections kept 30 s) and a connect timeout.
+/// A new pooled client with a connect timeout.
 pub fn client(connect_timeout: Duration) -> HttpClient {
-    let mut connector = HttpConnector::new();
-    connector.set_connect_timeout(Some(connect_timeout));
-    connector.set_nodelay(true);
-    Client::builder(TokioExecutor::new())
-        .pool_idle_timeout(Duration::from_secs(30))
-        .build(connector)
+    sdkit_hyper::plain(connect_timeout)
 }
 
 /// Told about every attempt: the instance's address and whether the attempt succeeded.
@@ -184,12 +178,20 @@ impl HttpEndpoint {
         let uri: hyper::Uri = format!("{}{slash}{path}", self.base)
             .parse()
             .map_err(|e| fail(format!("bad path `{path}`: {e}")))?;
-        let response = self.client.get(uri).await.map_err(|e| fail(describe(&e)))?;
-        let status = response.status();
-        Limited::new(response.into_body(), MAX_BODY)
-            .collect()
+        let request = Request::get(uri)
+            .body(sdkit_hyper::Body::new(Bytes::new()))
+            .map_err(|e| fail(format!("bad request: {e}")))?;
+        // The attempt's own timeout bounds the exchange (see `call`); this one only backs it.
+        let response = sdkit_hyper::exchange(&self.client, request, self.timeout, MAX_BODY)
             .await
-            .map_err(|e| fail(format!("reading the body: {e}")))?;
+            .map_err(|e| match e {
+                ExchangeError::Transport(source) => fail(sdkit_hyper::chain(source.as_ref())),
+                ExchangeError::TooLarge { max } => {
+                    fail(format!("reading the body: body larger than {max} bytes"))
+                }
+                other => fail(other.to_string()),
+            })?;
+        let status = response.status;
         if status.is_client_error() || status.is_server_error() {
             return Err(Box::new(StatusError {
                 addr: self.addr.clone(),
@@ -200,18 +202,6 @@ impl HttpEndpoint {
             addr: self.addr.clone(),
         })
     }
-}
-
-/// The error and its causes on one line (hyper's own messages are terse).
-fn describe(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 /// A small HTTP backend: answers every GET with `hello from <name>`. Dropping (or

@@ -1,6 +1,7 @@
 //! Helpers shared by the Consul backend's integration tests.
 #![allow(dead_code)]
 
+use sdkit_core::Backoff;
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -13,14 +14,17 @@ use sdkit_testkit::ConsulDouble;
 pub const EVENTUALLY: Duration = Duration::from_secs(15);
 
 pub fn client(double: &ConsulDouble) -> Client {
-    Client::new(&Config::new(double.url())).expect("client")
+    Client::new(Config::new(double.url())).expect("client")
 }
 
 /// Test-speed watch settings: a short wait so in-flight queries end quickly.
 pub fn watch(service: &str) -> InstancerConfig {
     InstancerConfig::new(service)
         .with_wait(Duration::from_secs(2))
-        .with_backoff(Duration::from_millis(50), Duration::from_millis(500))
+        .with_backoff(Backoff::new(
+            Duration::from_millis(50),
+            Duration::from_millis(500),
+        ))
 }
 
 pub fn ids(s: &Snapshot) -> Vec<String> {
