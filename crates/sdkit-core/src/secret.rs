@@ -9,7 +9,7 @@
 //!
 //! let token = Secret::new("s3cr3t/with?odd@chars");
 //! assert_eq!(token.to_string(), "***");
-//! assert_eq!(format!("{token:?}"), "Secret(***)");
+//! assert_eq!(format!("{token:?}"), "Secret(<redacted>)");
 //! assert_eq!(token.expose(), "s3cr3t/with?odd@chars");
 //! ```
 
@@ -53,7 +53,7 @@ impl From<&str> for Secret {
 
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(***)")
+        f.write_str("Secret(<redacted>)")
     }
 }
 
@@ -72,8 +72,8 @@ mod tests {
         for value in ["", "hunter2", "a/b?c@d#e%f g", "***", "\u{1F511}"] {
             let secret = Secret::new(value);
             assert_eq!(format!("{secret}"), "***");
-            assert_eq!(format!("{secret:?}"), "Secret(***)");
-            assert_eq!(format!("{secret:#?}"), "Secret(***)");
+            assert_eq!(format!("{secret:?}"), "Secret(<redacted>)");
+            assert_eq!(format!("{secret:#?}"), "Secret(<redacted>)");
             assert_eq!(secret.expose(), value);
         }
         let secret: Secret = serde_json::from_str(r#""from-json""#).unwrap();

@@ -107,7 +107,7 @@ impl Drop for AppWatch {
 ///
 /// ```
 /// use std::time::Duration;
-/// use sdkit_discovery::Client;
+/// use sdkit_discovery::{Client, Config};
 ///
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), sdkit_discovery::Error> {

@@ -34,7 +34,7 @@ pub const META_HOSTNAME: &str = "discovery.hostname";
 /// Watches one appid of a discovery registry. See the [module docs](self).
 ///
 /// ```
-/// use sdkit_discovery::{Client, InstancerConfig};
+/// use sdkit_discovery::{Client, Config, InstancerConfig};
 /// use sdkit_core::Instancer as _;
 ///
 /// # #[tokio::main(flavor = "current_thread")]

@@ -20,7 +20,7 @@
 //! ```
 //! use std::time::Duration;
 //! use sdkit_core::Instancer as _;
-//! use sdkit_discovery::{Client, InstancerConfig};
+//! use sdkit_discovery::{Client, Config, InstancerConfig};
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), sdkit_discovery::Error> {

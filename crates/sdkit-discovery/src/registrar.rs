@@ -31,7 +31,7 @@ use crate::config::{Config, RegistrarConfig};
 ///
 /// ```
 /// use std::time::Duration;
-/// use sdkit_discovery::{Client, RegistrarConfig};
+/// use sdkit_discovery::{Client, Config, RegistrarConfig};
 ///
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), sdkit_discovery::Error> {
