@@ -18,7 +18,9 @@
 use std::collections::BTreeMap;
 use std::sync::{Mutex, PoisonError};
 
-use sdkit_core::{Instance, InstanceCache, Instancer as _, Subscription, TaskInstancer};
+use sdkit_core::{
+    Instance, InstanceCache, Instancer as _, SourceError, Subscription, TaskInstancer,
+};
 use sdkit_discovery_proto::Instance as WireInstance;
 use tracing::debug;
 
@@ -52,8 +54,11 @@ pub struct Instancer {
     config: InstancerConfig,
     /// Keeps the appid in the client's long poll; taken on stop.
     watch: Mutex<Option<AppWatch>>,
+    /// The client, held so that the shared loop lives as long as the instancer (dropping every
+    /// other handle of the client does not stop it).
+    client: Client,
     /// Set when the instancer built its own client: stop shuts it down.
-    own_client: Option<Client>,
+    owns_client: bool,
 }
 
 impl Instancer {
@@ -74,7 +79,13 @@ impl Instancer {
                 tokio::select! {
                     biased;
                     () = token.cancelled() => break,
-                    () = shutdown.cancelled() => break,
+                    () = shutdown.cancelled() => {
+                        // The client was shut down: say so and end the subscriptions, rather
+                        // than leaving subscribers waiting on a set that never changes again.
+                        cache.error(SourceError::new(Error::Shutdown));
+                        cache.close();
+                        break;
+                    }
                     changed = rx.changed() => {
                         if changed.is_err() {
                             break;
@@ -89,7 +100,8 @@ impl Instancer {
             task,
             config,
             watch: Mutex::new(Some(watch)),
-            own_client: None,
+            client: client.clone(),
+            owns_client: false,
         })
     }
 
@@ -102,7 +114,7 @@ impl Instancer {
     pub fn from_config(client: Config, config: InstancerConfig) -> Result<Instancer, Error> {
         let client = Client::new(client)?;
         let mut instancer = Instancer::new(&client, config)?;
-        instancer.own_client = Some(client);
+        instancer.owns_client = true;
         Ok(instancer)
     }
 
@@ -131,8 +143,8 @@ impl sdkit_core::Instancer for Instancer {
                 .unwrap_or_else(PoisonError::into_inner)
                 .take(),
         );
-        if let Some(client) = &self.own_client {
-            client.shutdown();
+        if self.owns_client {
+            self.client.shutdown();
         }
     }
 }

@@ -5,16 +5,15 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sdkit_core::registrar::RegistrationStatus;
-use sdkit_core::{Backoff, Instancer as _, Registrar as _, Snapshot, Subscription};
+use sdkit_core::{Backoff, Instancer as _, Registrar as _};
 use sdkit_discovery::{Client, Config, Instancer, InstancerConfig, Registrar, RegistrarConfig};
 use sdkit_discovery_server::Server;
 use sdkit_testkit::discovery::{CountingProxy, DiscoveryServer};
+use sdkit_testkit::wait::{EVENTUALLY, addrs, wait_for};
 use sdkit_testkit::{free_port, wait_until_async};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const APP: &str = "demo.service";
-/// Generous "eventually" bound: the machine is shared.
-const EVENTUALLY: Duration = Duration::from_secs(15);
 
 fn server() -> sdkit_discovery_server::Builder {
     Server::builder()
@@ -57,25 +56,6 @@ fn registrar_config() -> RegistrarConfig {
         ))
 }
 
-/// Waits (with a deadline) for a snapshot satisfying `pred`.
-async fn wait_for(
-    sub: &mut Subscription,
-    what: &str,
-    pred: impl Fn(&Snapshot) -> bool,
-) -> Arc<Snapshot> {
-    sub.wait_for(EVENTUALLY, pred)
-        .await
-        .unwrap_or_else(|e| panic!("{what}: {e}"))
-}
-
-fn addrs(snapshot: &Snapshot) -> Vec<String> {
-    snapshot
-        .instances()
-        .iter()
-        .map(|i| i.addr().to_owned())
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn register_watch_and_deregister() {
     let srv = DiscoveryServer::start(server()).await.unwrap();
@@ -87,7 +67,10 @@ async fn register_watch_and_deregister() {
     let watcher = client(&[srv.node()]);
     let instancer = watcher.instancer(InstancerConfig::new(APP)).unwrap();
     let mut sub = instancer.subscribe();
-    let snapshot = wait_for(&mut sub, "registered instance", |s| s.len() == 1).await;
+    let snapshot = wait_for(&mut sub, EVENTUALLY, "registered instance", |s| {
+        s.len() == 1
+    })
+    .await;
     let instance = &snapshot.instances()[0];
     assert_eq!(instance.addr(), "127.0.0.1:9000");
     assert_eq!(instance.id(), "host-1@127.0.0.1:9000");
@@ -103,7 +86,10 @@ async fn register_watch_and_deregister() {
         1,
         "only the server's own instance is left"
     );
-    wait_for(&mut sub, "instance gone after cancel", |s| s.is_empty()).await;
+    wait_for(&mut sub, EVENTUALLY, "instance gone after cancel", |s| {
+        s.is_empty()
+    })
+    .await;
     instancer.stop();
     instancer.stop(); // idempotent
     assert!(sub.next().await.is_none() || sub.next().await.is_none());
@@ -118,9 +104,12 @@ async fn dropping_the_registrar_deregisters() {
     let registrar =
         Registrar::from_config(config_for(&srv.node(), "host-d"), registrar_config()).unwrap();
     registrar.register().await.unwrap();
-    wait_for(&mut sub, "registered", |s| s.len() == 1).await;
+    wait_for(&mut sub, EVENTUALLY, "registered", |s| s.len() == 1).await;
     drop(registrar);
-    wait_for(&mut sub, "deregistered on drop", |s| s.is_empty()).await;
+    wait_for(&mut sub, EVENTUALLY, "deregistered on drop", |s| {
+        s.is_empty()
+    })
+    .await;
 }
 
 fn config_for(node: &str, host: &str) -> Config {
@@ -167,19 +156,31 @@ async fn zone_and_scheme_filters() {
         )
         .unwrap();
 
-    let s = wait_for(&mut all_grpc.subscribe(), "grpc, every zone", |s| {
-        s.len() == 2
-    })
+    let s = wait_for(
+        &mut all_grpc.subscribe(),
+        EVENTUALLY,
+        "grpc, every zone",
+        |s| s.len() == 2,
+    )
     .await;
     assert_eq!(addrs(&s), ["10.0.0.1:9000", "10.0.0.2:9000"]);
     let zones: Vec<_> = s.instances().iter().map(|i| i.zone()).collect();
     assert_eq!(zones, [Some("sh001"), Some("sh002")]);
-    let s = wait_for(&mut all_http.subscribe(), "http, every zone", |s| {
-        s.len() == 1
-    })
+    let s = wait_for(
+        &mut all_http.subscribe(),
+        EVENTUALLY,
+        "http, every zone",
+        |s| s.len() == 1,
+    )
     .await;
     assert_eq!(addrs(&s), ["10.0.0.1:8000"], "h2 has no http address");
-    let s = wait_for(&mut sh001_grpc.subscribe(), "grpc, sh001", |s| s.len() == 1).await;
+    let s = wait_for(
+        &mut sh001_grpc.subscribe(),
+        EVENTUALLY,
+        "grpc, sh001",
+        |s| s.len() == 1,
+    )
+    .await;
     assert_eq!(addrs(&s), ["10.0.0.1:9000"]);
     // The app has instances, but none in sh002 with an http address.
     let s = sh002_http
@@ -244,9 +245,12 @@ async fn client_env_differing_from_the_servers_does_not_block() {
     .unwrap();
     let registrar = service.registrar(registrar_config()).unwrap();
     registrar.register().await.unwrap();
-    wait_for(&mut instancer.subscribe(), "prod instance", |s| {
-        s.len() == 1
-    })
+    wait_for(
+        &mut instancer.subscribe(),
+        EVENTUALLY,
+        "prod instance",
+        |s| s.len() == 1,
+    )
     .await;
 }
 
@@ -264,6 +268,7 @@ async fn unreachable_seed_plus_a_good_one() {
     let instancer = watcher.instancer(InstancerConfig::new(APP)).unwrap();
     wait_for(
         &mut instancer.subscribe(),
+        EVENTUALLY,
         "instance via the good seed",
         |s| s.len() == 1 && s.error().is_none(),
     )
@@ -293,7 +298,7 @@ async fn server_restart_reregisters_within_a_renew_interval() {
     let watcher = client_with(&[proxy.node()], "sh001", "w", false);
     let instancer = watcher.instancer(InstancerConfig::new(APP)).unwrap();
     let mut sub = instancer.subscribe();
-    wait_for(&mut sub, "registered", |s| s.len() == 1).await;
+    wait_for(&mut sub, EVENTUALLY, "registered", |s| s.len() == 1).await;
 
     let srv = srv.restart().await.unwrap();
     let restarted = Instant::now();
@@ -314,7 +319,7 @@ async fn server_restart_reregisters_within_a_renew_interval() {
         proxy.count("/discovery/register") >= 2,
         "the fresh registry got the instance through a second register"
     );
-    wait_for(&mut sub, "watch sees it again", |s| {
+    wait_for(&mut sub, EVENTUALLY, "watch sees it again", |s| {
         s.len() == 1 && s.error().is_none()
     })
     .await;
@@ -329,7 +334,7 @@ async fn failover_to_the_other_node() {
     registrar.register().await.unwrap();
     let instancer = client.instancer(InstancerConfig::new(APP)).unwrap();
     let mut sub = instancer.subscribe();
-    wait_for(&mut sub, "registered", |s| s.len() == 1).await;
+    wait_for(&mut sub, EVENTUALLY, "registered", |s| s.len() == 1).await;
     // Registrar and poll use the same node.
     let in_use = registrar.registered_on().expect("registered somewhere");
     assert_eq!(client.current_node(), in_use);
@@ -347,9 +352,12 @@ async fn failover_to_the_other_node() {
         "the registrar never re-registered on the other node (registered on {:?})",
         registrar.registered_on()
     );
-    let snapshot = wait_for(&mut sub, "watch resumed on the other node", |s| {
-        s.len() == 1 && s.error().is_none()
-    })
+    let snapshot = wait_for(
+        &mut sub,
+        EVENTUALLY,
+        "watch resumed on the other node",
+        |s| s.len() == 1 && s.error().is_none(),
+    )
     .await;
     assert_eq!(snapshot.instances()[0].addr(), "127.0.0.1:9000");
     assert_eq!(client.current_node(), other.node());
@@ -433,7 +441,10 @@ async fn cursors_above_2_pow_53_round_trip_exactly() {
     registrar.register().await.unwrap();
     let watcher = client_with(&[proxy.node()], "sh001", "w", false);
     let instancer = watcher.instancer(InstancerConfig::new(APP)).unwrap();
-    wait_for(&mut instancer.subscribe(), "registered", |s| s.len() == 1).await;
+    wait_for(&mut instancer.subscribe(), EVENTUALLY, "registered", |s| {
+        s.len() == 1
+    })
+    .await;
     let info = service.fetch(APP).await.unwrap().expect("known app");
     let server_cursor = info.latest_timestamp;
     assert!(server_cursor > (1i64 << 53), "UnixNano cursors exceed 2^53");
@@ -466,9 +477,9 @@ async fn comma_joined_addrs_are_split() {
     let http = watcher
         .instancer(InstancerConfig::new(APP).with_scheme("http"))
         .unwrap();
-    let s = wait_for(&mut grpc.subscribe(), "grpc", |s| s.len() == 1).await;
+    let s = wait_for(&mut grpc.subscribe(), EVENTUALLY, "grpc", |s| s.len() == 1).await;
     assert_eq!(addrs(&s), ["127.0.0.1:9001"]);
-    let s = wait_for(&mut http.subscribe(), "http", |s| s.len() == 1).await;
+    let s = wait_for(&mut http.subscribe(), EVENTUALLY, "http", |s| s.len() == 1).await;
     assert_eq!(addrs(&s), ["127.0.0.1:8001"]);
 }
 
@@ -535,9 +546,12 @@ async fn garbage_from_the_registry_is_an_error_event() {
     });
     let watcher = client_with(&[node], "sh001", "w", false);
     let instancer = watcher.instancer(InstancerConfig::new(APP)).unwrap();
-    let snapshot = wait_for(&mut instancer.subscribe(), "an error event", |s| {
-        s.error().is_some()
-    })
+    let snapshot = wait_for(
+        &mut instancer.subscribe(),
+        EVENTUALLY,
+        "an error event",
+        |s| s.error().is_some(),
+    )
     .await;
     let message = snapshot.error().unwrap().to_string();
     assert!(message.contains("discovery"), "{message}");
@@ -553,7 +567,7 @@ async fn construction_never_touches_the_network() {
     let instancer = watcher.instancer(InstancerConfig::new(APP)).unwrap();
     let mut sub = instancer.subscribe();
     // Failing nodes surface as an error event naming the backend.
-    let s = wait_for(&mut sub, "an error", |s| s.error().is_some()).await;
+    let s = wait_for(&mut sub, EVENTUALLY, "an error", |s| s.error().is_some()).await;
     assert!(s.error().unwrap().to_string().contains("discovery"));
 }
 
@@ -617,4 +631,56 @@ async fn registrar_retries_until_the_registry_comes_up() {
     assert_eq!(srv.handle().stats().instances, 2);
     registrar.deregister().await.unwrap();
     assert_eq!(srv.handle().stats().instances, 1);
+}
+
+/// Issue #15: an instancer built from a client keeps the client's loop alive after the caller
+/// drops its client handle (before, the loop stopped and subscribers waited forever).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instancer_keeps_its_client_alive() {
+    let srv = DiscoveryServer::start(server()).await.unwrap();
+    // The client handle is a temporary: dropped at the end of this statement.
+    let instancer = client(&[srv.node()])
+        .instancer(InstancerConfig::new(APP))
+        .unwrap();
+    let mut sub = instancer.subscribe();
+    wait_for(&mut sub, EVENTUALLY, "the first (empty) set", |s| {
+        s.is_empty()
+    })
+    .await;
+    let registrar =
+        Registrar::from_config(config_for(&srv.node(), "host-k"), registrar_config()).unwrap();
+    registrar.register().await.unwrap();
+    wait_for(
+        &mut sub,
+        EVENTUALLY,
+        "a registration seen after the drop",
+        |s| s.len() == 1,
+    )
+    .await;
+    registrar.deregister().await.unwrap();
+}
+
+/// Issue #15: shutting the client down publishes an error and ends every subscription of its
+/// instancers, instead of leaving them on a set that never changes again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutting_the_client_down_ends_its_instancers_with_an_error() {
+    let srv = DiscoveryServer::start(server()).await.unwrap();
+    let client = client(&[srv.node()]);
+    let instancer = client.instancer(InstancerConfig::new(APP)).unwrap();
+    let mut sub = instancer.subscribe();
+    wait_for(&mut sub, EVENTUALLY, "the first (empty) set", |s| {
+        s.is_empty()
+    })
+    .await;
+    client.shutdown();
+    loop {
+        match tokio::time::timeout(EVENTUALLY, sub.next()).await {
+            Ok(Some(_)) => continue,
+            Ok(None) => break,
+            Err(_) => panic!("the subscription did not end after the client shut down"),
+        }
+    }
+    let last = sub.current().expect("a last state");
+    let error = last.error().expect("the last state is an error");
+    assert!(error.to_string().contains("shut down"), "{error}");
 }

@@ -8,16 +8,15 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sdkit_core::Backoff;
-use sdkit_core::{Instancer as _, Snapshot, Subscription};
+use sdkit_core::{Instancer as _, Snapshot};
 use sdkit_dnssrv::{AddressFamily, Error, META_PRIORITY, META_TARGET, PriorityMode, TargetMode};
 mod common;
 
 use common::Setup;
+use sdkit_testkit::wait::{EVENTUALLY, wait_for};
 use sdkit_testkit::{Dnsmasq, Zone};
 
 const SRV: &str = "_http._tcp.demo.local";
-/// Generous "eventually" bound for a loaded machine; strict figures are asserted separately.
-const EVENTUALLY: Duration = Duration::from_secs(15);
 
 fn ip(text: &str) -> std::net::IpAddr {
     text.parse().expect("test IP literal")
@@ -55,18 +54,6 @@ fn weighted_zone(ttl: u32) -> Zone {
         .host("a.demo.local", ip("127.0.0.2"))
         .host("b.demo.local", ip("127.0.0.3"))
         .host("c.demo.local", ip("127.0.0.4"))
-}
-
-/// Waits (at most `deadline`) for a snapshot satisfying `pred`.
-async fn wait_for(
-    sub: &mut Subscription,
-    deadline: Duration,
-    what: &str,
-    pred: impl Fn(&Snapshot) -> bool,
-) -> Arc<Snapshot> {
-    sub.wait_for(deadline, pred)
-        .await
-        .unwrap_or_else(|e| panic!("waiting for {what}: {e}"))
 }
 
 fn summary(snapshot: &Snapshot) -> Vec<(String, String, u32)> {

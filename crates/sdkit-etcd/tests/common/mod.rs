@@ -7,12 +7,12 @@ use std::time::Duration;
 
 use etcd_client::{Client, ConnectOptions, DeleteOptions, GetOptions};
 use sdkit_core::{Backoff, Instance};
-use sdkit_core::{Snapshot, Subscription};
 use sdkit_etcd::{Config, Error, Instancer, InstancerConfig, Registrar, RegistrarConfig};
 use tokio::time::Instant;
 
-/// Generous "eventually" bound: tests must pass on a loaded machine.
-pub const EVENTUALLY: Duration = Duration::from_secs(30);
+#[allow(unused_imports)]
+pub use sdkit_testkit::logs::Captured;
+pub use sdkit_testkit::wait::{EVENTUALLY, ids, wait_for};
 
 pub fn init_tracing() {
     let _ = tracing_subscriber::fmt()
@@ -202,59 +202,5 @@ impl Writer {
             .retry("get", |mut c| async move { c.get("/", None).await })
             .await;
         r.header().map_or(0, |h| h.revision())
-    }
-}
-
-/// Waits for a snapshot satisfying `pred`, for at most `deadline`; panics with the last
-/// snapshot seen otherwise.
-pub async fn wait_for(
-    sub: &mut Subscription,
-    deadline: Duration,
-    what: &str,
-    pred: impl FnMut(&Snapshot) -> bool,
-) -> Arc<Snapshot> {
-    sub.wait_for(deadline, pred)
-        .await
-        .unwrap_or_else(|e| panic!("{what}: {e}"))
-}
-
-/// The ids in a snapshot.
-pub fn ids(s: &Snapshot) -> Vec<String> {
-    s.instances().iter().map(|i| i.id().to_owned()).collect()
-}
-
-/// Captured log output (every target, TRACE level) for tests that check what is logged.
-#[derive(Clone, Default)]
-pub struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl Captured {
-    /// Installs a global subscriber writing into the returned buffer (one test per process
-    /// under nextest, so this is the test's own).
-    pub fn install() -> Captured {
-        let captured = Captured::default();
-        let writer = captured.clone();
-        let _ = tracing_subscriber::fmt()
-            .with_env_filter(tracing_subscriber::EnvFilter::new("trace"))
-            .with_ansi(false)
-            .with_writer(move || writer.clone())
-            .try_init();
-        captured
-    }
-
-    pub fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap_or_else(|e| e.into_inner())).into_owned()
-    }
-}
-
-impl std::io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
     }
 }
