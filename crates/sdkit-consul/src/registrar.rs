@@ -35,7 +35,7 @@ use std::sync::Arc;
 use sdkit_core::registrar::{
     BoxFuture, KeepAlive, KeepAliveConfig, Registration, RegistrationStatus, Renewal,
 };
-use sdkit_core::{BoxError, RegistrarError};
+use sdkit_core::{Backoff, BoxError, RegistrarError};
 
 use crate::client::{CheckDefinition, CheckPass, Client, ServiceRegistration, ServiceWeights};
 use crate::config::{CheckConfig, Config, RegistrarConfig};
@@ -48,6 +48,8 @@ pub(crate) struct Steps {
     body: ServiceRegistration,
     check_id: String,
     ttl: bool,
+    /// Delays between deregistration attempts (the registrar's bound cuts them off).
+    backoff: Backoff,
 }
 
 impl fmt::Debug for Steps {
@@ -134,6 +136,7 @@ impl Steps {
             },
             check_id,
             ttl,
+            backoff: config.backoff,
         })
     }
 
@@ -170,11 +173,33 @@ impl Registration for Steps {
         })
     }
 
+    /// Retried with backoff on transport failures, timeouts, 429 and 5xx answers, until it
+    /// succeeds or the registrar's `deregister_timeout` (which bounds this whole future) ends it:
+    /// one failed attempt must not leave the service registered until
+    /// `DeregisterCriticalServiceAfter`. Other 4xx answers are final.
     fn deregister(&self) -> BoxFuture<'_, Result<(), BoxError>> {
         Box::pin(async move {
-            let known = self.client.deregister(&self.body.id).await?;
-            tracing::debug!(service_id = %self.body.id, known, "consul: deregistered");
-            Ok(())
+            let mut backoff = self.backoff.start();
+            loop {
+                match self.client.deregister(&self.body.id).await {
+                    Ok(known) => {
+                        tracing::debug!(service_id = %self.body.id, known, "consul: deregistered");
+                        return Ok(());
+                    }
+                    Err(error)
+                        if error
+                            .status()
+                            .is_some_and(|status| status < 500 && status != 429) =>
+                    {
+                        return Err(error.into());
+                    }
+                    Err(error) => {
+                        let delay = backoff.next_delay();
+                        tracing::warn!(service_id = %self.body.id, %error, retry_in = ?delay, "consul: deregistration failed; retrying");
+                        tokio::time::sleep(delay).await;
+                    }
+                }
+            }
         })
     }
 

@@ -259,3 +259,23 @@ async fn a_bad_registration_is_rejected_at_construction() {
         .is_err()
     );
 }
+
+/// Issue #15: a failing deregistration is retried within the bound (one 500 used to leave the
+/// service registered until `DeregisterCriticalServiceAfter`).
+#[tokio::test]
+async fn deregistration_is_retried_within_its_bound() {
+    const DEREGISTER: &str = "/v1/agent/service/deregister/";
+    let consul = ConsulDouble::start().await.unwrap();
+    let registrar = Registrar::new(
+        &client(&consul),
+        fast(RegistrarConfig::new("web", 80).with_id("web-1"))
+            .with_deregister_timeout(Duration::from_secs(10)),
+    )
+    .unwrap();
+    registrar.register().await.unwrap();
+    assert_eq!(consul.service_ids("web"), ["web-1"]);
+    consul.inject_times(DEREGISTER, Fault::Status(500), 2);
+    registrar.deregister().await.unwrap();
+    assert!(consul.service_ids("web").is_empty());
+    assert_eq!(consul.request_count(DEREGISTER), 3);
+}

@@ -634,9 +634,16 @@ impl Inner {
             budget
         };
         let encoded = form.encode();
-        let builder = http::Request::builder()
+        let mut builder = http::Request::builder()
             .header(BMSPY_TIMEOUT, budget.as_millis().to_string())
             .header(http::header::USER_AGENT, "sdkit-discovery");
+        if let Some(token) = &self.config.token {
+            // The only place the token is exposed: the wire. Marked sensitive for hyper.
+            let mut value = http::HeaderValue::try_from(format!("Bearer {}", token.expose()))
+                .map_err(|_| Error::Config("the token is not a valid header value".into()))?;
+            value.set_sensitive(true);
+            builder = builder.header(http::header::AUTHORIZATION, value);
+        }
         let request = match endpoint.method() {
             Method::Get => builder
                 .method(http::Method::GET)

@@ -134,6 +134,14 @@ impl Config {
         if self.max_body == 0 {
             return Err(Error::Config("max_body must be positive".into()));
         }
+        if let Some(token) = &self.token
+            && (token.is_empty() || http::HeaderValue::try_from(token.expose()).is_err())
+        {
+            // Never name the token itself.
+            return Err(Error::Config(
+                "the token must be non-empty visible ASCII (it is sent as a header)".into(),
+            ));
+        }
         Ok(())
     }
 

@@ -684,3 +684,45 @@ async fn shutting_the_client_down_ends_its_instancers_with_an_error() {
     let error = last.error().expect("the last state is an error");
     assert!(error.to_string().contains("shut down"), "{error}");
 }
+
+/// Issue #15: with a token configured, every request carries `Authorization: Bearer <token>`,
+/// and the token shows up in no `Debug` or error text.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_configured_token_is_sent_as_a_bearer_header_and_never_shown() {
+    const TOKEN: &str = "s3cr3t-t0ken";
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let node = listener.local_addr().unwrap().to_string();
+    let seen = tokio::spawn(async move {
+        let (mut socket, _) = listener.accept().await.unwrap();
+        let mut request = Vec::new();
+        let mut buf = [0u8; 4096];
+        while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+            let n = socket.read(&mut buf).await.unwrap();
+            if n == 0 {
+                break;
+            }
+            request.extend_from_slice(&buf[..n]);
+        }
+        // Not a discovery answer: the client reports a malformed reply.
+        let _ = socket
+            .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nno")
+            .await;
+        String::from_utf8_lossy(&request).into_owned()
+    });
+    let client = Client::new(
+        config_for(&node, "host-t")
+            .with_self_discovery(false)
+            .with_token(TOKEN),
+    )
+    .unwrap();
+    let error = client.fetch(APP).await.unwrap_err();
+    let request = seen.await.unwrap();
+    assert!(
+        request
+            .lines()
+            .any(|l| l.eq_ignore_ascii_case(&format!("authorization: Bearer {TOKEN}"))),
+        "{request}"
+    );
+    let shown = format!("{error} {error:?} {client:?} {:?}", client.config());
+    assert!(!shown.contains(TOKEN), "{shown}");
+}

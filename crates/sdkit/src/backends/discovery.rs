@@ -12,7 +12,8 @@ use crate::url::{Query, RawUrl};
 const FORM: &str = "discovery://host:port[,host:port…]/appid?env=dev[&zone=…&region=…&scheme=grpc]";
 /// The zone a registration uses when neither the URL, the instance nor `ZONE` gives one.
 const DEFAULT_ZONE: &str = "local";
-const KEYS: &str = "env, zone, region, hostname, scheme, only_zone, hold, renew, self_discovery";
+const KEYS: &str =
+    "env, zone, region, hostname, scheme, only_zone, hold, renew, self_discovery, token";
 
 #[derive(Clone)]
 pub(crate) struct Spec {
@@ -53,6 +54,10 @@ pub(crate) fn parse(raw: &RawUrl) -> Result<Spec, TargetError> {
     }
     if let Some(on) = q.take_bool("self_discovery")? {
         client.self_discovery = on;
+    }
+    // Token: the query (redacted when the target is printed) or DISCOVERY_TOKEN.
+    if let Some(token) = q.take("token").or_else(|| env("DISCOVERY_TOKEN")) {
+        client = client.with_token(token);
     }
     let scheme = q.take("scheme").unwrap_or_else(|| "grpc".to_owned());
     let mut watch = InstancerConfig::new(appid).with_scheme(scheme.clone());
