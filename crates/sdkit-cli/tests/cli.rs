@@ -564,3 +564,47 @@ fn register_interrupted_before_the_registry_answers_exits_1() {
         "{stderr}"
     );
 }
+
+/// Issue #15: whatever a password or token contains, no output line of any command shows it —
+/// with `--json` or not, on stdout or stderr. Raw user info needing percent-encoding is refused
+/// with the redacted form; encoded user info and query tokens reach the backend and stay hidden.
+#[test]
+fn secrets_in_targets_never_reach_any_output() {
+    let raw = "Pw/d?x@y#z%q w";
+    let pieces = ["Pw/d", "Pw", "d?x", "x@y", "y#z", "z%q", "q w"];
+    let encoded = "S3cr%2Ft%3F%40%23%25%20x";
+    let targets = [
+        format!("etcd://root:{raw}@127.0.0.1:1/svc"),
+        format!("consul://{raw}@127.0.0.1:1/web"),
+        format!("etcd://root:{encoded}@{}/svc", unused_addr()),
+        format!("consul://{}/web?token=T0kenS3cret", unused_addr()),
+        format!(
+            "etcd://{}/svc?user=root&password=T0kenS3cret",
+            unused_addr()
+        ),
+    ];
+    for target in &targets {
+        for json in [false, true] {
+            let mut args = vec!["resolve", "--timeout", "1s"];
+            if json {
+                args.push("--json");
+            }
+            args.push(target);
+            let (status, stdout, stderr) = run(&args);
+            assert_ne!(status.code(), Some(0), "{target}: {stdout} {stderr}");
+            let all = format!("{stdout}\n{stderr}");
+            for secret in pieces.iter().chain(&["S3cr", "T0kenS3cret"]) {
+                assert!(
+                    !all.contains(secret),
+                    "{target} (json {json}) shows {secret}: {all}"
+                );
+            }
+        }
+    }
+    // The refusal says why and shows the redacted form.
+    let (_, _, stderr) = run(&["resolve", &targets[0]]);
+    assert!(
+        stderr.contains("percent-encoded") && stderr.contains("etcd://***@"),
+        "{stderr}"
+    );
+}

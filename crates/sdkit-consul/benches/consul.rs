@@ -53,13 +53,14 @@ fn registration(id: &str) -> ServiceRegistration {
 
 async fn setup() -> Arc<Setup> {
     let consul = ConsulDouble::start().await.expect("double");
-    let client = Client::new(&Config::new(consul.url())).expect("client");
+    let client = Client::new(Config::new(consul.url())).expect("client");
     // The rate limit is raised so the benchmark measures latency, not the limiter: the default
     // (1/s, burst 5) would hold back a loop that registers thousands of times a second.
     let instancer = Instancer::new(
-        client.clone(),
+        &client,
         InstancerConfig::new("bench").with_rate_limit(100_000.0, 1000),
-    );
+    )
+    .unwrap();
     let mut sub = instancer.subscribe();
     sub.ready(Duration::from_secs(10)).await.expect("first set");
     Arc::new(Setup {

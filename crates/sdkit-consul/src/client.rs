@@ -15,16 +15,17 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::{HeaderMap, Method, Request, StatusCode, Uri};
-use http_body_util::{BodyExt, Full, Limited};
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client as HttpClient;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use sdkit_hyper::{Body, ExchangeError};
 use serde::{Deserialize, Serialize};
 
-use crate::config::{Config, TlsConfig, Token};
+use sdkit_core::Secret;
+
+use crate::config::{Config, TlsConfig};
 use crate::error::Error;
 
 /// The most of an error body kept in an [`Error::Status`].
@@ -37,10 +38,10 @@ pub struct Client {
 }
 
 struct Inner {
-    http: HttpClient<HttpsConnector<HttpConnector>, Full<Bytes>>,
+    http: HttpClient<HttpsConnector<HttpConnector>, Body>,
     /// `scheme://authority`, no trailing slash.
     base: String,
-    token: Option<Token>,
+    token: Option<Secret>,
     request_timeout: Duration,
     max_body: usize,
 }
@@ -235,7 +236,7 @@ impl Client {
     /// # Errors
     ///
     /// [`Error::Config`] for an unusable address or TLS material.
-    pub fn new(config: &Config) -> Result<Self, Error> {
+    pub fn new(config: Config) -> Result<Self, Error> {
         let address = config.address.trim().trim_end_matches('/');
         let base = if address.starts_with("http://") || address.starts_with("https://") {
             if config.tls.is_some() && address.starts_with("http://") {
@@ -258,18 +259,12 @@ impl Client {
             )));
         }
         let tls = tls_config(config.tls.as_ref().unwrap_or(&TlsConfig::default()))?;
-        let mut http = HttpConnector::new();
-        http.enforce_http(false);
-        http.set_nodelay(true);
-        http.set_connect_timeout(Some(config.connect_timeout));
         let connector = hyper_rustls::HttpsConnectorBuilder::new()
             .with_tls_config(tls)
             .https_or_http()
             .enable_http1()
-            .wrap_connector(http);
-        let http = HttpClient::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(90))
-            .build(connector);
+            .wrap_connector(sdkit_hyper::connector(config.connect_timeout));
+        let http = sdkit_hyper::pooled(connector);
         Ok(Client {
             inner: Arc::new(Inner {
                 http,
@@ -446,46 +441,30 @@ impl Client {
             builder = builder.header("Content-Type", "application/json");
         }
         let request = builder
-            .body(Full::new(Bytes::from(body.unwrap_or_default())))
+            .body(Body::new(Bytes::from(body.unwrap_or_default())))
             .map_err(|e| Error::Config(format!("{what}: cannot build request: {e}")))?;
-        let max = self.inner.max_body;
-        let exchange = async {
-            let response =
-                self.inner
-                    .http
-                    .request(request)
-                    .await
-                    .map_err(|e| Error::Transport {
-                        what: what.to_string(),
-                        source: Box::new(e),
-                    })?;
-            let (parts, body) = response.into_parts();
-            let bytes = Limited::new(body, max)
-                .collect()
+        let response =
+            sdkit_hyper::exchange(&self.inner.http, request, timeout, self.inner.max_body)
                 .await
-                .map_err(|e| {
-                    if e.is::<http_body_util::LengthLimitError>() {
-                        Error::Malformed {
-                            what: what.to_string(),
-                            detail: format!("body larger than {max} bytes"),
-                        }
-                    } else {
-                        Error::Transport {
-                            what: what.to_string(),
-                            source: e,
-                        }
-                    }
-                })?
-                .to_bytes();
-            Ok((parts.status, parts.headers, bytes))
-        };
-        match tokio::time::timeout(timeout, exchange).await {
-            Ok(result) => result,
-            Err(_) => Err(Error::Timeout {
-                what: what.to_string(),
-                timeout,
-            }),
-        }
+                .map_err(|e| match e {
+                    ExchangeError::Timeout(timeout) => Error::Timeout {
+                        what: what.to_string(),
+                        timeout,
+                    },
+                    ExchangeError::TooLarge { max } => Error::Malformed {
+                        what: what.to_string(),
+                        detail: format!("body larger than {max} bytes"),
+                    },
+                    ExchangeError::Transport(source) => Error::Transport {
+                        what: what.to_string(),
+                        source,
+                    },
+                    other => Error::Transport {
+                        what: what.to_string(),
+                        source: Box::new(other),
+                    },
+                })?;
+        Ok((response.status, response.headers, response.body))
     }
 }
 
@@ -505,17 +484,16 @@ fn check_status(status: StatusCode, body: &[u8], what: &str) -> Result<(), Error
     })
 }
 
-/// Percent-encodes one path segment (everything but RFC 3986 unreserved characters).
+/// Everything but RFC 3986 unreserved characters is escaped in a path segment.
+const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+/// Percent-encodes one path segment.
 fn path_segment(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+    percent_encoding::utf8_percent_encode(s, SEGMENT).to_string()
 }
 
 fn tls_config(tls: &TlsConfig) -> Result<rustls::ClientConfig, Error> {
@@ -583,43 +561,43 @@ mod tests {
     #[test]
     fn addresses() {
         assert_eq!(
-            Client::new(&Config::new("127.0.0.1:8500"))
+            Client::new(Config::new("127.0.0.1:8500"))
                 .unwrap()
                 .base_url(),
             "http://127.0.0.1:8500"
         );
         assert_eq!(
-            Client::new(&Config::new("https://[::1]:8501/"))
+            Client::new(Config::new("https://[::1]:8501/"))
                 .unwrap()
                 .base_url(),
             "https://[::1]:8501"
         );
         assert_eq!(
-            Client::new(&Config::new("h:1").with_tls(TlsConfig::default()))
+            Client::new(Config::new("h:1").with_tls(TlsConfig::default()))
                 .unwrap()
                 .base_url(),
             "https://h:1"
         );
-        assert!(Client::new(&Config::new("http://h:1/x")).is_err());
-        assert!(Client::new(&Config::new("http://h:1").with_tls(TlsConfig::default())).is_err());
+        assert!(Client::new(Config::new("http://h:1/x")).is_err());
+        assert!(Client::new(Config::new("http://h:1").with_tls(TlsConfig::default())).is_err());
     }
 
     #[test]
     fn tls_errors_name_the_file() {
         let cfg =
             Config::new("h:1").with_tls(TlsConfig::default().with_ca_file("/nonexistent/ca.pem"));
-        let e = Client::new(&cfg).unwrap_err().to_string();
+        let e = Client::new(cfg.clone()).unwrap_err().to_string();
         assert!(
             e.contains("consul") && e.contains("/nonexistent/ca.pem"),
             "{e}"
         );
         let cfg = Config::new("h:1").with_tls(TlsConfig::default().with_ca_pem("not a pem"));
-        assert!(Client::new(&cfg).is_err());
+        assert!(Client::new(cfg.clone()).is_err());
         let tls = TlsConfig {
             cert_file: Some("/x".into()),
             ..TlsConfig::default()
         };
-        assert!(Client::new(&Config::new("h:1").with_tls(tls)).is_err());
+        assert!(Client::new(Config::new("h:1").with_tls(tls)).is_err());
     }
 
     #[test]

@@ -29,39 +29,16 @@
 //! ```
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use sdkit_core::{Backoff, Secret};
 use serde::Deserialize;
 
 /// Consul's upper bound on a blocking query's `wait`.
 pub const MAX_WAIT: Duration = Duration::from_secs(600);
 /// The default `wait` of a blocking query.
 pub const DEFAULT_WAIT: Duration = Duration::from_secs(55);
-
-/// An ACL token. Its `Debug` never shows the secret, and it is never logged.
-#[derive(Clone, PartialEq, Eq, Deserialize)]
-#[serde(transparent)]
-pub struct Token(String);
-
-impl Token {
-    /// Wraps a secret.
-    pub fn new(secret: impl Into<String>) -> Self {
-        Token(secret.into())
-    }
-
-    /// The secret (only for putting it on the wire).
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Token {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Token(<redacted>)")
-    }
-}
 
 /// TLS towards the agent (rustls). Without a CA, the Mozilla roots (webpki-roots) are trusted.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
@@ -106,7 +83,7 @@ pub struct Config {
     /// `127.0.0.1:8500`.
     pub address: String,
     /// ACL token, sent as `X-Consul-Token`.
-    pub token: Option<Token>,
+    pub token: Option<Secret>,
     /// TLS; also switched on by an `https://` address.
     pub tls: Option<TlsConfig>,
     /// Connect timeout. Default 5 s.
@@ -142,8 +119,8 @@ impl Config {
     }
 
     /// Sets the ACL token.
-    pub fn with_token(mut self, token: impl Into<String>) -> Self {
-        self.token = Some(Token::new(token));
+    pub fn with_token(mut self, token: impl Into<Secret>) -> Self {
+        self.token = Some(token.into());
         self
     }
 
@@ -216,12 +193,8 @@ pub struct InstancerConfig {
     pub zone_meta_key: Option<String>,
     /// Rate limit of the query loop.
     pub rate_limit: RateLimit,
-    /// First delay after an error. Default 250 ms.
-    #[serde(deserialize_with = "sdkit_core::duration::deserialize")]
-    pub backoff_initial: Duration,
-    /// Largest delay after errors. Default 30 s.
-    #[serde(deserialize_with = "sdkit_core::duration::deserialize")]
-    pub backoff_max: Duration,
+    /// Delays after errors. Default 250 ms doubling up to 30 s.
+    pub backoff: Backoff,
 }
 
 impl Default for InstancerConfig {
@@ -236,8 +209,7 @@ impl Default for InstancerConfig {
             wait: DEFAULT_WAIT,
             zone_meta_key: Some("zone".into()),
             rate_limit: RateLimit::default(),
-            backoff_initial: Duration::from_millis(250),
-            backoff_max: Duration::from_secs(30),
+            backoff: Backoff::new(Duration::from_millis(250), Duration::from_secs(30)),
         }
     }
 }
@@ -300,9 +272,8 @@ impl InstancerConfig {
     }
 
     /// Sets the error backoff range.
-    pub fn with_backoff(mut self, initial: Duration, max: Duration) -> Self {
-        self.backoff_initial = initial;
-        self.backoff_max = max;
+    pub fn with_backoff(mut self, backoff: Backoff) -> Self {
+        self.backoff = backoff;
         self
     }
 
@@ -440,12 +411,8 @@ pub struct RegistrarConfig {
     /// 30 s. (TTL checks are heartbeated every TTL/2.)
     #[serde(deserialize_with = "sdkit_core::duration::deserialize")]
     pub verify_interval: Duration,
-    /// First delay after a failure. Default 100 ms.
-    #[serde(deserialize_with = "sdkit_core::duration::deserialize")]
-    pub backoff_initial: Duration,
-    /// Largest delay after failures. Default 10 s.
-    #[serde(deserialize_with = "sdkit_core::duration::deserialize")]
-    pub backoff_max: Duration,
+    /// Delays after failures. Default 100 ms doubling up to 10 s.
+    pub backoff: Backoff,
     /// Bound on deregistration at shutdown. Default 5 s.
     #[serde(deserialize_with = "sdkit_core::duration::deserialize")]
     pub deregister_timeout: Duration,
@@ -464,8 +431,7 @@ impl Default for RegistrarConfig {
             check: CheckConfig::default(),
             deregister_critical_after: Duration::from_secs(60),
             verify_interval: Duration::from_secs(30),
-            backoff_initial: Duration::from_millis(100),
-            backoff_max: Duration::from_secs(10),
+            backoff: Backoff::new(Duration::from_millis(100), Duration::from_secs(10)),
             deregister_timeout: Duration::from_secs(5),
         }
     }
@@ -536,9 +502,8 @@ impl RegistrarConfig {
     }
 
     /// Sets the failure backoff range.
-    pub fn with_backoff(mut self, initial: Duration, max: Duration) -> Self {
-        self.backoff_initial = initial;
-        self.backoff_max = max;
+    pub fn with_backoff(mut self, backoff: Backoff) -> Self {
+        self.backoff = backoff;
         self
     }
 
@@ -608,7 +573,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(c.request_timeout, Duration::from_secs(2));
-        assert_eq!(c.token.as_ref().map(Token::expose), Some("hunter2"));
+        assert_eq!(c.token.as_ref().map(Secret::expose), Some("hunter2"));
         assert!(!format!("{c:?}").contains("hunter2"));
         let i: InstancerConfig =
             serde_json::from_str(r#"{"service": "web", "tags": ["v1"], "wait": 1}"#).unwrap();

@@ -28,7 +28,7 @@
 //! use sdkit_core::Instancer as _;
 //!
 //! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
-//! let instancer = Instancer::from_config(&Config::new("127.0.0.1:8500"),
+//! let instancer = Instancer::from_config(Config::new("127.0.0.1:8500"),
 //!                                        InstancerConfig::new("web").with_tag("v1"))?;
 //! let snapshot = instancer.subscribe().ready(std::time::Duration::from_secs(5)).await?;
 //! println!("{} instances", snapshot.len());
@@ -41,7 +41,7 @@ use std::time::Duration;
 
 use sdkit_core::instancer::sleep_or_cancel;
 use sdkit_core::{
-    Backoff, CancellationToken, Instance, InstanceCache, SourceError, Subscription, TaskInstancer,
+    CancellationToken, FailureLoop, Instance, InstanceCache, Subscription, TaskInstancer,
 };
 use tokio::time::Instant;
 
@@ -71,12 +71,20 @@ impl Instancer {
     /// # Panics
     ///
     /// When called outside a Tokio runtime.
-    pub fn new(client: Client, config: InstancerConfig) -> Self {
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] when the service name is empty.
+    pub fn new(client: &Client, config: InstancerConfig) -> Result<Self, Error> {
+        if config.service.trim().is_empty() {
+            return Err(Error::Config("the service name is empty".into()));
+        }
         let service = config.service.clone();
+        let client = client.clone();
         let inner = TaskInstancer::spawn("consul", move |cache, token| {
             watch(client, config, cache, token)
         });
-        Instancer { inner, service }
+        Ok(Instancer { inner, service })
     }
 
     /// Builds a [`Client`] from `config` and starts watching.
@@ -85,11 +93,8 @@ impl Instancer {
     ///
     /// [`Error::Config`] when the client cannot be built (bad address or TLS material) or the
     /// service name is empty.
-    pub fn from_config(config: &Config, watch: InstancerConfig) -> Result<Self, Error> {
-        if watch.service.trim().is_empty() {
-            return Err(Error::Config("the service name is empty".into()));
-        }
-        Ok(Instancer::new(Client::new(config)?, watch))
+    pub fn from_config(config: Config, watch: InstancerConfig) -> Result<Self, Error> {
+        Instancer::new(&Client::new(config)?, watch)
     }
 
     /// The watched service.
@@ -179,7 +184,7 @@ async fn watch(
     let filter = config.filter_expression();
     let wait = config.effective_wait();
     let mut bucket = TokenBucket::new(config.rate_limit);
-    let mut backoff = Backoff::new(config.backoff_initial, config.backoff_max).start();
+    let mut failures = FailureLoop::new("consul", config.service.clone(), config.backoff);
     let mut index = 0u64;
     let service = config.service.as_str();
     loop {
@@ -201,10 +206,7 @@ async fn watch(
         };
         match result {
             Ok(response) => {
-                if backoff.failures() > 0 {
-                    tracing::info!(service, "consul query succeeded again");
-                }
-                backoff.reset();
+                failures.success();
                 let next = next_index(index, response.index);
                 if next == 0 {
                     tracing::warn!(
@@ -223,10 +225,7 @@ async fn watch(
                 }
             }
             Err(error) => {
-                let delay = backoff.next_delay();
-                tracing::warn!(service, %error, failures = backoff.failures(), ?delay, "consul query failed; backing off");
-                cache.error(SourceError::new(error));
-                if !sleep_or_cancel(&token, delay).await {
+                if !failures.fail(&cache, &token, error).await {
                     return;
                 }
             }

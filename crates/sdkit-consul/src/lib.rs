@@ -38,8 +38,8 @@ pub mod registrar;
 
 pub use client::Client;
 pub use config::{
-    CheckConfig, Config, InstancerConfig, RateLimit, RegistrarConfig, TlsConfig, Token, Weights,
+    CheckConfig, Config, InstancerConfig, RateLimit, RegistrarConfig, TlsConfig, Weights,
 };
 pub use error::Error;
 pub use instancer::Instancer;
-pub use registrar::{ConsulRegistration, Registrar};
+pub use registrar::Registrar;

@@ -20,7 +20,7 @@
 //!
 //! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
 //! let registrar = Registrar::from_config(
-//!     &Config::new("127.0.0.1:8500"),
+//!     Config::new("127.0.0.1:8500"),
 //!     RegistrarConfig::new("web", 8080).with_address("10.0.0.1").with_ttl(Duration::from_secs(10)),
 //! )?;
 //! registrar.register().await?;
@@ -43,29 +43,31 @@ use crate::error::Error;
 use sdkit_core::duration::format as duration_text;
 
 /// The wire steps of one Consul registration (what [`KeepAlive`] drives).
-pub struct ConsulRegistration {
+pub(crate) struct Steps {
     client: Client,
     body: ServiceRegistration,
     check_id: String,
     ttl: bool,
+    /// Delays between deregistration attempts (the registrar's bound cuts them off).
+    backoff: Backoff,
 }
 
-impl fmt::Debug for ConsulRegistration {
+impl fmt::Debug for Steps {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ConsulRegistration")
+        f.debug_struct("Steps")
             .field("service_id", &self.body.id)
             .field("check_id", &self.check_id)
             .finish_non_exhaustive()
     }
 }
 
-impl ConsulRegistration {
+impl Steps {
     /// The steps for `config`, talking through `client`.
     ///
     /// # Errors
     ///
     /// [`Error::Config`] for an empty name, a zero passing weight or a zero TTL/interval.
-    pub fn new(client: Client, config: &RegistrarConfig) -> Result<Self, Error> {
+    pub(crate) fn new(client: Client, config: &RegistrarConfig) -> Result<Self, Error> {
         if config.name.trim().is_empty() {
             return Err(Error::Config("registration needs a service name".into()));
         }
@@ -117,7 +119,7 @@ impl ConsulRegistration {
                 false
             }
         };
-        Ok(ConsulRegistration {
+        Ok(Steps {
             client,
             body: ServiceRegistration {
                 name: config.name.clone(),
@@ -134,21 +136,17 @@ impl ConsulRegistration {
             },
             check_id,
             ttl,
+            backoff: config.backoff,
         })
     }
 
     /// The registered service ID.
-    pub fn service_id(&self) -> &str {
+    pub(crate) fn service_id(&self) -> &str {
         &self.body.id
-    }
-
-    /// The ID of the registration's check.
-    pub fn check_id(&self) -> &str {
-        &self.check_id
     }
 }
 
-impl Registration for ConsulRegistration {
+impl Registration for Steps {
     fn register(&self) -> BoxFuture<'_, Result<(), BoxError>> {
         Box::pin(async move {
             self.client.register(&self.body).await?;
@@ -175,11 +173,33 @@ impl Registration for ConsulRegistration {
         })
     }
 
+    /// Retried with backoff on transport failures, timeouts, 429 and 5xx answers, until it
+    /// succeeds or the registrar's `deregister_timeout` (which bounds this whole future) ends it:
+    /// one failed attempt must not leave the service registered until
+    /// `DeregisterCriticalServiceAfter`. Other 4xx answers are final.
     fn deregister(&self) -> BoxFuture<'_, Result<(), BoxError>> {
         Box::pin(async move {
-            let known = self.client.deregister(&self.body.id).await?;
-            tracing::debug!(service_id = %self.body.id, known, "consul: deregistered");
-            Ok(())
+            let mut backoff = self.backoff.start();
+            loop {
+                match self.client.deregister(&self.body.id).await {
+                    Ok(known) => {
+                        tracing::debug!(service_id = %self.body.id, known, "consul: deregistered");
+                        return Ok(());
+                    }
+                    Err(error)
+                        if error
+                            .status()
+                            .is_some_and(|status| status < 500 && status != 429) =>
+                    {
+                        return Err(error.into());
+                    }
+                    Err(error) => {
+                        let delay = backoff.next_delay();
+                        tracing::warn!(service_id = %self.body.id, %error, retry_in = ?delay, "consul: deregistration failed; retrying");
+                        tokio::time::sleep(delay).await;
+                    }
+                }
+            }
         })
     }
 
@@ -191,7 +211,7 @@ impl Registration for ConsulRegistration {
 /// Registers one instance with the local Consul agent and keeps it alive until deregistered or
 /// dropped.
 pub struct Registrar {
-    inner: KeepAlive<ConsulRegistration>,
+    inner: KeepAlive<Steps>,
 }
 
 impl fmt::Debug for Registrar {
@@ -209,11 +229,11 @@ impl Registrar {
     ///
     /// # Errors
     ///
-    /// [`Error::Config`] for an unusable registration (see [`ConsulRegistration::new`]).
-    pub fn new(client: Client, config: &RegistrarConfig) -> Result<Self, Error> {
-        let steps = Arc::new(ConsulRegistration::new(client, config)?);
+    /// [`Error::Config`] for an empty name, a zero passing weight or a zero TTL/interval.
+    pub fn new(client: &Client, config: RegistrarConfig) -> Result<Self, Error> {
+        let steps = Arc::new(Steps::new(client.clone(), &config)?);
         let keep_alive = KeepAliveConfig::new(config.renew_interval())
-            .with_backoff(Backoff::new(config.backoff_initial, config.backoff_max))
+            .with_backoff(config.backoff)
             .with_deregister_timeout(config.deregister_timeout);
         Ok(Registrar {
             inner: KeepAlive::new(steps, keep_alive),
@@ -225,8 +245,8 @@ impl Registrar {
     /// # Errors
     ///
     /// [`Error::Config`] for a bad client configuration or registration.
-    pub fn from_config(config: &Config, registration: RegistrarConfig) -> Result<Self, Error> {
-        Registrar::new(Client::new(config)?, &registration)
+    pub fn from_config(config: Config, registration: RegistrarConfig) -> Result<Self, Error> {
+        Registrar::new(&Client::new(config)?, registration)
     }
 
     /// The registered service ID.

@@ -2,6 +2,7 @@
 
 mod common;
 
+use sdkit_core::Backoff;
 use std::time::{Duration, Instant};
 
 use common::{client, eventually, ids, until, watch};
@@ -15,14 +16,14 @@ const HEALTH: &str = "/v1/health/service/";
 #[tokio::test]
 async fn registered_instance_is_seen_with_its_attributes() {
     let consul = ConsulDouble::start().await.unwrap();
-    let instancer = Instancer::new(client(&consul), watch("web"));
+    let instancer = Instancer::new(&client(&consul), watch("web")).unwrap();
     let mut sub = instancer.subscribe();
     let first = until(&mut sub, "the first (empty) set", |_| true).await;
     assert!(first.is_empty());
 
     let registrar = Registrar::new(
-        client(&consul),
-        &RegistrarConfig::new("web", 8080)
+        &client(&consul),
+        RegistrarConfig::new("web", 8080)
             .with_id("web-1")
             .with_address("10.1.2.3")
             .with_tag("v1")
@@ -61,14 +62,17 @@ async fn registered_instance_is_seen_with_its_attributes() {
 #[tokio::test]
 async fn ttl_lapse_takes_the_instance_out_and_heartbeats_bring_it_back() {
     let consul = ConsulDouble::start().await.unwrap();
-    let instancer = Instancer::new(client(&consul), watch("web"));
+    let instancer = Instancer::new(&client(&consul), watch("web")).unwrap();
     let mut sub = instancer.subscribe();
     let registrar = Registrar::new(
-        client(&consul),
-        &RegistrarConfig::new("web", 80)
+        &client(&consul),
+        RegistrarConfig::new("web", 80)
             .with_id("web-1")
             .with_ttl(Duration::from_millis(400))
-            .with_backoff(Duration::from_millis(50), Duration::from_millis(200)),
+            .with_backoff(Backoff::new(
+                Duration::from_millis(50),
+                Duration::from_millis(200),
+            )),
     )
     .unwrap();
     registrar.register().await.unwrap();
@@ -120,7 +124,7 @@ async fn several_tags_and_an_extra_filter_are_anded_server_side() {
     );
 
     let config = watch("web").with_tag("v1").with_tag("blue");
-    let instancer = Instancer::new(client(&consul), config);
+    let instancer = Instancer::new(&client(&consul), config).unwrap();
     let mut sub = instancer.subscribe();
     let s = until(&mut sub, "the tagged set", |s| !s.is_empty()).await;
     assert_eq!(ids(&s), ["both", "both-b"]);
@@ -135,16 +139,17 @@ async fn several_tags_and_an_extra_filter_are_anded_server_side() {
         .with_tag("v1")
         .with_tag("blue")
         .with_filter(r#"Service.Meta.zone == "a""#);
-    let filtered = Instancer::new(client(&consul), config);
+    let filtered = Instancer::new(&client(&consul), config).unwrap();
     let mut sub = filtered.subscribe();
     let s = until(&mut sub, "the filtered set", |s| !s.is_empty()).await;
     assert_eq!(ids(&s), ["both"]);
 
     // A filter Consul rejects is an error event naming the backend.
     let bad = Instancer::new(
-        client(&consul),
+        &client(&consul),
         watch("web").with_filter("Service.Tags ~~ x"),
-    );
+    )
+    .unwrap();
     let mut sub = bad.subscribe();
     let s = until(&mut sub, "an error", |s| s.error().is_some()).await;
     let e = s.error().unwrap().to_string();
@@ -159,9 +164,10 @@ async fn datacenter_and_stale_are_sent() {
     consul.insert_service(ServiceSpec::new("web", "remote").node("n2", "10.9.0.1", "dc2"));
 
     let instancer = Instancer::new(
-        client(&consul),
+        &client(&consul),
         watch("web").with_datacenter("dc2").with_stale(true),
-    );
+    )
+    .unwrap();
     let mut sub = instancer.subscribe();
     let s = until(&mut sub, "the dc2 set", |s| !s.is_empty()).await;
     assert_eq!(ids(&s), ["remote"]);
@@ -170,7 +176,7 @@ async fn datacenter_and_stale_are_sent() {
     assert_eq!(req.param("dc"), Some("dc2"));
     assert!(req.has_param("stale"));
 
-    let unknown = Instancer::new(client(&consul), watch("web").with_datacenter("dc9"));
+    let unknown = Instancer::new(&client(&consul), watch("web").with_datacenter("dc9")).unwrap();
     let mut sub = unknown.subscribe();
     let s = until(&mut sub, "an error", |s| s.error().is_some()).await;
     assert!(
@@ -197,7 +203,7 @@ async fn token_is_sent_as_a_header_and_never_logged() {
     consul.enable_acl(SECRET);
 
     // Without the token: 403, an error event, nothing published.
-    let anonymous = Instancer::new(client(&consul), watch("web"));
+    let anonymous = Instancer::new(&client(&consul), watch("web")).unwrap();
     let mut sub = anonymous.subscribe();
     let s = until(&mut sub, "a 403 error", |s| s.error().is_some()).await;
     assert!(s.error().unwrap().to_string().contains("403"));
@@ -205,14 +211,14 @@ async fn token_is_sent_as_a_header_and_never_logged() {
 
     let config = Config::new(consul.url()).with_token(SECRET);
     let registrar = Registrar::from_config(
-        &config,
+        config.clone(),
         RegistrarConfig::new("web", 80)
             .with_id("web-1")
             .with_ttl(Duration::from_millis(500)),
     )
     .unwrap();
     registrar.register().await.unwrap();
-    let instancer = Instancer::from_config(&config, watch("web")).unwrap();
+    let instancer = Instancer::from_config(config.clone(), watch("web")).unwrap();
     let mut sub = instancer.subscribe();
     until(&mut sub, "web-1", |s| ids(s) == ["web-1"]).await;
     eventually("a heartbeat", || {
@@ -241,10 +247,10 @@ async fn token_is_sent_as_a_header_and_never_logged() {
         format!("{config:?}"),
         format!(
             "{:?}",
-            Instancer::from_config(&config, watch("web")).unwrap()
+            Instancer::from_config(config.clone(), watch("web")).unwrap()
         ),
         format!("{registrar:?}"),
-        format!("{:?}", sdkit_consul::Client::new(&config).unwrap()),
+        format!("{:?}", sdkit_consul::Client::new(config.clone()).unwrap()),
         logs.contents(),
     ] {
         assert!(!text.contains(SECRET), "secret leaked in: {text}");
@@ -269,9 +275,10 @@ async fn failing_consul_gets_a_bounded_request_rate_and_the_last_set_is_kept() {
         consul.insert_service(ServiceSpec::new("web", "web-1"));
         // Default settings, except a 1 s wait so the in-flight query ends soon.
         let instancer = Instancer::new(
-            client(&consul),
+            &client(&consul),
             InstancerConfig::new("web").with_wait(Duration::from_secs(1)),
-        );
+        )
+        .unwrap();
         let mut sub = instancer.subscribe();
         until(&mut sub, "web-1", |s| ids(s) == ["web-1"]).await;
         cases.push((fault, consul, instancer, sub));
@@ -328,7 +335,7 @@ async fn index_going_backwards_resets_and_recovers() {
     let consul = ConsulDouble::start().await.unwrap();
     consul.insert_service(ServiceSpec::new("web", "a"));
     let wait = Duration::from_secs(3);
-    let instancer = Instancer::new(client(&consul), watch("web").with_wait(wait));
+    let instancer = Instancer::new(&client(&consul), watch("web").with_wait(wait)).unwrap();
     let mut sub = instancer.subscribe();
     until(&mut sub, "a", |s| ids(s) == ["a"]).await;
     eventually("a blocking query", || {
@@ -383,7 +390,7 @@ async fn stop_during_a_blocking_or_hanging_query_returns_at_once() {
     consul.insert_service(ServiceSpec::new("web", "a"));
 
     // 1. An ordinary blocking query with the default 55 s wait.
-    let instancer = Instancer::new(client(&consul), InstancerConfig::new("web"));
+    let instancer = Instancer::new(&client(&consul), InstancerConfig::new("web")).unwrap();
     let mut sub = instancer.subscribe();
     until(&mut sub, "a", |s| ids(s) == ["a"]).await;
     eventually("a blocking query in flight", || {
@@ -405,7 +412,7 @@ async fn stop_during_a_blocking_or_hanging_query_returns_at_once() {
     // 2. A hanging answer (Consul never responds).
     consul.inject(HEALTH, Fault::Hang);
     let before = consul.request_count(HEALTH);
-    let hanging = Instancer::new(client(&consul), InstancerConfig::new("web"));
+    let hanging = Instancer::new(&client(&consul), InstancerConfig::new("web")).unwrap();
     let mut sub = hanging.subscribe();
     eventually("the hanging request", || {
         consul.request_count(HEALTH) > before
@@ -427,9 +434,10 @@ async fn malformed_answers_give_an_error_event_and_keep_the_last_set() {
     let consul = ConsulDouble::start().await.unwrap();
     consul.insert_service(ServiceSpec::new("web", "a"));
     let instancer = Instancer::new(
-        client(&consul),
+        &client(&consul),
         watch("web").with_wait(Duration::from_secs(1)),
-    );
+    )
+    .unwrap();
     let mut sub = instancer.subscribe();
     until(&mut sub, "a", |s| ids(s) == ["a"]).await;
 
@@ -463,7 +471,7 @@ async fn ipv6_addresses_are_bracketed() {
             .port(7070)
             .address("[2001:db8::7]"),
     );
-    let instancer = Instancer::new(client(&consul), watch("web"));
+    let instancer = Instancer::new(&client(&consul), watch("web")).unwrap();
     let mut sub = instancer.subscribe();
     let s = until(&mut sub, "three", |s| s.len() == 3).await;
     let addrs: Vec<_> = s.instances().iter().map(|i| (i.id(), i.addr())).collect();
@@ -485,8 +493,8 @@ async fn ipv6_addresses_are_bracketed() {
 async fn warning_state_uses_the_warning_weight_when_not_passing_only() {
     let consul = ConsulDouble::start().await.unwrap();
     consul.insert_service(ServiceSpec::new("web", "a").weights(10, 3));
-    let all = Instancer::new(client(&consul), watch("web").with_passing_only(false));
-    let passing = Instancer::new(client(&consul), watch("web"));
+    let all = Instancer::new(&client(&consul), watch("web").with_passing_only(false)).unwrap();
+    let passing = Instancer::new(&client(&consul), watch("web")).unwrap();
     let (mut all_sub, mut passing_sub) = (all.subscribe(), passing.subscribe());
     let s = until(&mut all_sub, "a", |s| s.len() == 1).await;
     assert_eq!(s.instances()[0].weight(), 10);
@@ -509,14 +517,14 @@ async fn construction_never_blocks_and_an_unreachable_agent_is_an_error_event() 
     // A port nobody listens on.
     let port = sdkit_testkit::free_port();
     let instancer =
-        Instancer::from_config(&Config::new(format!("127.0.0.1:{port}")), watch("web")).unwrap();
+        Instancer::from_config(Config::new(format!("127.0.0.1:{port}")), watch("web")).unwrap();
     let mut sub = instancer.subscribe();
     let s = until(&mut sub, "a transport error", |s| s.error().is_some()).await;
     assert!(s.is_empty());
     assert!(s.error().unwrap().to_string().starts_with("consul:"));
     assert!(sub.ready(Duration::from_millis(10)).await.is_ok());
-    assert!(Instancer::from_config(&Config::new("127.0.0.1:1"), watch(" ")).is_err());
-    assert!(Instancer::from_config(&Config::new("http://h:1/path"), watch("web")).is_err());
+    assert!(Instancer::from_config(Config::new("127.0.0.1:1"), watch(" ")).is_err());
+    assert!(Instancer::from_config(Config::new("http://h:1/path"), watch("web")).is_err());
 }
 
 #[tokio::test]
@@ -530,11 +538,11 @@ async fn tls_with_a_custom_ca_and_a_client_certificate() {
         .with_ca_pem(pki.ca_pem.clone())
         .with_client_cert(&pki.client_cert_file, &pki.client_key_file);
     let config = Config::new(consul.url()).with_tls(tls);
-    let instancer = Instancer::from_config(&config, watch("web")).unwrap();
+    let instancer = Instancer::from_config(config.clone(), watch("web")).unwrap();
     let mut sub = instancer.subscribe();
     until(&mut sub, "a over mutual TLS", |s| ids(s) == ["a"]).await;
     let registrar =
-        Registrar::from_config(&config, RegistrarConfig::new("web", 80).with_id("b")).unwrap();
+        Registrar::from_config(config, RegistrarConfig::new("web", 80).with_id("b")).unwrap();
     registrar.register().await.unwrap();
     until(&mut sub, "b over mutual TLS", |s| ids(s) == ["a", "b"]).await;
     registrar.deregister().await.unwrap();
@@ -542,13 +550,13 @@ async fn tls_with_a_custom_ca_and_a_client_certificate() {
     // Without the client certificate the agent refuses the handshake: an error event.
     let no_cert =
         Config::new(consul.url()).with_tls(TlsConfig::default().with_ca_pem(pki.ca_pem.clone()));
-    let refused = Instancer::from_config(&no_cert, watch("web")).unwrap();
+    let refused = Instancer::from_config(no_cert, watch("web")).unwrap();
     let mut sub = refused.subscribe();
     let s = until(&mut sub, "a TLS error", |s| s.error().is_some()).await;
     assert!(s.is_empty());
     // Without the test CA the server certificate is not trusted (the default roots are used).
     let untrusted = Instancer::from_config(
-        &Config::new(consul.url()).with_tls(
+        Config::new(consul.url()).with_tls(
             TlsConfig::default().with_client_cert(&pki.client_cert_file, &pki.client_key_file),
         ),
         watch("web"),

@@ -2,6 +2,7 @@
 
 mod common;
 
+use sdkit_core::Backoff;
 use std::time::{Duration, Instant};
 
 use common::{client, eventually};
@@ -16,7 +17,10 @@ const REGISTER: &str = "/v1/agent/service/register";
 
 fn fast(config: RegistrarConfig) -> RegistrarConfig {
     config
-        .with_backoff(Duration::from_millis(50), Duration::from_millis(200))
+        .with_backoff(Backoff::new(
+            Duration::from_millis(50),
+            Duration::from_millis(200),
+        ))
         .with_deregister_timeout(Duration::from_secs(2))
 }
 
@@ -24,8 +28,8 @@ fn fast(config: RegistrarConfig) -> RegistrarConfig {
 async fn registers_heartbeats_every_half_ttl_and_deregisters() {
     let consul = ConsulDouble::start().await.unwrap();
     let registrar = Registrar::new(
-        client(&consul),
-        &fast(
+        &client(&consul),
+        fast(
             RegistrarConfig::new("web", 8080)
                 .with_address("10.0.0.1")
                 .with_ttl(Duration::from_millis(300)),
@@ -78,8 +82,8 @@ async fn registers_heartbeats_every_half_ttl_and_deregisters() {
 async fn registers_again_when_the_agent_forgets_the_service() {
     let consul = ConsulDouble::start().await.unwrap();
     let registrar = Registrar::new(
-        client(&consul),
-        &fast(
+        &client(&consul),
+        fast(
             RegistrarConfig::new("web", 80)
                 .with_id("web-1")
                 .with_ttl(Duration::from_millis(300)),
@@ -102,8 +106,8 @@ async fn registers_again_when_the_agent_forgets_the_service() {
 async fn a_reaped_critical_service_is_registered_again_after_an_outage() {
     let consul = ConsulDouble::start().await.unwrap();
     let registrar = Registrar::new(
-        client(&consul),
-        &fast(
+        &client(&consul),
+        fast(
             RegistrarConfig::new("web", 80)
                 .with_id("web-1")
                 .with_ttl(Duration::from_millis(300))
@@ -137,8 +141,8 @@ async fn register_retries_forever_while_the_agent_fails() {
     let consul = ConsulDouble::start().await.unwrap();
     consul.inject(REGISTER, Fault::Status(503));
     let registrar = Registrar::new(
-        client(&consul),
-        &fast(RegistrarConfig::new("web", 80).with_id("web-1")),
+        &client(&consul),
+        fast(RegistrarConfig::new("web", 80).with_id("web-1")),
     )
     .unwrap();
     let register = registrar.register();
@@ -167,8 +171,8 @@ async fn register_retries_forever_while_the_agent_fails() {
 async fn deregistration_is_bounded_when_the_agent_hangs() {
     let consul = ConsulDouble::start().await.unwrap();
     let registrar = Registrar::new(
-        client(&consul),
-        &RegistrarConfig::new("web", 80)
+        &client(&consul),
+        RegistrarConfig::new("web", 80)
             .with_id("web-1")
             .with_deregister_timeout(Duration::from_millis(300)),
     )
@@ -192,8 +196,8 @@ async fn deregistration_is_bounded_when_the_agent_hangs() {
 async fn dropping_the_registrar_deregisters_in_the_background() {
     let consul = ConsulDouble::start().await.unwrap();
     let registrar = Registrar::new(
-        client(&consul),
-        &fast(RegistrarConfig::new("web", 80).with_id("web-1")),
+        &client(&consul),
+        fast(RegistrarConfig::new("web", 80).with_id("web-1")),
     )
     .unwrap();
     registrar.register().await.unwrap();
@@ -205,8 +209,8 @@ async fn dropping_the_registrar_deregisters_in_the_background() {
 async fn an_http_check_replaces_the_ttl_check() {
     let consul = ConsulDouble::start().await.unwrap();
     let registrar = Registrar::new(
-        client(&consul),
-        &fast(
+        &client(&consul),
+        fast(
             RegistrarConfig::new("web", 8080)
                 .with_id("web-1")
                 .with_check(CheckConfig::Http {
@@ -239,19 +243,39 @@ async fn an_http_check_replaces_the_ttl_check() {
 #[tokio::test]
 async fn a_bad_registration_is_rejected_at_construction() {
     let consul = ConsulDouble::start().await.unwrap();
-    assert!(Registrar::new(client(&consul), &RegistrarConfig::new("", 80)).is_err());
+    assert!(Registrar::new(&client(&consul), RegistrarConfig::new("", 80)).is_err());
     assert!(
         Registrar::new(
-            client(&consul),
-            &RegistrarConfig::new("web", 80).with_weights(0, 1)
+            &client(&consul),
+            RegistrarConfig::new("web", 80).with_weights(0, 1)
         )
         .is_err()
     );
     assert!(
         Registrar::new(
-            client(&consul),
-            &RegistrarConfig::new("web", 80).with_ttl(Duration::ZERO)
+            &client(&consul),
+            RegistrarConfig::new("web", 80).with_ttl(Duration::ZERO)
         )
         .is_err()
     );
+}
+
+/// Issue #15: a failing deregistration is retried within the bound (one 500 used to leave the
+/// service registered until `DeregisterCriticalServiceAfter`).
+#[tokio::test]
+async fn deregistration_is_retried_within_its_bound() {
+    const DEREGISTER: &str = "/v1/agent/service/deregister/";
+    let consul = ConsulDouble::start().await.unwrap();
+    let registrar = Registrar::new(
+        &client(&consul),
+        fast(RegistrarConfig::new("web", 80).with_id("web-1"))
+            .with_deregister_timeout(Duration::from_secs(10)),
+    )
+    .unwrap();
+    registrar.register().await.unwrap();
+    assert_eq!(consul.service_ids("web"), ["web-1"]);
+    consul.inject_times(DEREGISTER, Fault::Status(500), 2);
+    registrar.deregister().await.unwrap();
+    assert!(consul.service_ids("web").is_empty());
+    assert_eq!(consul.request_count(DEREGISTER), 3);
 }

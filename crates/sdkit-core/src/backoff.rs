@@ -13,11 +13,25 @@
 //! assert_eq!(backoff.delay(3), Duration::from_millis(800));
 //! assert_eq!(backoff.delay(30), Duration::from_secs(5));
 //! ```
+//!
+//! In serde configurations a backoff is a table whose fields all default:
+//! `{"initial": "100ms", "max": "5s", "multiplier": 2.0, "jitter": 0.5}`.
+//!
+//! ```
+//! use std::time::Duration;
+//! use sdkit_core::Backoff;
+//!
+//! let b: Backoff = serde_json::from_str(r#"{"initial": "50ms", "max": "2s"}"#).unwrap();
+//! assert_eq!((b.initial(), b.max()), (Duration::from_millis(50), Duration::from_secs(2)));
+//! ```
 
 use std::time::Duration;
 
+use serde::Deserialize;
+
 /// Capped exponential backoff with jitter. See the [module docs](self).
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, Deserialize)]
+#[serde(from = "BackoffFields")]
 pub struct Backoff {
     initial: Duration,
     max: Duration,
@@ -104,6 +118,38 @@ impl Backoff {
             backoff: *self,
             attempt: 0,
         }
+    }
+}
+
+/// The serde form of a [`Backoff`]: every field optional.
+#[derive(Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct BackoffFields {
+    #[serde(deserialize_with = "crate::duration::deserialize")]
+    initial: Duration,
+    #[serde(deserialize_with = "crate::duration::deserialize")]
+    max: Duration,
+    multiplier: f64,
+    jitter: f64,
+}
+
+impl Default for BackoffFields {
+    fn default() -> Self {
+        let b = Backoff::default();
+        BackoffFields {
+            initial: b.initial,
+            max: b.max,
+            multiplier: b.multiplier,
+            jitter: b.jitter,
+        }
+    }
+}
+
+impl From<BackoffFields> for Backoff {
+    fn from(f: BackoffFields) -> Self {
+        Backoff::new(f.initial, f.max)
+            .with_multiplier(f.multiplier)
+            .with_jitter(f.jitter)
     }
 }
 

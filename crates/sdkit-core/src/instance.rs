@@ -234,6 +234,29 @@ pub fn join_host_port(host: &str, port: u16) -> String {
     }
 }
 
+/// Splits `host:port` (IPv6 hosts bracketed) into the bare host and the port: the inverse of
+/// [`join_host_port`]. `None` when there is no port, the port is not a number, the host is
+/// empty, or an IPv6 host is not bracketed.
+///
+/// ```
+/// use sdkit_core::instance::split_host_port;
+/// assert_eq!(split_host_port("10.0.0.1:80"), Some(("10.0.0.1", 80)));
+/// assert_eq!(split_host_port("[fe80::1]:80"), Some(("fe80::1", 80)));
+/// assert_eq!(split_host_port("fe80::1:80"), None);
+/// assert_eq!(split_host_port("web.local"), None);
+/// assert_eq!(split_host_port(":80"), None);
+/// ```
+pub fn split_host_port(addr: &str) -> Option<(&str, u16)> {
+    let (host, port) = addr.rsplit_once(':')?;
+    let port = port.parse().ok()?;
+    let host = match host.strip_prefix('[') {
+        Some(inner) => inner.strip_suffix(']')?,
+        None if host.contains(':') => return None,
+        None => host,
+    };
+    (!host.is_empty()).then_some((host, port))
+}
+
 /// Removes the trailing dot of a fully qualified DNS name (`a.example.com.` → `a.example.com`).
 pub fn trim_trailing_dot(name: &str) -> &str {
     name.strip_suffix('.').unwrap_or(name)

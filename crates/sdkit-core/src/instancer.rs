@@ -18,12 +18,11 @@
 //! ```
 
 use std::future::Future;
-use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
+use std::sync::Arc;
 
-use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::task::OwnedTask;
 use crate::{Instance, InstanceCache, Subscription};
 
 /// A source of instance sets for one service.
@@ -105,8 +104,7 @@ impl Instancer for FixedInstancer {
 #[derive(Debug)]
 pub struct TaskInstancer {
     cache: InstanceCache,
-    token: CancellationToken,
-    task: Mutex<Option<JoinHandle<()>>>,
+    task: OwnedTask,
 }
 
 impl TaskInstancer {
@@ -121,17 +119,9 @@ impl TaskInstancer {
         Fut: Future<Output = ()> + Send + 'static,
     {
         let cache = InstanceCache::new();
-        let token = CancellationToken::new();
-        let fut = run(cache.clone(), token.clone());
-        let task = tokio::spawn(async move {
-            fut.await;
-            tracing::debug!(instancer = name, "watch task ended");
-        });
-        TaskInstancer {
-            cache,
-            token,
-            task: Mutex::new(Some(task)),
-        }
+        let published = cache.clone();
+        let task = OwnedTask::spawn(name, move |token| run(published, token));
+        TaskInstancer { cache, task }
     }
 
     /// The cache the task publishes into.
@@ -141,7 +131,7 @@ impl TaskInstancer {
 
     /// `true` once stopped.
     pub fn is_stopped(&self) -> bool {
-        self.token.is_cancelled()
+        self.task.is_stopped()
     }
 }
 
@@ -151,15 +141,7 @@ impl Instancer for TaskInstancer {
     }
 
     fn stop(&self) {
-        self.token.cancel();
-        if let Some(task) = self
-            .task
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take()
-        {
-            task.abort();
-        }
+        self.task.stop();
         self.cache.close();
     }
 }
@@ -170,10 +152,5 @@ impl Drop for TaskInstancer {
     }
 }
 
-/// Sleeps for `duration` unless `token` fires first; returns `false` when cancelled.
-pub async fn sleep_or_cancel(token: &CancellationToken, duration: Duration) -> bool {
-    tokio::select! {
-        _ = token.cancelled() => false,
-        _ = tokio::time::sleep(duration) => true,
-    }
-}
+/// Re-exported from [`task`](crate::task), where it lives.
+pub use crate::task::sleep_or_cancel;

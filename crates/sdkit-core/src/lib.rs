@@ -75,7 +75,9 @@ pub mod lb;
 pub mod registrar;
 pub mod retry;
 pub mod retry_budget;
+pub mod secret;
 pub mod service;
+pub mod task;
 
 pub use backoff::Backoff;
 pub use cache::{InstanceCache, NotReached, Subscription};
@@ -87,7 +89,9 @@ pub use event::{Event, Snapshot, SourceError};
 pub use instance::Instance;
 pub use instancer::{FixedInstancer, Instancer, TaskInstancer};
 pub use registrar::Registrar;
+pub use secret::Secret;
 pub use service::BalancedService;
+pub use task::{BoxFuture, FailureLoop, OwnedTask};
 
 /// Re-exported: the token backends' tasks watch for stop.
 pub use tokio_util::sync::CancellationToken;

@@ -50,8 +50,6 @@
 //! ```
 
 use std::fmt;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -62,10 +60,10 @@ use tracing::Instrument;
 
 use crate::Backoff;
 use crate::error::{BoxError, RegistrarError};
-use crate::instancer::sleep_or_cancel;
+use crate::task::sleep_or_cancel;
 
 /// A boxed, sendable future (what object-safe async traits return).
-pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+pub use crate::task::BoxFuture;
 
 /// The service side of discovery: one instance, registered and kept alive until deregistered.
 ///

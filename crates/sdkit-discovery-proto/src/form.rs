@@ -211,19 +211,21 @@ fn decode(raw: &[u8], raw_key: &[u8]) -> Result<String, FormError> {
     })
 }
 
+/// What Go's `url.QueryEscape` escapes: everything but `A-Z a-z 0-9 - _ . ~` (a space is
+/// escaped too, then written as `+`).
+const QUERY_ESCAPE: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
+
 fn escape_into(s: &str, out: &mut String) {
-    const HEX: &[u8; 16] = b"0123456789ABCDEF";
-    for &b in s.as_bytes() {
-        match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                out.push(b as char)
-            }
-            b' ' => out.push('+'),
-            _ => {
-                out.push('%');
-                out.push(HEX[usize::from(b >> 4)] as char);
-                out.push(HEX[usize::from(b & 15)] as char);
-            }
+    for chunk in percent_encoding::utf8_percent_encode(s, QUERY_ESCAPE) {
+        // A space is the only byte escaped as `%20`; Go writes it as `+`.
+        if chunk.contains("%20") {
+            out.push_str(&chunk.replace("%20", "+"));
+        } else {
+            out.push_str(chunk);
         }
     }
 }

@@ -33,6 +33,7 @@
 //!
 //! [bilibili discovery]: https://github.com/bilibili/discovery
 #![deny(missing_docs)]
+#![forbid(unsafe_code)]
 
 mod addrs;
 pub mod args;

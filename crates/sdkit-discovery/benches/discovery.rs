@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use sdkit_core::{BoxError, Endpointer, Instance, Registrar as _};
-use sdkit_discovery::{Client, InstancerConfig, RegistrarConfig};
+use sdkit_discovery::{Client, Config, InstancerConfig, RegistrarConfig};
 use sdkit_discovery_server::Server;
 use sdkit_testkit::discovery::DiscoveryServer;
 
@@ -34,25 +34,27 @@ async fn setup() -> Setup {
     let server = DiscoveryServer::start(Server::builder().env("dev").zone("sh001"))
         .await
         .expect("server");
-    let anchor_client = Client::builder()
-        .nodes([server.node()])
-        .env("dev")
-        .zone("sh001")
-        .hostname("anchor")
-        .self_discovery(false)
-        .build()
-        .expect("client");
+    let anchor_client = Client::new(
+        Config::default()
+            .with_nodes([server.node()])
+            .with_env("dev")
+            .with_zone("sh001")
+            .with_hostname("anchor")
+            .with_self_discovery(false),
+    )
+    .expect("client");
     let anchor = anchor_client
-        .registrar(RegistrarConfig::new(APP).addr("grpc://10.255.0.1:9000"))
+        .registrar(RegistrarConfig::new(APP).with_addr("grpc://10.255.0.1:9000"))
         .expect("registrar");
     anchor.register().await.expect("anchor registered");
-    let watcher = Client::builder()
-        .nodes([server.node()])
-        .env("dev")
-        .zone("sh001")
-        .self_discovery(false)
-        .build()
-        .expect("client");
+    let watcher = Client::new(
+        Config::default()
+            .with_nodes([server.node()])
+            .with_env("dev")
+            .with_zone("sh001")
+            .with_self_discovery(false),
+    )
+    .expect("client");
     let instancer = watcher
         .instancer(InstancerConfig::new(APP))
         .expect("instancer");
@@ -90,16 +92,17 @@ async fn until(endpointer: &Endpointer<String>, id: &str, present: bool) {
 /// One timed registration; returns the latency.
 async fn one(setup: &Setup, n: usize) -> Duration {
     let host = format!("bench-{n}");
-    let client = Client::builder()
-        .nodes([setup.server.node()])
-        .env("dev")
-        .zone("sh001")
-        .hostname(host.clone())
-        .self_discovery(false)
-        .build()
-        .expect("client");
+    let client = Client::new(
+        Config::default()
+            .with_nodes([setup.server.node()])
+            .with_env("dev")
+            .with_zone("sh001")
+            .with_hostname(host.clone())
+            .with_self_discovery(false),
+    )
+    .expect("client");
     let registrar = client
-        .registrar(RegistrarConfig::new(APP).addr(format!(
+        .registrar(RegistrarConfig::new(APP).with_addr(format!(
             "grpc://10.0.{}.{}:9000",
             n / 256 % 256,
             n % 256

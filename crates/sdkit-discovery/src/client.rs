@@ -25,10 +25,6 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
-use hyper_util::client::legacy::Client as HyperClient;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
 use rand::seq::SliceRandom;
 use sdkit_core::{CancellationToken, SourceError};
 use sdkit_discovery_proto::args::{FetchArgs, FetchsArgs, PollsArgs};
@@ -36,6 +32,7 @@ use sdkit_discovery_proto::{
     Code, Endpoint, Form, INFRA_DISCOVERY, Instance as WireInstance, InstanceInfo, Method, Reply,
     Status, StatusFilter, decode_reply,
 };
+use sdkit_hyper::{Body, ExchangeError, PlainClient};
 use serde::de::DeserializeOwned;
 use tokio::sync::{Notify, watch};
 use tokio::time::Instant;
@@ -110,17 +107,17 @@ impl Drop for AppWatch {
 ///
 /// ```
 /// use std::time::Duration;
-/// use sdkit_discovery::Client;
+/// use sdkit_discovery::{Client, Config};
 ///
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), sdkit_discovery::Error> {
 /// // Never touches the network: the node need not be up.
-/// let client = Client::builder()
-///     .nodes(["127.0.0.1:7171"])
-///     .env("dev")
-///     .zone("sh001")
-///     .poll_hold(Duration::from_secs(30))
-///     .build()?;
+/// let client = Client::new(Config::default()
+///     .with_nodes(["127.0.0.1:7171"])
+///     .with_env("dev")
+///     .with_zone("sh001")
+///     .with_poll_hold(Duration::from_secs(30))
+///     )?;
 /// assert_eq!(client.current_node(), "127.0.0.1:7171");
 /// client.shutdown();
 /// # Ok(())
@@ -153,7 +150,7 @@ impl Drop for Owner {
     }
 }
 
-type Http = HyperClient<HttpConnector, Full<Bytes>>;
+type Http = PlainClient;
 
 pub(crate) struct Inner {
     pub(crate) config: Config,
@@ -194,125 +191,9 @@ enum Plan {
     Poll(Vec<String>, Vec<i64>),
 }
 
-/// Builds a [`Client`]; see [`Config`] for every default.
-#[derive(Clone, Debug, Default)]
-pub struct ClientBuilder {
-    config: Config,
-}
-
-impl ClientBuilder {
-    /// Replaces the whole configuration.
-    pub fn config(mut self, config: Config) -> Self {
-        self.config = config;
-        self
-    }
-
-    /// Seed nodes, `host:port`.
-    pub fn nodes<I, S>(mut self, nodes: I) -> Self
-    where
-        I: IntoIterator<Item = S>,
-        S: Into<String>,
-    {
-        self.config.nodes = nodes.into_iter().map(Into::into).collect();
-        self
-    }
-
-    /// Deployment env (required).
-    pub fn env(mut self, env: impl Into<String>) -> Self {
-        self.config.env = env.into();
-        self
-    }
-
-    /// This process's zone.
-    pub fn zone(mut self, zone: impl Into<String>) -> Self {
-        self.config.zone = zone.into();
-        self
-    }
-
-    /// This process's region.
-    pub fn region(mut self, region: impl Into<String>) -> Self {
-        self.config.region = region.into();
-        self
-    }
-
-    /// The hostname registrations use (default: the machine's).
-    pub fn hostname(mut self, hostname: impl Into<String>) -> Self {
-        self.config.hostname = hostname.into();
-        self
-    }
-
-    /// The watcher identity of long polls (default: unique per client).
-    pub fn watcher_id(mut self, id: impl Into<String>) -> Self {
-        self.config.watcher_id = Some(id.into());
-        self
-    }
-
-    /// Self-discovery of nodes through `infra.discovery` (default on).
-    pub fn self_discovery(mut self, on: bool) -> Self {
-        self.config.self_discovery = on;
-        self
-    }
-
-    /// Periodic node rotation (default 30 min; zero disables).
-    pub fn rotate_interval(mut self, interval: Duration) -> Self {
-        self.config.rotate_interval = interval;
-        self
-    }
-
-    /// Longest long-poll hold asked of the registry (default 30 s).
-    pub fn poll_hold(mut self, hold: Duration) -> Self {
-        self.config.poll_hold = hold;
-        self
-    }
-
-    /// Extra HTTP timeout of a long poll beyond the hold (default 10 s).
-    pub fn poll_slack(mut self, slack: Duration) -> Self {
-        self.config.poll_slack = slack;
-        self
-    }
-
-    /// HTTP timeout of other requests (default 10 s).
-    pub fn request_timeout(mut self, timeout: Duration) -> Self {
-        self.config.request_timeout = timeout;
-        self
-    }
-
-    /// TCP connect timeout (default 3 s).
-    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
-        self.config.connect_timeout = timeout;
-        self
-    }
-
-    /// Backoff of the poll loop after failures (default 200 ms doubling to 5 s, jittered).
-    pub fn backoff(mut self, initial: Duration, max: Duration) -> Self {
-        self.config.backoff_initial = initial;
-        self.config.backoff_max = max;
-        self
-    }
-
-    /// Largest reply body read (default 16 MiB).
-    pub fn max_body(mut self, bytes: usize) -> Self {
-        self.config.max_body = bytes;
-        self
-    }
-
-    /// Builds the client and starts its (idle until needed) loop. Never touches the network.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::Config`] for an unusable configuration, [`Error::NoRuntime`] outside Tokio.
-    pub fn build(self) -> Result<Client, Error> {
-        Client::new(self.config)
-    }
-}
-
 impl Client {
-    /// A builder with the defaults of [`Config`].
-    pub fn builder() -> ClientBuilder {
-        ClientBuilder::default()
-    }
-
-    /// Builds a client from `config`; see [`ClientBuilder::build`].
+    /// Builds a client from `config` and starts its (idle until needed) loop. Never touches
+    /// the network.
     ///
     /// # Errors
     ///
@@ -330,12 +211,7 @@ impl Client {
                 rand::random::<u32>()
             )
         });
-        let mut connector = HttpConnector::new();
-        connector.set_connect_timeout(Some(config.connect_timeout));
-        connector.set_nodelay(true);
-        let http = HyperClient::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(90))
-            .build(connector);
+        let http = sdkit_hyper::plain(config.connect_timeout);
         let inner = Arc::new(Inner {
             nodes: Mutex::new(Nodes::new(seeds)),
             state: Mutex::new(State::default()),
@@ -758,14 +634,21 @@ impl Inner {
             budget
         };
         let encoded = form.encode();
-        let builder = http::Request::builder()
+        let mut builder = http::Request::builder()
             .header(BMSPY_TIMEOUT, budget.as_millis().to_string())
             .header(http::header::USER_AGENT, "sdkit-discovery");
+        if let Some(token) = &self.config.token {
+            // The only place the token is exposed: the wire. Marked sensitive for hyper.
+            let mut value = http::HeaderValue::try_from(format!("Bearer {}", token.expose()))
+                .map_err(|_| Error::Config("the token is not a valid header value".into()))?;
+            value.set_sensitive(true);
+            builder = builder.header(http::header::AUTHORIZATION, value);
+        }
         let request = match endpoint.method() {
             Method::Get => builder
                 .method(http::Method::GET)
                 .uri(format!("http://{node}{path}?{encoded}"))
-                .body(Full::new(Bytes::new())),
+                .body(Body::new(Bytes::new())),
             Method::Post => builder
                 .method(http::Method::POST)
                 .uri(format!("http://{node}{path}"))
@@ -773,50 +656,38 @@ impl Inner {
                     http::header::CONTENT_TYPE,
                     "application/x-www-form-urlencoded",
                 )
-                .body(Full::new(Bytes::from(encoded))),
+                .body(Body::new(Bytes::from(encoded))),
         }
         .map_err(|e| transport(node, path, e))?;
         let max_body = self.config.max_body;
-        let exchange = async {
-            let response = self
-                .http
-                .request(request)
-                .await
-                .map_err(|e| transport(node, path, e))?;
-            if response.status() != http::StatusCode::OK {
-                return Err(Error::Http {
+        let response = sdkit_hyper::exchange(&self.http, request, timeout, max_body)
+            .await
+            .map_err(|e| match e {
+                ExchangeError::Timeout(timeout) => Error::Timeout {
                     node: node.to_owned(),
                     endpoint: path,
-                    status: response.status().as_u16(),
-                });
-            }
-            let body = Limited::new(response.into_body(), max_body)
-                .collect()
-                .await
-                .map_err(|e| {
-                    if e.is::<http_body_util::LengthLimitError>() {
-                        malformed(node, path, format!("reply body exceeds {max_body} bytes"))
-                    } else {
-                        transport(node, path, e)
-                    }
-                })?
-                .to_bytes();
-            decode_reply::<T>(&body, max_body).map_err(|e| malformed(node, path, e))
-        };
-        match tokio::time::timeout(timeout, exchange).await {
-            Ok(result) => result,
-            Err(_) => Err(Error::Timeout {
+                    timeout,
+                },
+                ExchangeError::TooLarge { max } => {
+                    malformed(node, path, format!("reply body exceeds {max} bytes"))
+                }
+                ExchangeError::Transport(source) => transport(node, path, source),
+                other => transport(node, path, other),
+            })?;
+        if response.status != http::StatusCode::OK {
+            return Err(Error::Http {
                 node: node.to_owned(),
                 endpoint: path,
-                timeout,
-            }),
+                status: response.status.as_u16(),
+            });
         }
+        decode_reply::<T>(&response.body, max_body).map_err(|e| malformed(node, path, e))
     }
 }
 
 /// The loop: one request at a time, every await cancellable by shutdown.
 async fn run(inner: Arc<Inner>) {
-    let mut backoff = inner.config.backoff().start();
+    let mut backoff = inner.config.backoff.start();
     loop {
         let node = inner.nodes().pick(inner.config.rotate_interval);
         let outcome = tokio::select! {

@@ -21,7 +21,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use sdkit_core::Backoff;
+use sdkit_core::{Backoff, Secret};
 use serde::Deserialize;
 
 use crate::Error;
@@ -72,14 +72,12 @@ pub struct Config {
     /// TCP connect timeout (default 3 s, as the Go clients).
     #[serde(deserialize_with = "sdkit_core::duration::deserialize")]
     pub connect_timeout: Duration,
-    /// First delay after a failed poll (default 200 ms); doubles, jittered.
-    #[serde(deserialize_with = "sdkit_core::duration::deserialize")]
-    pub backoff_initial: Duration,
-    /// Cap of the poll backoff (default 5 s).
-    #[serde(deserialize_with = "sdkit_core::duration::deserialize")]
-    pub backoff_max: Duration,
+    /// Delays of the poll loop after failures (default 200 ms doubling up to 5 s, jittered).
+    pub backoff: Backoff,
     /// Largest reply body read, in bytes (default 16 MiB).
     pub max_body: usize,
+    /// Bearer token sent as `Authorization: Bearer <token>` on every request (never logged).
+    pub token: Option<Secret>,
 }
 
 impl Default for Config {
@@ -97,9 +95,9 @@ impl Default for Config {
             poll_slack: Duration::from_secs(10),
             request_timeout: Duration::from_secs(10),
             connect_timeout: Duration::from_secs(3),
-            backoff_initial: Duration::from_millis(200),
-            backoff_max: Duration::from_secs(5),
+            backoff: Backoff::new(Duration::from_millis(200), Duration::from_secs(5)),
             max_body: 16 << 20,
+            token: None,
         }
     }
 }
@@ -136,6 +134,14 @@ impl Config {
         if self.max_body == 0 {
             return Err(Error::Config("max_body must be positive".into()));
         }
+        if let Some(token) = &self.token
+            && (token.is_empty() || http::HeaderValue::try_from(token.expose()).is_err())
+        {
+            // Never name the token itself.
+            return Err(Error::Config(
+                "the token must be non-empty visible ASCII (it is sent as a header)".into(),
+            ));
+        }
         Ok(())
     }
 
@@ -150,9 +156,98 @@ impl Config {
         out
     }
 
-    /// The poll backoff.
-    pub fn backoff(&self) -> Backoff {
-        Backoff::new(self.backoff_initial, self.backoff_max).with_jitter(0.5)
+    /// Seed nodes, `host:port`.
+    pub fn with_nodes<I, S>(mut self, nodes: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.nodes = nodes.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Deployment env (required).
+    pub fn with_env(mut self, env: impl Into<String>) -> Self {
+        self.env = env.into();
+        self
+    }
+
+    /// This process's zone.
+    pub fn with_zone(mut self, zone: impl Into<String>) -> Self {
+        self.zone = zone.into();
+        self
+    }
+
+    /// This process's region.
+    pub fn with_region(mut self, region: impl Into<String>) -> Self {
+        self.region = region.into();
+        self
+    }
+
+    /// The hostname registrations use (default: the machine's).
+    pub fn with_hostname(mut self, hostname: impl Into<String>) -> Self {
+        self.hostname = hostname.into();
+        self
+    }
+
+    /// The watcher identity of long polls (default: unique per client).
+    pub fn with_watcher_id(mut self, id: impl Into<String>) -> Self {
+        self.watcher_id = Some(id.into());
+        self
+    }
+
+    /// Self-discovery of nodes through `infra.discovery` (default on).
+    pub fn with_self_discovery(mut self, on: bool) -> Self {
+        self.self_discovery = on;
+        self
+    }
+
+    /// Periodic node rotation (default 30 min; zero disables).
+    pub fn with_rotate_interval(mut self, interval: Duration) -> Self {
+        self.rotate_interval = interval;
+        self
+    }
+
+    /// Longest long-poll hold asked of the registry (default 30 s).
+    pub fn with_poll_hold(mut self, hold: Duration) -> Self {
+        self.poll_hold = hold;
+        self
+    }
+
+    /// Extra HTTP timeout of a long poll beyond the hold (default 10 s).
+    pub fn with_poll_slack(mut self, slack: Duration) -> Self {
+        self.poll_slack = slack;
+        self
+    }
+
+    /// HTTP timeout of other requests (default 10 s).
+    pub fn with_request_timeout(mut self, timeout: Duration) -> Self {
+        self.request_timeout = timeout;
+        self
+    }
+
+    /// TCP connect timeout (default 3 s).
+    pub fn with_connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// Backoff of the poll loop after failures (default 200 ms doubling to 5 s, jittered).
+    pub fn with_backoff(mut self, backoff: Backoff) -> Self {
+        self.backoff = backoff;
+        self
+    }
+
+    /// Largest reply body read (default 16 MiB).
+    pub fn with_max_body(mut self, bytes: usize) -> Self {
+        self.max_body = bytes;
+        self
+    }
+
+    /// Sends `Authorization: Bearer <token>` on every request.
+    pub fn with_token(mut self, token: impl Into<Secret>) -> Self {
+        self.token = Some(token.into());
+        self
     }
 }
 
@@ -192,7 +287,7 @@ pub(crate) fn local_hostname() -> String {
 }
 
 /// What one [`Instancer`](crate::Instancer) watches.
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct InstancerConfig {
     /// The application id, e.g. `demo.service`.
@@ -224,13 +319,13 @@ impl InstancerConfig {
     }
 
     /// Keeps only instances of `zone`.
-    pub fn zone(mut self, zone: impl Into<String>) -> Self {
+    pub fn with_zone(mut self, zone: impl Into<String>) -> Self {
         self.zone = Some(zone.into()).filter(|z: &String| !z.is_empty());
         self
     }
 
     /// Uses addresses of `scheme` (without `://`).
-    pub fn scheme(mut self, scheme: impl Into<String>) -> Self {
+    pub fn with_scheme(mut self, scheme: impl Into<String>) -> Self {
         self.scheme = scheme.into();
         self
     }
@@ -275,12 +370,8 @@ pub struct RegistrarConfig {
     /// Bound on deregistration (default 5 s).
     #[serde(deserialize_with = "sdkit_core::duration::deserialize")]
     pub deregister_timeout: Duration,
-    /// First retry delay after a failed register or renew (default 100 ms).
-    #[serde(deserialize_with = "sdkit_core::duration::deserialize")]
-    pub backoff_initial: Duration,
-    /// Cap of that backoff (default 10 s).
-    #[serde(deserialize_with = "sdkit_core::duration::deserialize")]
-    pub backoff_max: Duration,
+    /// Retry delays after a failed register or renew (default 100 ms doubling up to 10 s).
+    pub backoff: Backoff,
 }
 
 impl Default for RegistrarConfig {
@@ -293,8 +384,7 @@ impl Default for RegistrarConfig {
             waiting: false,
             renew_interval: Duration::from_secs(30),
             deregister_timeout: Duration::from_secs(5),
-            backoff_initial: Duration::from_millis(100),
-            backoff_max: Duration::from_secs(10),
+            backoff: Backoff::new(Duration::from_millis(100), Duration::from_secs(10)),
         }
     }
 }
@@ -309,50 +399,49 @@ impl RegistrarConfig {
     }
 
     /// Adds an address, `scheme://host:port`.
-    pub fn addr(mut self, addr: impl Into<String>) -> Self {
+    pub fn with_addr(mut self, addr: impl Into<String>) -> Self {
         self.addrs.push(addr.into());
         self
     }
 
     /// Sets the version.
-    pub fn version(mut self, version: impl Into<String>) -> Self {
+    pub fn with_version(mut self, version: impl Into<String>) -> Self {
         self.version = version.into();
         self
     }
 
     /// Sets one metadata entry.
-    pub fn meta(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+    pub fn with_meta(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
         self.metadata.insert(key.into(), value.into());
         self
     }
 
     /// Sets the weight (`metadata.weight`).
-    pub fn weight(self, weight: u32) -> Self {
-        self.meta("weight", weight.to_string())
+    pub fn with_weight(self, weight: u32) -> Self {
+        self.with_meta("weight", weight.to_string())
     }
 
     /// Registers as WAITING (true) or UP (false).
-    pub fn waiting(mut self, waiting: bool) -> Self {
+    pub fn with_waiting(mut self, waiting: bool) -> Self {
         self.waiting = waiting;
         self
     }
 
     /// Sets the renew interval.
-    pub fn renew_interval(mut self, interval: Duration) -> Self {
+    pub fn with_renew_interval(mut self, interval: Duration) -> Self {
         self.renew_interval = interval;
         self
     }
 
     /// Sets the bound on deregistration.
-    pub fn deregister_timeout(mut self, timeout: Duration) -> Self {
+    pub fn with_deregister_timeout(mut self, timeout: Duration) -> Self {
         self.deregister_timeout = timeout;
         self
     }
 
     /// Sets the retry backoff.
-    pub fn backoff(mut self, initial: Duration, max: Duration) -> Self {
-        self.backoff_initial = initial;
-        self.backoff_max = max;
+    pub fn with_backoff(mut self, backoff: Backoff) -> Self {
+        self.backoff = backoff;
         self
     }
 
@@ -407,7 +496,7 @@ mod tests {
         assert!(RegistrarConfig::new("a").validate().is_err());
         assert!(
             InstancerConfig::new("a")
-                .scheme("grpc://")
+                .with_scheme("grpc://")
                 .validate()
                 .is_err()
         );

@@ -18,7 +18,9 @@
 use std::collections::BTreeMap;
 use std::sync::{Mutex, PoisonError};
 
-use sdkit_core::{Instance, InstanceCache, Instancer as _, Subscription, TaskInstancer};
+use sdkit_core::{
+    Instance, InstanceCache, Instancer as _, SourceError, Subscription, TaskInstancer,
+};
 use sdkit_discovery_proto::Instance as WireInstance;
 use tracing::debug;
 
@@ -34,13 +36,13 @@ pub const META_HOSTNAME: &str = "discovery.hostname";
 /// Watches one appid of a discovery registry. See the [module docs](self).
 ///
 /// ```
-/// use sdkit_discovery::{Client, InstancerConfig};
+/// use sdkit_discovery::{Client, Config, InstancerConfig};
 /// use sdkit_core::Instancer as _;
 ///
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), sdkit_discovery::Error> {
-/// let client = Client::builder().nodes(["127.0.0.1:7171"]).env("dev").build()?;
-/// let instancer = client.instancer(InstancerConfig::new("demo.service").zone("sh001").scheme("grpc"))?;
+/// let client = Client::new(Config::default().with_nodes(["127.0.0.1:7171"]).with_env("dev"))?;
+/// let instancer = client.instancer(InstancerConfig::new("demo.service").with_zone("sh001").with_scheme("grpc"))?;
 /// let _subscription = instancer.subscribe();
 /// instancer.stop();
 /// # Ok(())
@@ -52,8 +54,11 @@ pub struct Instancer {
     config: InstancerConfig,
     /// Keeps the appid in the client's long poll; taken on stop.
     watch: Mutex<Option<AppWatch>>,
+    /// The client, held so that the shared loop lives as long as the instancer (dropping every
+    /// other handle of the client does not stop it).
+    client: Client,
     /// Set when the instancer built its own client: stop shuts it down.
-    own_client: Option<Client>,
+    owns_client: bool,
 }
 
 impl Instancer {
@@ -74,7 +79,13 @@ impl Instancer {
                 tokio::select! {
                     biased;
                     () = token.cancelled() => break,
-                    () = shutdown.cancelled() => break,
+                    () = shutdown.cancelled() => {
+                        // The client was shut down: say so and end the subscriptions, rather
+                        // than leaving subscribers waiting on a set that never changes again.
+                        cache.error(SourceError::new(Error::Shutdown));
+                        cache.close();
+                        break;
+                    }
                     changed = rx.changed() => {
                         if changed.is_err() {
                             break;
@@ -89,7 +100,8 @@ impl Instancer {
             task,
             config,
             watch: Mutex::new(Some(watch)),
-            own_client: None,
+            client: client.clone(),
+            owns_client: false,
         })
     }
 
@@ -99,10 +111,10 @@ impl Instancer {
     /// # Errors
     ///
     /// [`Error::Config`] for an unusable configuration, [`Error::NoRuntime`] outside Tokio.
-    pub fn with_config(client: Config, config: InstancerConfig) -> Result<Instancer, Error> {
+    pub fn from_config(client: Config, config: InstancerConfig) -> Result<Instancer, Error> {
         let client = Client::new(client)?;
         let mut instancer = Instancer::new(&client, config)?;
-        instancer.own_client = Some(client);
+        instancer.owns_client = true;
         Ok(instancer)
     }
 
@@ -131,8 +143,8 @@ impl sdkit_core::Instancer for Instancer {
                 .unwrap_or_else(PoisonError::into_inner)
                 .take(),
         );
-        if let Some(client) = &self.own_client {
-            client.shutdown();
+        if self.owns_client {
+            self.client.shutdown();
         }
     }
 }
@@ -238,7 +250,9 @@ mod tests {
         assert_eq!(all[0].meta(META_VERSION), Some("v2"));
         assert_eq!(all[1].weight(), DEFAULT_WEIGHT);
         let zoned = map_instances(
-            &InstancerConfig::new("app").zone("sh001").scheme("http"),
+            &InstancerConfig::new("app")
+                .with_zone("sh001")
+                .with_scheme("http"),
             &[a, b, c],
         );
         let ids: Vec<_> = zoned.iter().map(|i| i.id()).collect();

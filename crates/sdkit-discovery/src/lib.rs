@@ -20,16 +20,16 @@
 //! ```
 //! use std::time::Duration;
 //! use sdkit_core::Instancer as _;
-//! use sdkit_discovery::{Client, InstancerConfig};
+//! use sdkit_discovery::{Client, Config, InstancerConfig};
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), sdkit_discovery::Error> {
-//! let client = Client::builder()
-//!     .nodes(["127.0.0.1:1", "127.0.0.2:1"]) // nothing listens there
-//!     .env("dev")
-//!     .zone("sh001")
-//!     .build()?; // never blocks, never fails on an unreachable registry
-//! let instancer = client.instancer(InstancerConfig::new("demo.service").scheme("grpc"))?;
+//! let client = Client::new(Config::default()
+//!     .with_nodes(["127.0.0.1:1", "127.0.0.2:1"]) // nothing listens there
+//!     .with_env("dev")
+//!     .with_zone("sh001")
+//!     )?; // never blocks, never fails on an unreachable registry
+//! let instancer = client.instancer(InstancerConfig::new("demo.service").with_scheme("grpc"))?;
 //! // Every wait takes a deadline; an unreachable registry is an error event, never a hang.
 //! match instancer.subscribe().ready(Duration::from_secs(5)).await {
 //!     Ok(snapshot) => assert!(snapshot.error().unwrap().to_string().starts_with("discovery:")),
@@ -49,7 +49,7 @@ mod error;
 pub mod instancer;
 pub mod registrar;
 
-pub use client::{AppState, AppWatch, Client, ClientBuilder};
+pub use client::{AppState, AppWatch, Client};
 pub use config::{Config, InstancerConfig, RegistrarConfig};
 pub use error::Error;
 pub use instancer::Instancer;

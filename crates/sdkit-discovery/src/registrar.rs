@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use sdkit_core::registrar::{
     BoxFuture, KeepAlive, KeepAliveConfig, Registration, RegistrationStatus, Renewal,
 };
-use sdkit_core::{Backoff, BoxError, RegistrarError};
+use sdkit_core::{BoxError, RegistrarError};
 use sdkit_discovery_proto::args::{CancelArgs, RegisterArgs, RenewArgs};
 use sdkit_discovery_proto::{Code, Endpoint, Form, Status};
 use tokio::sync::watch;
@@ -31,16 +31,16 @@ use crate::config::{Config, RegistrarConfig};
 ///
 /// ```
 /// use std::time::Duration;
-/// use sdkit_discovery::{Client, RegistrarConfig};
+/// use sdkit_discovery::{Client, Config, RegistrarConfig};
 ///
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), sdkit_discovery::Error> {
-/// let client = Client::builder().nodes(["127.0.0.1:7171"]).env("dev").zone("sh001").build()?;
+/// let client = Client::new(Config::default().with_nodes(["127.0.0.1:7171"]).with_env("dev").with_zone("sh001"))?;
 /// let registrar = client.registrar(
 ///     RegistrarConfig::new("demo.service")
-///         .addr("grpc://10.0.0.1:9000")
-///         .weight(20)
-///         .renew_interval(Duration::from_secs(30)),
+///         .with_addr("grpc://10.0.0.1:9000")
+///         .with_weight(20)
+///         .with_renew_interval(Duration::from_secs(30)),
 /// )?;
 /// // Nothing is sent until `register()` (from `sdkit_core::Registrar`) is awaited.
 /// drop(registrar);
@@ -68,7 +68,7 @@ impl Registrar {
             ));
         }
         let keep_alive_config = KeepAliveConfig::new(config.renew_interval)
-            .with_backoff(Backoff::new(config.backoff_initial, config.backoff_max))
+            .with_backoff(config.backoff)
             .with_deregister_timeout(config.deregister_timeout);
         let steps = Steps {
             client: client.clone(),
@@ -85,7 +85,7 @@ impl Registrar {
     /// # Errors
     ///
     /// [`Error::Config`] for an unusable configuration, [`Error::NoRuntime`] outside Tokio.
-    pub fn with_config(client: Config, config: RegistrarConfig) -> Result<Registrar, Error> {
+    pub fn from_config(client: Config, config: RegistrarConfig) -> Result<Registrar, Error> {
         Registrar::new(&Client::new(client)?, config)
     }
 
@@ -257,9 +257,7 @@ impl Registration for Steps {
     fn deregister(&self) -> BoxFuture<'_, Result<(), BoxError>> {
         Box::pin(async move {
             let form = self.cancel_form();
-            let mut backoff = Backoff::new(self.config.backoff_initial, self.config.backoff_max)
-                .with_jitter(0.5)
-                .start();
+            let mut backoff = self.config.backoff.with_jitter(0.5).start();
             // First the node that holds the registration, then whatever node is in use.
             let mut target = self.registered_on();
             loop {

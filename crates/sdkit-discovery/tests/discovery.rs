@@ -5,16 +5,15 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sdkit_core::registrar::RegistrationStatus;
-use sdkit_core::{Instancer as _, Registrar as _, Snapshot, Subscription};
+use sdkit_core::{Backoff, Instancer as _, Registrar as _};
 use sdkit_discovery::{Client, Config, Instancer, InstancerConfig, Registrar, RegistrarConfig};
 use sdkit_discovery_server::Server;
 use sdkit_testkit::discovery::{CountingProxy, DiscoveryServer};
+use sdkit_testkit::wait::{EVENTUALLY, addrs, wait_for};
 use sdkit_testkit::{free_port, wait_until_async};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const APP: &str = "demo.service";
-/// Generous "eventually" bound: the machine is shared.
-const EVENTUALLY: Duration = Duration::from_secs(15);
 
 fn server() -> sdkit_discovery_server::Builder {
     Server::builder()
@@ -24,16 +23,20 @@ fn server() -> sdkit_discovery_server::Builder {
 }
 
 fn client_with(nodes: &[String], zone: &str, host: &str, self_discovery: bool) -> Client {
-    Client::builder()
-        .nodes(nodes.iter().cloned())
-        .env("dev")
-        .zone(zone)
-        .hostname(host)
-        .self_discovery(self_discovery)
-        .backoff(Duration::from_millis(50), Duration::from_millis(200))
-        .request_timeout(Duration::from_secs(5))
-        .build()
-        .expect("client")
+    Client::new(
+        Config::default()
+            .with_nodes(nodes.iter().cloned())
+            .with_env("dev")
+            .with_zone(zone)
+            .with_hostname(host)
+            .with_self_discovery(self_discovery)
+            .with_backoff(Backoff::new(
+                Duration::from_millis(50),
+                Duration::from_millis(200),
+            ))
+            .with_request_timeout(Duration::from_secs(5)),
+    )
+    .expect("client")
 }
 
 fn client(nodes: &[String]) -> Client {
@@ -42,31 +45,15 @@ fn client(nodes: &[String]) -> Client {
 
 fn registrar_config() -> RegistrarConfig {
     RegistrarConfig::new(APP)
-        .addr("grpc://127.0.0.1:9000")
-        .addr("http://127.0.0.1:8000")
-        .version("v1")
-        .weight(7)
-        .renew_interval(Duration::from_millis(300))
-        .backoff(Duration::from_millis(50), Duration::from_millis(200))
-}
-
-/// Waits (with a deadline) for a snapshot satisfying `pred`.
-async fn wait_for(
-    sub: &mut Subscription,
-    what: &str,
-    pred: impl Fn(&Snapshot) -> bool,
-) -> Arc<Snapshot> {
-    sub.wait_for(EVENTUALLY, pred)
-        .await
-        .unwrap_or_else(|e| panic!("{what}: {e}"))
-}
-
-fn addrs(snapshot: &Snapshot) -> Vec<String> {
-    snapshot
-        .instances()
-        .iter()
-        .map(|i| i.addr().to_owned())
-        .collect()
+        .with_addr("grpc://127.0.0.1:9000")
+        .with_addr("http://127.0.0.1:8000")
+        .with_version("v1")
+        .with_weight(7)
+        .with_renew_interval(Duration::from_millis(300))
+        .with_backoff(Backoff::new(
+            Duration::from_millis(50),
+            Duration::from_millis(200),
+        ))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -80,7 +67,10 @@ async fn register_watch_and_deregister() {
     let watcher = client(&[srv.node()]);
     let instancer = watcher.instancer(InstancerConfig::new(APP)).unwrap();
     let mut sub = instancer.subscribe();
-    let snapshot = wait_for(&mut sub, "registered instance", |s| s.len() == 1).await;
+    let snapshot = wait_for(&mut sub, EVENTUALLY, "registered instance", |s| {
+        s.len() == 1
+    })
+    .await;
     let instance = &snapshot.instances()[0];
     assert_eq!(instance.addr(), "127.0.0.1:9000");
     assert_eq!(instance.id(), "host-1@127.0.0.1:9000");
@@ -96,7 +86,10 @@ async fn register_watch_and_deregister() {
         1,
         "only the server's own instance is left"
     );
-    wait_for(&mut sub, "instance gone after cancel", |s| s.is_empty()).await;
+    wait_for(&mut sub, EVENTUALLY, "instance gone after cancel", |s| {
+        s.is_empty()
+    })
+    .await;
     instancer.stop();
     instancer.stop(); // idempotent
     assert!(sub.next().await.is_none() || sub.next().await.is_none());
@@ -109,11 +102,14 @@ async fn dropping_the_registrar_deregisters() {
     let instancer = watcher.instancer(InstancerConfig::new(APP)).unwrap();
     let mut sub = instancer.subscribe();
     let registrar =
-        Registrar::with_config(config_for(&srv.node(), "host-d"), registrar_config()).unwrap();
+        Registrar::from_config(config_for(&srv.node(), "host-d"), registrar_config()).unwrap();
     registrar.register().await.unwrap();
-    wait_for(&mut sub, "registered", |s| s.len() == 1).await;
+    wait_for(&mut sub, EVENTUALLY, "registered", |s| s.len() == 1).await;
     drop(registrar);
-    wait_for(&mut sub, "deregistered on drop", |s| s.is_empty()).await;
+    wait_for(&mut sub, EVENTUALLY, "deregistered on drop", |s| {
+        s.is_empty()
+    })
+    .await;
 }
 
 fn config_for(node: &str, host: &str) -> Config {
@@ -134,12 +130,12 @@ async fn zone_and_scheme_filters() {
     let r1 = c1
         .registrar(
             RegistrarConfig::new(APP)
-                .addr("grpc://10.0.0.1:9000")
-                .addr("http://10.0.0.1:8000"),
+                .with_addr("grpc://10.0.0.1:9000")
+                .with_addr("http://10.0.0.1:8000"),
         )
         .unwrap();
     let r2 = c2
-        .registrar(RegistrarConfig::new(APP).addr("grpc://10.0.0.2:9000"))
+        .registrar(RegistrarConfig::new(APP).with_addr("grpc://10.0.0.2:9000"))
         .unwrap();
     r1.register().await.unwrap();
     r2.register().await.unwrap();
@@ -147,28 +143,44 @@ async fn zone_and_scheme_filters() {
     let watcher = client(&[srv.node()]);
     let all_grpc = watcher.instancer(InstancerConfig::new(APP)).unwrap();
     let all_http = watcher
-        .instancer(InstancerConfig::new(APP).scheme("http"))
+        .instancer(InstancerConfig::new(APP).with_scheme("http"))
         .unwrap();
     let sh001_grpc = watcher
-        .instancer(InstancerConfig::new(APP).zone("sh001"))
+        .instancer(InstancerConfig::new(APP).with_zone("sh001"))
         .unwrap();
     let sh002_http = watcher
-        .instancer(InstancerConfig::new(APP).zone("sh002").scheme("http"))
+        .instancer(
+            InstancerConfig::new(APP)
+                .with_zone("sh002")
+                .with_scheme("http"),
+        )
         .unwrap();
 
-    let s = wait_for(&mut all_grpc.subscribe(), "grpc, every zone", |s| {
-        s.len() == 2
-    })
+    let s = wait_for(
+        &mut all_grpc.subscribe(),
+        EVENTUALLY,
+        "grpc, every zone",
+        |s| s.len() == 2,
+    )
     .await;
     assert_eq!(addrs(&s), ["10.0.0.1:9000", "10.0.0.2:9000"]);
     let zones: Vec<_> = s.instances().iter().map(|i| i.zone()).collect();
     assert_eq!(zones, [Some("sh001"), Some("sh002")]);
-    let s = wait_for(&mut all_http.subscribe(), "http, every zone", |s| {
-        s.len() == 1
-    })
+    let s = wait_for(
+        &mut all_http.subscribe(),
+        EVENTUALLY,
+        "http, every zone",
+        |s| s.len() == 1,
+    )
     .await;
     assert_eq!(addrs(&s), ["10.0.0.1:8000"], "h2 has no http address");
-    let s = wait_for(&mut sh001_grpc.subscribe(), "grpc, sh001", |s| s.len() == 1).await;
+    let s = wait_for(
+        &mut sh001_grpc.subscribe(),
+        EVENTUALLY,
+        "grpc, sh001",
+        |s| s.len() == 1,
+    )
+    .await;
     assert_eq!(addrs(&s), ["10.0.0.1:9000"]);
     // The app has instances, but none in sh002 with an http address.
     let s = sh002_http
@@ -207,12 +219,13 @@ async fn client_env_differing_from_the_servers_does_not_block() {
     let srv = DiscoveryServer::start(server().hold(Duration::from_secs(30)))
         .await
         .unwrap();
-    let watcher = Client::builder()
-        .nodes([srv.node()])
-        .env("prod")
-        .zone("sh001")
-        .build()
-        .unwrap();
+    let watcher = Client::new(
+        Config::default()
+            .with_nodes([srv.node()])
+            .with_env("prod")
+            .with_zone("sh001"),
+    )
+    .unwrap();
     let instancer = watcher.instancer(InstancerConfig::new(APP)).unwrap();
     let snapshot = instancer
         .subscribe()
@@ -222,18 +235,22 @@ async fn client_env_differing_from_the_servers_does_not_block() {
     assert!(snapshot.is_empty());
 
     // And it works in that env.
-    let service = Client::builder()
-        .nodes([srv.node()])
-        .env("prod")
-        .zone("sh001")
-        .hostname("p1")
-        .build()
-        .unwrap();
+    let service = Client::new(
+        Config::default()
+            .with_nodes([srv.node()])
+            .with_env("prod")
+            .with_zone("sh001")
+            .with_hostname("p1"),
+    )
+    .unwrap();
     let registrar = service.registrar(registrar_config()).unwrap();
     registrar.register().await.unwrap();
-    wait_for(&mut instancer.subscribe(), "prod instance", |s| {
-        s.len() == 1
-    })
+    wait_for(
+        &mut instancer.subscribe(),
+        EVENTUALLY,
+        "prod instance",
+        |s| s.len() == 1,
+    )
     .await;
 }
 
@@ -251,6 +268,7 @@ async fn unreachable_seed_plus_a_good_one() {
     let instancer = watcher.instancer(InstancerConfig::new(APP)).unwrap();
     wait_for(
         &mut instancer.subscribe(),
+        EVENTUALLY,
         "instance via the good seed",
         |s| s.len() == 1 && s.error().is_none(),
     )
@@ -274,13 +292,13 @@ async fn server_restart_reregisters_within_a_renew_interval() {
     let renew = Duration::from_millis(500);
     let service = client_with(&[proxy.node()], "sh001", "host-1", false);
     let registrar = service
-        .registrar(registrar_config().renew_interval(renew))
+        .registrar(registrar_config().with_renew_interval(renew))
         .unwrap();
     registrar.register().await.unwrap();
     let watcher = client_with(&[proxy.node()], "sh001", "w", false);
     let instancer = watcher.instancer(InstancerConfig::new(APP)).unwrap();
     let mut sub = instancer.subscribe();
-    wait_for(&mut sub, "registered", |s| s.len() == 1).await;
+    wait_for(&mut sub, EVENTUALLY, "registered", |s| s.len() == 1).await;
 
     let srv = srv.restart().await.unwrap();
     let restarted = Instant::now();
@@ -301,7 +319,7 @@ async fn server_restart_reregisters_within_a_renew_interval() {
         proxy.count("/discovery/register") >= 2,
         "the fresh registry got the instance through a second register"
     );
-    wait_for(&mut sub, "watch sees it again", |s| {
+    wait_for(&mut sub, EVENTUALLY, "watch sees it again", |s| {
         s.len() == 1 && s.error().is_none()
     })
     .await;
@@ -316,7 +334,7 @@ async fn failover_to_the_other_node() {
     registrar.register().await.unwrap();
     let instancer = client.instancer(InstancerConfig::new(APP)).unwrap();
     let mut sub = instancer.subscribe();
-    wait_for(&mut sub, "registered", |s| s.len() == 1).await;
+    wait_for(&mut sub, EVENTUALLY, "registered", |s| s.len() == 1).await;
     // Registrar and poll use the same node.
     let in_use = registrar.registered_on().expect("registered somewhere");
     assert_eq!(client.current_node(), in_use);
@@ -334,9 +352,12 @@ async fn failover_to_the_other_node() {
         "the registrar never re-registered on the other node (registered on {:?})",
         registrar.registered_on()
     );
-    let snapshot = wait_for(&mut sub, "watch resumed on the other node", |s| {
-        s.len() == 1 && s.error().is_none()
-    })
+    let snapshot = wait_for(
+        &mut sub,
+        EVENTUALLY,
+        "watch resumed on the other node",
+        |s| s.len() == 1 && s.error().is_none(),
+    )
     .await;
     assert_eq!(snapshot.instances()[0].addr(), "127.0.0.1:9000");
     assert_eq!(client.current_node(), other.node());
@@ -388,7 +409,9 @@ async fn waiting_only_app_does_not_busy_loop() {
         .unwrap();
     let proxy = CountingProxy::start(srv.addr()).await.unwrap();
     let service = client(&[srv.node()]);
-    let registrar = service.registrar(registrar_config().waiting(true)).unwrap();
+    let registrar = service
+        .registrar(registrar_config().with_waiting(true))
+        .unwrap();
     registrar.register().await.unwrap();
     let watcher = client_with(&[proxy.node()], "sh001", "w", false);
     let instancer = watcher.instancer(InstancerConfig::new(APP)).unwrap();
@@ -418,7 +441,10 @@ async fn cursors_above_2_pow_53_round_trip_exactly() {
     registrar.register().await.unwrap();
     let watcher = client_with(&[proxy.node()], "sh001", "w", false);
     let instancer = watcher.instancer(InstancerConfig::new(APP)).unwrap();
-    wait_for(&mut instancer.subscribe(), "registered", |s| s.len() == 1).await;
+    wait_for(&mut instancer.subscribe(), EVENTUALLY, "registered", |s| {
+        s.len() == 1
+    })
+    .await;
     let info = service.fetch(APP).await.unwrap().expect("known app");
     let server_cursor = info.latest_timestamp;
     assert!(server_cursor > (1i64 << 53), "UnixNano cursors exceed 2^53");
@@ -441,17 +467,19 @@ async fn comma_joined_addrs_are_split() {
     let srv = DiscoveryServer::start(server()).await.unwrap();
     let service = client(&[srv.node()]);
     let registrar = service
-        .registrar(RegistrarConfig::new(APP).addr("http://127.0.0.1:8001,grpc://127.0.0.1:9001"))
+        .registrar(
+            RegistrarConfig::new(APP).with_addr("http://127.0.0.1:8001,grpc://127.0.0.1:9001"),
+        )
         .unwrap();
     registrar.register().await.unwrap();
     let watcher = client(&[srv.node()]);
     let grpc = watcher.instancer(InstancerConfig::new(APP)).unwrap();
     let http = watcher
-        .instancer(InstancerConfig::new(APP).scheme("http"))
+        .instancer(InstancerConfig::new(APP).with_scheme("http"))
         .unwrap();
-    let s = wait_for(&mut grpc.subscribe(), "grpc", |s| s.len() == 1).await;
+    let s = wait_for(&mut grpc.subscribe(), EVENTUALLY, "grpc", |s| s.len() == 1).await;
     assert_eq!(addrs(&s), ["127.0.0.1:9001"]);
-    let s = wait_for(&mut http.subscribe(), "http", |s| s.len() == 1).await;
+    let s = wait_for(&mut http.subscribe(), EVENTUALLY, "http", |s| s.len() == 1).await;
     assert_eq!(addrs(&s), ["127.0.0.1:8001"]);
 }
 
@@ -465,7 +493,7 @@ async fn no_request_after_stop_returns() {
     // An instancer with a client of its own.
     let mut config = config_for(&proxy.node(), "w1");
     config.self_discovery = false;
-    let instancer = Instancer::with_config(config, InstancerConfig::new(APP)).unwrap();
+    let instancer = Instancer::from_config(config, InstancerConfig::new(APP)).unwrap();
     instancer.subscribe().ready(EVENTUALLY).await.unwrap();
     assert!(
         wait_until_async(EVENTUALLY, || {
@@ -518,9 +546,12 @@ async fn garbage_from_the_registry_is_an_error_event() {
     });
     let watcher = client_with(&[node], "sh001", "w", false);
     let instancer = watcher.instancer(InstancerConfig::new(APP)).unwrap();
-    let snapshot = wait_for(&mut instancer.subscribe(), "an error event", |s| {
-        s.error().is_some()
-    })
+    let snapshot = wait_for(
+        &mut instancer.subscribe(),
+        EVENTUALLY,
+        "an error event",
+        |s| s.error().is_some(),
+    )
     .await;
     let message = snapshot.error().unwrap().to_string();
     assert!(message.contains("discovery"), "{message}");
@@ -536,7 +567,7 @@ async fn construction_never_touches_the_network() {
     let instancer = watcher.instancer(InstancerConfig::new(APP)).unwrap();
     let mut sub = instancer.subscribe();
     // Failing nodes surface as an error event naming the backend.
-    let s = wait_for(&mut sub, "an error", |s| s.error().is_some()).await;
+    let s = wait_for(&mut sub, EVENTUALLY, "an error", |s| s.error().is_some()).await;
     assert!(s.error().unwrap().to_string().contains("discovery"));
 }
 
@@ -547,15 +578,16 @@ async fn the_client_hold_is_sent_and_honoured() {
         .await
         .unwrap();
     let proxy = CountingProxy::start(srv.addr()).await.unwrap();
-    let watcher = Client::builder()
-        .nodes([proxy.node()])
-        .env("dev")
-        .zone("sh001")
-        .self_discovery(false)
-        .poll_hold(Duration::from_millis(300))
-        .poll_slack(Duration::from_secs(5))
-        .build()
-        .unwrap();
+    let watcher = Client::new(
+        Config::default()
+            .with_nodes([proxy.node()])
+            .with_env("dev")
+            .with_zone("sh001")
+            .with_self_discovery(false)
+            .with_poll_hold(Duration::from_millis(300))
+            .with_poll_slack(Duration::from_secs(5)),
+    )
+    .unwrap();
     let instancer = watcher.instancer(InstancerConfig::new(APP)).unwrap();
     let mut sub = instancer.subscribe();
     sub.ready(EVENTUALLY).await.unwrap();
@@ -599,4 +631,98 @@ async fn registrar_retries_until_the_registry_comes_up() {
     assert_eq!(srv.handle().stats().instances, 2);
     registrar.deregister().await.unwrap();
     assert_eq!(srv.handle().stats().instances, 1);
+}
+
+/// Issue #15: an instancer built from a client keeps the client's loop alive after the caller
+/// drops its client handle (before, the loop stopped and subscribers waited forever).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instancer_keeps_its_client_alive() {
+    let srv = DiscoveryServer::start(server()).await.unwrap();
+    // The client handle is a temporary: dropped at the end of this statement.
+    let instancer = client(&[srv.node()])
+        .instancer(InstancerConfig::new(APP))
+        .unwrap();
+    let mut sub = instancer.subscribe();
+    wait_for(&mut sub, EVENTUALLY, "the first (empty) set", |s| {
+        s.is_empty()
+    })
+    .await;
+    let registrar =
+        Registrar::from_config(config_for(&srv.node(), "host-k"), registrar_config()).unwrap();
+    registrar.register().await.unwrap();
+    wait_for(
+        &mut sub,
+        EVENTUALLY,
+        "a registration seen after the drop",
+        |s| s.len() == 1,
+    )
+    .await;
+    registrar.deregister().await.unwrap();
+}
+
+/// Issue #15: shutting the client down publishes an error and ends every subscription of its
+/// instancers, instead of leaving them on a set that never changes again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutting_the_client_down_ends_its_instancers_with_an_error() {
+    let srv = DiscoveryServer::start(server()).await.unwrap();
+    let client = client(&[srv.node()]);
+    let instancer = client.instancer(InstancerConfig::new(APP)).unwrap();
+    let mut sub = instancer.subscribe();
+    wait_for(&mut sub, EVENTUALLY, "the first (empty) set", |s| {
+        s.is_empty()
+    })
+    .await;
+    client.shutdown();
+    loop {
+        match tokio::time::timeout(EVENTUALLY, sub.next()).await {
+            Ok(Some(_)) => continue,
+            Ok(None) => break,
+            Err(_) => panic!("the subscription did not end after the client shut down"),
+        }
+    }
+    let last = sub.current().expect("a last state");
+    let error = last.error().expect("the last state is an error");
+    assert!(error.to_string().contains("shut down"), "{error}");
+}
+
+/// Issue #15: with a token configured, every request carries `Authorization: Bearer <token>`,
+/// and the token shows up in no `Debug` or error text.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_configured_token_is_sent_as_a_bearer_header_and_never_shown() {
+    const TOKEN: &str = "s3cr3t-t0ken";
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let node = listener.local_addr().unwrap().to_string();
+    let seen = tokio::spawn(async move {
+        let (mut socket, _) = listener.accept().await.unwrap();
+        let mut request = Vec::new();
+        let mut buf = [0u8; 4096];
+        while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+            let n = socket.read(&mut buf).await.unwrap();
+            if n == 0 {
+                break;
+            }
+            request.extend_from_slice(&buf[..n]);
+        }
+        // Not a discovery answer: the client reports a malformed reply.
+        let _ = socket
+            .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nno")
+            .await;
+        String::from_utf8_lossy(&request).into_owned()
+    });
+    let client = Client::new(
+        config_for(&node, "host-t")
+            .with_self_discovery(false)
+            .with_token(TOKEN),
+    )
+    .unwrap();
+    let error = client.fetch(APP).await.unwrap_err();
+    let request = seen.await.unwrap();
+    assert!(
+        request
+            .lines()
+            .any(|l| l.eq_ignore_ascii_case(&format!("authorization: Bearer {TOKEN}"))),
+        "{request}"
+    );
+    let shown = format!("{error} {error:?} {client:?} {:?}", client.config());
+    assert!(!shown.contains(TOKEN), "{shown}");
 }

@@ -1,6 +1,6 @@
 //! DNS SRV backend benchmarks against a real dnsmasq on loopback.
 //!
-//! * `round_trip/*`: one resolution as each refresh does it ([`SrvResolver::resolve`]: the SRV
+//! * `round_trip/*`: one resolution as each refresh does it ([`Client::resolve`]: the SRV
 //!   query, targets from the additional records, mapping onto instances), next to a bare
 //!   `hickory-resolver` SRV lookup of the same name (the floor).
 //! * `refresh/*`: the instancer's steady-state refresh cost — resolution plus publishing an
@@ -16,7 +16,7 @@ use hickory_resolver::config::{NameServerConfig, ResolverConfig};
 use hickory_resolver::net::runtime::TokioRuntimeProvider;
 use hickory_resolver::proto::rr::RecordType;
 use sdkit_core::InstanceCache;
-use sdkit_dnssrv::{Config, SrvResolver};
+use sdkit_dnssrv::{Client, Config, InstancerConfig};
 use sdkit_testkit::{Dnsmasq, Zone};
 
 const SRV: &str = "_http._tcp.demo.local";
@@ -48,14 +48,17 @@ fn bench(c: &mut Criterion) {
     group.measurement_time(Duration::from_secs(5));
     for records in [3u8, 30] {
         let dns = Dnsmasq::start(zone(records)).expect("dnsmasq");
-        let config = Config::new(SRV)
-            .nameserver(dns.addr())
-            .timeout(Duration::from_secs(2));
+        let config = Config::default()
+            .with_nameserver(dns.addr())
+            .with_timeout(Duration::from_secs(2));
+        let watch = InstancerConfig::new(SRV);
         let resolver = runtime
-            .block_on(async { SrvResolver::new(config.clone()) })
+            .block_on(async { Client::new(config.clone()) })
             .expect("resolver");
         let cache = InstanceCache::new();
-        let first = runtime.block_on(resolver.resolve()).expect("resolution");
+        let first = runtime
+            .block_on(resolver.resolve(&watch))
+            .expect("resolution");
         assert_eq!(first.instances.len(), usize::from(records));
         cache.update(first.instances);
 
@@ -89,7 +92,7 @@ fn bench(c: &mut Criterion) {
             &records,
             |b, _| {
                 b.to_async(&runtime).iter(|| async {
-                    let r = resolver.resolve().await.expect("resolution");
+                    let r = resolver.resolve(&watch).await.expect("resolution");
                     assert_eq!(r.instances.len(), usize::from(records));
                 })
             },
@@ -99,7 +102,7 @@ fn bench(c: &mut Criterion) {
             &records,
             |b, _| {
                 b.to_async(&runtime).iter(|| async {
-                    let r = resolver.resolve().await.expect("resolution");
+                    let r = resolver.resolve(&watch).await.expect("resolution");
                     assert!(!cache.update(r.instances), "the set must be unchanged");
                 })
             },

@@ -1,6 +1,7 @@
 //! The wire: SRV and A/AAAA queries through `hickory-resolver` 0.26.
 //!
-//! [`Client`] owns one resolver (configured name servers or the system configuration) and turns
+//! [`Client`] owns one resolver (configured name servers or the system configuration), shared by
+//! every instancer built from it; a crate-private `Query` binds it to one SRV name and turns
 //! its answers into plain data: [`SrvAnswer`] (records, glue addresses from the additional
 //! section, and when the answer expires) and target address sets. "No such name" and "no
 //! records" (NXDOMAIN / NODATA) are answers, not errors; every other failure is an
@@ -12,6 +13,7 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::Instant;
 
 use hickory_resolver::Resolver;
@@ -61,18 +63,50 @@ pub(crate) struct Addresses {
     pub valid_until: Option<Instant>,
 }
 
-/// A resolver bound to one SRV name.
-pub(crate) struct Client {
+/// The DNS client: the resolvers of the configured name servers, shared (with their caches and
+/// connections) by every [`Instancer`](crate::Instancer) built from it. Cheap to clone; building
+/// it never touches the network (reading `/etc/resolv.conf` aside).
+///
+/// ```
+/// use sdkit_dnssrv::{Client, Config};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), sdkit_dnssrv::Error> {
+/// let client = Client::new(Config::default().with_nameserver("127.0.0.1:5353".parse().unwrap()))?;
+/// let shared = client.clone();
+/// # drop(shared);
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Client {
+    inner: Arc<Resolvers>,
+}
+
+struct Resolvers {
+    config: Config,
     resolver: TokioResolver,
     /// The same name servers over TCP only, when they are reached over UDP and TCP.
     tcp_resolver: Option<TokioResolver>,
-    name: Name,
-    family: AddressFamily,
 }
 
 impl std::fmt::Debug for Client {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Client")
+        f.debug_struct("dnssrv::Client")
+            .field("config", &self.inner.config)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A client bound to one SRV name and address family: what each refresh queries through.
+pub(crate) struct Query {
+    client: Client,
+    name: Name,
+    family: AddressFamily,
+}
+
+impl std::fmt::Debug for Query {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Query")
             .field("name", &self.name.to_ascii())
             .field("family", &self.family)
             .finish_non_exhaustive()
@@ -114,24 +148,28 @@ fn name_server(addr: SocketAddr, transport: Transport) -> NameServerConfig {
 impl Client {
     /// Builds the resolver (and a TCP-only twin for answers that lost glue to the UDP size
     /// limit); no network I/O (reading `/etc/resolv.conf` aside).
-    pub(crate) fn new(config: &Config) -> Result<Self, Error> {
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] for a bad configuration, [`Error::SystemConfig`] when no name server is
+    /// configured and the system resolver configuration cannot be read.
+    pub fn new(config: Config) -> Result<Self, Error> {
         config.validate()?;
-        let name = parse_name(config.name())?;
-        let (servers, mut options, hosts) = if config.nameserver_addrs().is_empty() {
+        let (servers, mut options, hosts) = if config.nameservers().is_empty() {
             let (system, options) = hickory_resolver::system_conf::read_system_conf()
                 .map_err(|e| Error::SystemConfig(Box::new(e)))?;
             (system.name_servers().to_vec(), options, ResolveHosts::Auto)
         } else {
             let servers = config
-                .nameserver_addrs()
+                .nameservers()
                 .iter()
-                .map(|addr| name_server(*addr, config.transport_mode()))
+                .map(|addr| name_server(*addr, config.transport()))
                 .collect();
             (servers, ResolverOpts::default(), ResolveHosts::Never)
         };
-        options.timeout = config.request_timeout();
+        options.timeout = config.timeout();
         // hickory counts retries after the first try; ours counts tries.
-        options.attempts = config.request_attempts().saturating_sub(1);
+        options.attempts = config.attempts().saturating_sub(1);
         options.use_hosts_file = hosts;
         let build = |servers: Vec<NameServerConfig>| {
             let mut builder = Resolver::builder_with_config(
@@ -163,10 +201,27 @@ impl Client {
             Some(build(tcp_servers)?)
         };
         Ok(Client {
-            resolver: build(servers)?,
-            tcp_resolver,
-            name,
-            family: config.family(),
+            inner: Arc::new(Resolvers {
+                resolver: build(servers)?,
+                tcp_resolver,
+                config,
+            }),
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+}
+
+impl Query {
+    /// `client` asking for `name` in `family`.
+    pub(crate) fn new(client: &Client, name: &str, family: AddressFamily) -> Result<Self, Error> {
+        Ok(Query {
+            client: client.clone(),
+            name: parse_name(name)?,
+            family,
         })
     }
 
@@ -177,22 +232,22 @@ impl Client {
 
     /// Forgets cached answers, so the next queries reach the server.
     pub(crate) fn clear_cache(&self) {
-        self.resolver.clear_cache();
-        if let Some(tcp_resolver) = &self.tcp_resolver {
+        self.client.inner.resolver.clear_cache();
+        if let Some(tcp_resolver) = &self.client.inner.tcp_resolver {
             tcp_resolver.clear_cache();
         }
     }
 
     /// `true` when the SRV query can be repeated over TCP only.
     pub(crate) fn can_retry_over_tcp(&self) -> bool {
-        self.tcp_resolver.is_some()
+        self.client.inner.tcp_resolver.is_some()
     }
 
     /// Queries the SRV records (over TCP only with `tcp`, when available).
     pub(crate) async fn srv(&self, tcp: bool) -> Result<SrvAnswer, Error> {
-        let resolver = match (&self.tcp_resolver, tcp) {
+        let resolver = match (&self.client.inner.tcp_resolver, tcp) {
             (Some(tcp_resolver), true) => tcp_resolver,
-            _ => &self.resolver,
+            _ => &self.client.inner.resolver,
         };
         let lookup = match resolver.lookup(self.name.clone(), RecordType::SRV).await {
             Ok(lookup) => lookup,
@@ -265,7 +320,13 @@ impl Client {
         target: &Name,
         record_type: RecordType,
     ) -> Result<Option<Addresses>, Error> {
-        match self.resolver.lookup(target.clone(), record_type).await {
+        match self
+            .client
+            .inner
+            .resolver
+            .lookup(target.clone(), record_type)
+            .await
+        {
             Ok(lookup) => Ok(Some(Addresses {
                 ips: lookup
                     .answers()

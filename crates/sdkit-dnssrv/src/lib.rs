@@ -21,18 +21,19 @@
 //!
 //! ```
 //! use std::time::Duration;
-//! use sdkit_dnssrv::{Config, PriorityMode};
+//! use sdkit_dnssrv::{Config, InstancerConfig, PriorityMode};
 //!
-//! let config = Config::new("_http._tcp.web.example.com")
-//!     .nameserver("10.0.0.53:53".parse().unwrap())
-//!     .refresh_bounds(Duration::from_secs(1), Duration::from_secs(60))
-//!     .priority(PriorityMode::Best);
-//! assert!(config.validate().is_ok());
+//! let config = Config::default().with_nameserver("10.0.0.53:53".parse().unwrap());
+//! let watch = InstancerConfig::new("_http._tcp.web.example.com")
+//!     .with_refresh_bounds(Duration::from_secs(1), Duration::from_secs(60))
+//!     .with_priority(PriorityMode::Best);
+//! assert!(config.validate().is_ok() && watch.validate().is_ok());
 //! ```
 //!
-//! [`SrvResolver`] does one refresh on demand (a CLI `resolve`, a health check). The facade
-//! crate `sdkit` builds a [`Config`] from `dnssrv://_http._tcp.web.example.com?nameserver=…`.
-//! See [`instancer`] for the record-to-instance mapping and [`config`] for every option.
+//! [`Client::resolve`] does one refresh on demand (a CLI `resolve`, a health check). The facade
+//! crate `sdkit` builds a [`Config`] and an [`InstancerConfig`] from
+//! `dnssrv://_http._tcp.web.example.com?nameserver=…`. See [`instancer`] for the
+//! record-to-instance mapping and [`config`] for every option.
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
@@ -40,7 +41,10 @@ mod client;
 pub mod config;
 pub mod error;
 pub mod instancer;
+pub mod resolve;
 
-pub use config::{AddressFamily, Config, PriorityMode, TargetMode, Transport};
+pub use client::Client;
+pub use config::{AddressFamily, Config, InstancerConfig, PriorityMode, TargetMode, Transport};
 pub use error::Error;
-pub use instancer::{Instancer, META_PRIORITY, META_TARGET, Resolution, SrvResolver};
+pub use instancer::Instancer;
+pub use resolve::{META_PRIORITY, META_TARGET, Resolution};

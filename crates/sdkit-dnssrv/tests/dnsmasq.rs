@@ -7,32 +7,37 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use sdkit_core::{Instancer as _, Snapshot, Subscription};
-use sdkit_dnssrv::{
-    AddressFamily, Config, Error, Instancer, META_PRIORITY, META_TARGET, PriorityMode, TargetMode,
-};
+use sdkit_core::Backoff;
+use sdkit_core::{Instancer as _, Snapshot};
+use sdkit_dnssrv::{AddressFamily, Error, META_PRIORITY, META_TARGET, PriorityMode, TargetMode};
+mod common;
+
+use common::Setup;
+use sdkit_testkit::wait::{EVENTUALLY, wait_for};
 use sdkit_testkit::{Dnsmasq, Zone};
 
 const SRV: &str = "_http._tcp.demo.local";
-/// Generous "eventually" bound for a loaded machine; strict figures are asserted separately.
-const EVENTUALLY: Duration = Duration::from_secs(15);
 
 fn ip(text: &str) -> std::net::IpAddr {
     text.parse().expect("test IP literal")
 }
 
-fn config(server: SocketAddr) -> Config {
-    Config::new(SRV)
-        .nameserver(server)
-        .timeout(Duration::from_millis(300))
-        .attempts(1)
-        .refresh_bounds(Duration::from_millis(200), Duration::from_secs(10))
-        .retry_backoff(Duration::from_millis(100), Duration::from_millis(500))
+fn config(server: SocketAddr) -> Setup {
+    Setup::new(SRV)
+        .with_nameserver(server)
+        .with_timeout(Duration::from_millis(300))
+        .with_attempts(1)
+        .with_refresh_bounds(Duration::from_millis(200), Duration::from_secs(10))
+        .with_backoff(Backoff::new(
+            Duration::from_millis(100),
+            Duration::from_millis(500),
+        ))
 }
 
 /// The first snapshot of an instancer built from `config` (the instancer is dropped after).
-async fn first_snapshot(config: Config) -> Arc<Snapshot> {
-    Instancer::new(config)
+async fn first_snapshot(config: Setup) -> Arc<Snapshot> {
+    config
+        .instancer()
         .expect("instancer")
         .subscribe()
         .ready(EVENTUALLY)
@@ -51,18 +56,6 @@ fn weighted_zone(ttl: u32) -> Zone {
         .host("c.demo.local", ip("127.0.0.4"))
 }
 
-/// Waits (at most `deadline`) for a snapshot satisfying `pred`.
-async fn wait_for(
-    sub: &mut Subscription,
-    deadline: Duration,
-    what: &str,
-    pred: impl Fn(&Snapshot) -> bool,
-) -> Arc<Snapshot> {
-    sub.wait_for(deadline, pred)
-        .await
-        .unwrap_or_else(|e| panic!("waiting for {what}: {e}"))
-}
-
 fn summary(snapshot: &Snapshot) -> Vec<(String, String, u32)> {
     snapshot
         .instances()
@@ -78,7 +71,7 @@ fn s(id: &str, addr: &str, weight: u32) -> (String, String, u32) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn best_priority_group_with_weights() {
     let dns = Dnsmasq::start(weighted_zone(30)).expect("dnsmasq");
-    let instancer = Instancer::new(config(dns.addr())).expect("instancer");
+    let instancer = config(dns.addr()).instancer().expect("instancer");
     assert_eq!(instancer.name(), SRV);
     let snapshot = instancer
         .subscribe()
@@ -105,7 +98,7 @@ async fn best_priority_group_with_weights() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn all_priorities_carry_priority_metadata() {
     let dns = Dnsmasq::start(weighted_zone(30)).expect("dnsmasq");
-    let snapshot = first_snapshot(config(dns.addr()).priority(PriorityMode::All)).await;
+    let snapshot = first_snapshot(config(dns.addr()).with_priority(PriorityMode::All)).await;
     assert_eq!(
         summary(&snapshot),
         [
@@ -143,7 +136,7 @@ async fn all_zero_weights_map_to_equal_weight_one() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keep_hostnames_trims_the_trailing_dot() {
     let dns = Dnsmasq::start(weighted_zone(30)).expect("dnsmasq");
-    let snapshot = first_snapshot(config(dns.addr()).targets(TargetMode::KeepHostnames)).await;
+    let snapshot = first_snapshot(config(dns.addr()).with_targets(TargetMode::KeepHostnames)).await;
     assert_eq!(
         summary(&snapshot),
         [
@@ -157,7 +150,7 @@ async fn keep_hostnames_trims_the_trailing_dot() {
 async fn record_change_is_published_within_ttl_plus_one_second() {
     const TTL: u32 = 2;
     let mut dns = Dnsmasq::start(weighted_zone(TTL)).expect("dnsmasq");
-    let instancer = Instancer::new(config(dns.addr())).expect("instancer");
+    let instancer = config(dns.addr()).instancer().expect("instancer");
     let mut sub = instancer.subscribe();
     wait_for(&mut sub, EVENTUALLY, "the first set", |s| s.len() == 2).await;
 
@@ -186,13 +179,12 @@ async fn record_change_is_published_within_ttl_plus_one_second() {
 async fn nxdomain_and_nodata_are_empty_sets_not_errors() {
     let dns = Dnsmasq::start(weighted_zone(30)).expect("dnsmasq");
     for name in ["_missing._tcp.demo.local", "a.demo.local"] {
-        let instancer = Instancer::new(
-            Config::new(name)
-                .nameserver(dns.addr())
-                .timeout(Duration::from_millis(300))
-                .attempts(1),
-        )
-        .expect("instancer");
+        let instancer = Setup::new(name)
+            .with_nameserver(dns.addr())
+            .with_timeout(Duration::from_millis(300))
+            .with_attempts(1)
+            .instancer()
+            .expect("instancer");
         let snapshot = instancer
             .subscribe()
             .ready(EVENTUALLY)
@@ -207,13 +199,12 @@ async fn nxdomain_and_nodata_are_empty_sets_not_errors() {
 async fn refused_is_an_error_event_not_an_empty_set() {
     // dnsmasq has no upstream: a name outside its local zone is REFUSED.
     let dns = Dnsmasq::start(weighted_zone(30)).expect("dnsmasq");
-    let outside = Instancer::new(
-        Config::new("_http._tcp.elsewhere.test")
-            .nameserver(dns.addr())
-            .timeout(Duration::from_millis(300))
-            .attempts(1),
-    )
-    .expect("instancer");
+    let outside = Setup::new("_http._tcp.elsewhere.test")
+        .with_nameserver(dns.addr())
+        .with_timeout(Duration::from_millis(300))
+        .with_attempts(1)
+        .instancer()
+        .expect("instancer");
     let mut sub = outside.subscribe();
     let snapshot = wait_for(&mut sub, EVENTUALLY, "an error", |s| s.error().is_some()).await;
     assert!(snapshot.is_empty());
@@ -230,7 +221,7 @@ async fn refused_is_an_error_event_not_an_empty_set() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stopped_server_error_event_keeps_last_set_then_recovers() {
     let mut dns = Dnsmasq::start(weighted_zone(1)).expect("dnsmasq");
-    let instancer = Instancer::new(config(dns.addr())).expect("instancer");
+    let instancer = config(dns.addr()).instancer().expect("instancer");
     let mut sub = instancer.subscribe();
     let good = wait_for(&mut sub, EVENTUALLY, "the first set", |s| s.len() == 2).await;
 
@@ -313,7 +304,8 @@ async fn aaaa_targets_are_bracketed() {
         Some("[::1]:8080".parse().expect("literal"))
     );
 
-    let snapshot = first_snapshot(config(dns.addr()).address_family(AddressFamily::Ipv4)).await;
+    let snapshot =
+        first_snapshot(config(dns.addr()).with_address_family(AddressFamily::Ipv4)).await;
     assert_eq!(
         summary(&snapshot),
         [s("dual.demo.local:8081", "127.0.0.5:8081", 3)]
@@ -329,14 +321,13 @@ async fn construction_does_not_wait_and_stop_cancels_a_lookup_in_flight() {
         .expect("bind");
     let addr = black_hole.local_addr().expect("addr");
     let started = Instant::now();
-    let instancer = Instancer::new(
-        Config::new(SRV)
-            .nameserver(addr)
-            .transport(sdkit_dnssrv::Transport::Udp)
-            .timeout(Duration::from_secs(30))
-            .attempts(1),
-    )
-    .expect("instancer");
+    let instancer = Setup::new(SRV)
+        .with_nameserver(addr)
+        .with_transport(sdkit_dnssrv::Transport::Udp)
+        .with_timeout(Duration::from_secs(30))
+        .with_attempts(1)
+        .instancer()
+        .expect("instancer");
     assert!(
         started.elapsed() < Duration::from_secs(1),
         "construction waited"
@@ -369,17 +360,17 @@ async fn construction_does_not_wait_and_stop_cancels_a_lookup_in_flight() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invalid_configuration_is_rejected_at_construction() {
-    let bad_name =
-        Instancer::new(Config::new("a..b").nameserver("127.0.0.1:53".parse().expect("addr")));
+    let bad_name = Setup::new("a..b")
+        .with_nameserver("127.0.0.1:53".parse().expect("addr"))
+        .instancer();
     assert!(
         matches!(bad_name, Err(Error::InvalidName { .. })),
         "{bad_name:?}"
     );
-    let bounds = Instancer::new(
-        Config::new(SRV)
-            .nameserver("127.0.0.1:53".parse().expect("addr"))
-            .refresh_bounds(Duration::from_secs(9), Duration::from_secs(1)),
-    );
+    let bounds = Setup::new(SRV)
+        .with_nameserver("127.0.0.1:53".parse().expect("addr"))
+        .with_refresh_bounds(Duration::from_secs(9), Duration::from_secs(1))
+        .instancer();
     assert!(matches!(bounds, Err(Error::Config(_))), "{bounds:?}");
 }
 
@@ -389,7 +380,7 @@ async fn refresh_follows_the_ttl_not_a_fixed_ticker() {
     // following the TTL, the third query comes about 2 s after the first. The scenario needs
     // that wall time to pass.
     let dns = Dnsmasq::start(weighted_zone(1)).expect("dnsmasq");
-    let instancer = Instancer::new(config(dns.addr())).expect("instancer");
+    let instancer = config(dns.addr()).instancer().expect("instancer");
     let mut sub = instancer.subscribe();
     wait_for(&mut sub, EVENTUALLY, "the first set", |s| s.len() == 2).await;
     let first = Instant::now();
@@ -408,10 +399,10 @@ async fn refresh_follows_the_ttl_not_a_fixed_ticker() {
 async fn max_refresh_caps_a_long_ttl_and_reaches_the_server() {
     // TTL 1 h, maximum interval 300 ms: each refresh must reach dnsmasq (no cached answer).
     let dns = Dnsmasq::start(weighted_zone(3600)).expect("dnsmasq");
-    let instancer = Instancer::new(
-        config(dns.addr()).refresh_bounds(Duration::from_millis(100), Duration::from_millis(300)),
-    )
-    .expect("instancer");
+    let instancer = config(dns.addr())
+        .with_refresh_bounds(Duration::from_millis(100), Duration::from_millis(300))
+        .instancer()
+        .expect("instancer");
     instancer
         .subscribe()
         .ready(EVENTUALLY)
@@ -440,8 +431,9 @@ async fn targets_come_from_additional_records_without_extra_lookups() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_shot_resolver_reports_the_ttl_and_fails_when_the_server_is_down() {
     let mut dns = Dnsmasq::start(weighted_zone(5)).expect("dnsmasq");
-    let resolver = sdkit_dnssrv::SrvResolver::new(config(dns.addr())).expect("resolver");
-    let resolution = resolver.resolve().await.expect("resolution");
+    let setup = config(dns.addr());
+    let resolver = sdkit_dnssrv::Client::new(setup.client.clone()).expect("resolver");
+    let resolution = resolver.resolve(&setup.watch).await.expect("resolution");
     assert_eq!(resolution.instances.len(), 2);
     assert!(
         resolution.refresh_in > Duration::from_secs(3)
@@ -450,14 +442,16 @@ async fn one_shot_resolver_reports_the_ttl_and_fails_when_the_server_is_down() {
         resolution.refresh_in
     );
     dns.stop();
-    let failed = resolver.resolve().await;
+    let failed = resolver.resolve(&setup.watch).await;
     assert!(matches!(failed, Err(Error::Lookup { .. })), "{failed:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tcp_only_transport() {
     let dns = Dnsmasq::start(weighted_zone(30)).expect("dnsmasq");
-    let instancer = Instancer::new(config(dns.addr()).transport(sdkit_dnssrv::Transport::Tcp))
+    let instancer = config(dns.addr())
+        .with_transport(sdkit_dnssrv::Transport::Tcp)
+        .instancer()
         .expect("instancer");
     let snapshot = instancer
         .subscribe()
@@ -502,7 +496,7 @@ async fn system_resolver_configuration_is_read_without_network() {
     // No name server configured: /etc/resolv.conf is read; construction must not wait for the
     // network either way, and a missing file is a typed error, not a panic.
     let started = Instant::now();
-    match Instancer::new(Config::new("_http._tcp.sdkit-test.invalid")) {
+    match Setup::new("_http._tcp.sdkit-test.invalid").instancer() {
         Ok(instancer) => instancer.stop(),
         Err(error) => assert!(matches!(error, Error::SystemConfig(_)), "{error:?}"),
     }

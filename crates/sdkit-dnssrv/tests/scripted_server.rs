@@ -12,11 +12,14 @@ use std::time::Duration;
 use hickory_resolver::proto::op::{Message, OpCode};
 use hickory_resolver::proto::rr::rdata::{A, SRV};
 use hickory_resolver::proto::rr::{Name, RData, Record, RecordType};
-use sdkit_core::{Instancer as _, Snapshot, Subscription};
-use sdkit_dnssrv::{Config, Instancer};
+use sdkit_core::Backoff;
+use sdkit_core::Instancer as _;
+mod common;
+
+use common::Setup;
+use sdkit_testkit::wait::{EVENTUALLY, wait_for};
 
 const SRV_NAME: &str = "_http._tcp.fake.test.";
-const EVENTUALLY: Duration = Duration::from_secs(15);
 
 fn name(text: &str) -> Name {
     Name::from_ascii(text).expect("test name")
@@ -112,23 +115,16 @@ async fn scripted() -> Scripted {
     }
 }
 
-fn config(server: SocketAddr) -> Config {
-    Config::new(SRV_NAME)
-        .nameserver(server)
-        .timeout(Duration::from_millis(300))
-        .attempts(1)
-        .refresh_bounds(Duration::from_millis(200), Duration::from_millis(300))
-        .retry_backoff(Duration::from_millis(100), Duration::from_millis(300))
-}
-
-async fn wait_for(
-    sub: &mut Subscription,
-    what: &str,
-    pred: impl Fn(&Snapshot) -> bool,
-) -> Arc<Snapshot> {
-    sub.wait_for(EVENTUALLY, pred)
-        .await
-        .unwrap_or_else(|e| panic!("waiting for {what}: {e}"))
+fn config(server: SocketAddr) -> Setup {
+    Setup::new(SRV_NAME)
+        .with_nameserver(server)
+        .with_timeout(Duration::from_millis(300))
+        .with_attempts(1)
+        .with_refresh_bounds(Duration::from_millis(200), Duration::from_millis(300))
+        .with_backoff(Backoff::new(
+            Duration::from_millis(100),
+            Duration::from_millis(300),
+        ))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -136,9 +132,9 @@ async fn partial_glue_without_tcp_falls_back_to_lookups() {
     // Nothing listens on TCP at the server's port: the TCP retry fails, and the target without
     // glue is looked up over UDP instead.
     let server = scripted().await;
-    let instancer = Instancer::new(config(server.addr)).expect("instancer");
+    let instancer = config(server.addr).instancer().expect("instancer");
     let mut sub = instancer.subscribe();
-    let snapshot = wait_for(&mut sub, "two instances", |s| s.len() == 2).await;
+    let snapshot = wait_for(&mut sub, EVENTUALLY, "two instances", |s| s.len() == 2).await;
     assert!(snapshot.error().is_none(), "{:?}", snapshot.error());
     let addrs: Vec<_> = snapshot.instances().iter().map(|i| i.addr()).collect();
     assert_eq!(addrs, ["127.0.0.2:8080", "127.0.0.3:8081"]);
@@ -156,17 +152,20 @@ async fn partial_glue_without_tcp_falls_back_to_lookups() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn garbage_answers_are_an_error_event_and_the_last_set_is_kept() {
     let server = scripted().await;
-    let instancer = Instancer::new(config(server.addr)).expect("instancer");
+    let instancer = config(server.addr).instancer().expect("instancer");
     let mut sub = instancer.subscribe();
-    let good = wait_for(&mut sub, "two instances", |s| s.len() == 2).await;
+    let good = wait_for(&mut sub, EVENTUALLY, "two instances", |s| s.len() == 2).await;
 
     server.garbage.store(true, Ordering::SeqCst);
-    let failing = wait_for(&mut sub, "an error event", |s| s.error().is_some()).await;
+    let failing = wait_for(&mut sub, EVENTUALLY, "an error event", |s| {
+        s.error().is_some()
+    })
+    .await;
     assert_eq!(failing.instances(), good.instances(), "last good set kept");
     let message = failing.error().map(ToString::to_string).unwrap_or_default();
     assert!(message.starts_with("dnssrv: SRV lookup of"), "{message}");
 
     server.garbage.store(false, Ordering::SeqCst);
-    let recovered = wait_for(&mut sub, "recovery", |s| s.error().is_none()).await;
+    let recovered = wait_for(&mut sub, EVENTUALLY, "recovery", |s| s.error().is_none()).await;
     assert_eq!(recovered.instances(), good.instances());
 }

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use criterion::{Criterion, criterion_group};
 use etcd_client::Client;
 use sdkit_core::{Instancer as _, Subscription};
-use sdkit_etcd::{Config, Instancer};
+use sdkit_etcd::{Config, Instancer, InstancerConfig};
 use sdkit_testkit::EtcdCluster;
 use tokio::runtime::Runtime;
 
@@ -62,8 +62,9 @@ async fn put_and_wait(
 
 fn percentiles(rt: &Runtime, rig: &Rig) {
     rt.block_on(async {
-        let config = Config::new(rig.endpoints.clone()).with_prefix("/bench/put");
-        let instancer = Instancer::new(&config).expect("instancer");
+        let config = Config::new(rig.endpoints.clone());
+        let watch = InstancerConfig::new("/bench/put");
+        let instancer = Instancer::from_config(config.clone(), watch.clone()).expect("instancer");
         let mut sub = instancer.subscribe();
         sub.ready(Duration::from_secs(10)).await.expect("first snapshot");
         let mut client = rig.client.clone();
@@ -95,9 +96,10 @@ fn benches(c: &mut Criterion) {
     percentiles(&rt, &rig);
 
     // One instancer for all of criterion's calls of the routine (it calls it many times).
-    let config = Config::new(rig.endpoints.clone()).with_prefix("/bench/put");
+    let config = Config::new(rig.endpoints.clone());
+    let watch = InstancerConfig::new("/bench/put");
     let (instancer, mut sub) = rt.block_on(async {
-        let instancer = Instancer::new(&config).expect("instancer");
+        let instancer = Instancer::from_config(config.clone(), watch.clone()).expect("instancer");
         let mut sub = instancer.subscribe();
         sub.ready(Duration::from_secs(10))
             .await
@@ -145,13 +147,15 @@ fn benches(c: &mut Criterion) {
     let mut group = c.benchmark_group("etcd");
     group.sample_size(10);
     group.bench_function("list_10000", |b| {
-        let config = Config::new(rig.endpoints.clone()).with_prefix("/bench/list");
+        let config = Config::new(rig.endpoints.clone());
+        let watch = InstancerConfig::new("/bench/list");
         b.iter_custom(|iters| {
             rt.block_on(async {
                 let mut total = Duration::ZERO;
                 for _ in 0..iters {
                     let start = Instant::now();
-                    let instancer = Instancer::new(&config).expect("instancer");
+                    let instancer =
+                        Instancer::from_config(config.clone(), watch.clone()).expect("instancer");
                     let mut sub = instancer.subscribe();
                     let snapshot = sub.ready(Duration::from_secs(30)).await.expect("listed");
                     assert_eq!(snapshot.len(), 10_000);

@@ -1,7 +1,7 @@
 //! The wire: a lazily connected, cheaply cloneable etcd client shared by instancers and
 //! registrars.
 //!
-//! [`EtcdClient::new`] only checks the configuration; the connection (and, with a user, the
+//! [`Client::new`] only checks the configuration; the connection (and, with a user, the
 //! authentication) happens on first use and is retried by the callers' loops, so construction
 //! never blocks on the network. Every unary call is bounded by the request timeout and retried
 //! at once on another endpoint when the one it hit is unavailable (a member down answers
@@ -15,14 +15,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use etcd_client::{
-    Certificate, Client, ConnectOptions, DeleteOptions, GetOptions, Identity, KeyValue,
-    LeaseKeepAliveStream, LeaseKeeper, PutOptions, TlsOptions, WatchOptions, WatchStream,
+    Certificate, Client as RawClient, ConnectOptions, DeleteOptions, GetOptions, Identity,
+    KeyValue, LeaseKeepAliveStream, LeaseKeeper, PutOptions, TlsOptions, WatchOptions, WatchStream,
 };
 use sdkit_core::Backoff;
 use tokio::sync::Mutex;
 
 use crate::config::Config;
-use crate::error::{EtcdError, is_unavailable};
+use crate::error::{Error, is_unavailable};
 
 /// One page of a prefix listing.
 #[derive(Debug)]
@@ -38,37 +38,37 @@ pub(crate) struct Page {
 /// A lazily connected etcd client; clones share one connection pool. See the
 /// [module docs](self).
 #[derive(Clone)]
-pub struct EtcdClient {
+pub struct Client {
     inner: Arc<Inner>,
 }
 
 struct Inner {
     config: Config,
-    client: Mutex<Option<Client>>,
+    client: Mutex<Option<RawClient>>,
 }
 
-impl fmt::Debug for EtcdClient {
+impl fmt::Debug for Client {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // Config's Debug hides the password; etcd-client's ConnectOptions would print it, so it
         // is never formatted.
-        f.debug_struct("EtcdClient")
+        f.debug_struct("Client")
             .field("endpoints", &self.inner.config.endpoints)
             .field("user", &self.inner.config.user)
             .finish_non_exhaustive()
     }
 }
 
-impl EtcdClient {
+impl Client {
     /// A client for `config`; no network I/O happens here.
     ///
     /// # Errors
     ///
-    /// [`EtcdError::Config`] when the configuration is unusable.
-    pub fn new(config: &Config) -> Result<Self, EtcdError> {
+    /// [`Error::Config`] when the configuration is unusable.
+    pub fn new(config: Config) -> Result<Self, Error> {
         config.validate()?;
-        Ok(EtcdClient {
+        Ok(Client {
             inner: Arc::new(Inner {
-                config: config.clone(),
+                config,
                 client: Mutex::new(None),
             }),
         })
@@ -84,10 +84,10 @@ impl EtcdClient {
     ///
     /// # Errors
     ///
-    /// [`EtcdError::Auth`] when etcd refuses the credentials, [`EtcdError::Timeout`] or
-    /// [`EtcdError::Request`] when no endpoint answers, [`EtcdError::TlsFile`] for unreadable
+    /// [`Error::Auth`] when etcd refuses the credentials, [`Error::Timeout`] or
+    /// [`Error::Request`] when no endpoint answers, [`Error::TlsFile`] for unreadable
     /// TLS files.
-    pub async fn connect(&self) -> Result<Client, EtcdError> {
+    pub async fn connect(&self) -> Result<RawClient, Error> {
         let mut slot = self.inner.client.lock().await;
         if let Some(client) = slot.as_ref() {
             return Ok(client.clone());
@@ -97,15 +97,15 @@ impl EtcdClient {
         // With a user, connecting authenticates: a round trip, bounded like one.
         let bound = config.connect_timeout + config.request_timeout;
         let client =
-            match tokio::time::timeout(bound, Client::connect(&config.endpoints, Some(options)))
+            match tokio::time::timeout(bound, RawClient::connect(&config.endpoints, Some(options)))
                 .await
             {
                 Ok(Ok(client)) => client,
                 Ok(Err(e)) => {
-                    return Err(EtcdError::from_client("connect", e, config.user.as_deref()));
+                    return Err(Error::from_client("connect", e, config.user.as_deref()));
                 }
                 Err(_) => {
-                    return Err(EtcdError::Timeout {
+                    return Err(Error::Timeout {
                         op: "connect",
                         timeout: bound,
                     });
@@ -118,13 +118,9 @@ impl EtcdClient {
     /// Runs the unary call `call` bounded by the request timeout, retrying at once (a few
     /// times, within one request timeout overall) when the endpoint it reached is unavailable,
     /// so that the balancer can pick another member.
-    pub(crate) async fn unary<T, F, Fut>(
-        &self,
-        op: &'static str,
-        mut call: F,
-    ) -> Result<T, EtcdError>
+    pub(crate) async fn unary<T, F, Fut>(&self, op: &'static str, mut call: F) -> Result<T, Error>
     where
-        F: FnMut(Client) -> Fut,
+        F: FnMut(RawClient) -> Fut,
         Fut: Future<Output = Result<T, etcd_client::Error>>,
     {
         let config = &self.inner.config;
@@ -138,20 +134,20 @@ impl EtcdClient {
             attempt += 1;
             let client = match tokio::time::timeout_at(deadline, self.connect()).await {
                 Ok(result) => result?,
-                Err(_) => return Err(EtcdError::Timeout { op, timeout }),
+                Err(_) => return Err(Error::Timeout { op, timeout }),
             };
             let error = match tokio::time::timeout_at(deadline, call(client)).await {
                 Ok(Ok(value)) => return Ok(value),
                 Ok(Err(e)) => e,
-                Err(_) => return Err(EtcdError::Timeout { op, timeout }),
+                Err(_) => return Err(Error::Timeout { op, timeout }),
             };
             if attempt >= attempts || !is_unavailable(&error) {
-                return Err(EtcdError::from_client(op, error, config.user.as_deref()));
+                return Err(Error::from_client(op, error, config.user.as_deref()));
             }
             tracing::debug!(op, attempt, error = %error, "etcd endpoint unavailable; retrying");
             let pause = backoff.next_delay();
             if tokio::time::Instant::now() + pause >= deadline {
-                return Err(EtcdError::from_client(op, error, config.user.as_deref()));
+                return Err(Error::from_client(op, error, config.user.as_deref()));
             }
             tokio::time::sleep(pause).await;
         }
@@ -164,7 +160,7 @@ impl EtcdClient {
         prefix_dir: &str,
         from: &[u8],
         revision: i64,
-    ) -> Result<Page, EtcdError> {
+    ) -> Result<Page, Error> {
         let config = &self.inner.config;
         let end = prefix_end(prefix_dir.as_bytes());
         let limit = config.list_page_size;
@@ -197,7 +193,7 @@ impl EtcdClient {
         &self,
         prefix_dir: &str,
         start_revision: i64,
-    ) -> Result<WatchStream, EtcdError> {
+    ) -> Result<WatchStream, Error> {
         let max = self.inner.config.max_message_size;
         let end = prefix_end(prefix_dir.as_bytes());
         let key = prefix_dir.as_bytes().to_vec();
@@ -215,7 +211,7 @@ impl EtcdClient {
     }
 
     /// Grants a lease of `ttl_secs`; returns its id and the TTL etcd granted.
-    pub(crate) async fn grant(&self, ttl_secs: i64) -> Result<(i64, i64), EtcdError> {
+    pub(crate) async fn grant(&self, ttl_secs: i64) -> Result<(i64, i64), Error> {
         let response = self
             .unary("lease grant", |mut client| async move {
                 client.lease_grant(ttl_secs, None).await
@@ -230,7 +226,7 @@ impl EtcdClient {
         key: &str,
         value: &str,
         lease: i64,
-    ) -> Result<(), EtcdError> {
+    ) -> Result<(), Error> {
         self.unary("put", |mut client| async move {
             client
                 .put(key, value, Some(PutOptions::new().with_lease(lease)))
@@ -241,7 +237,7 @@ impl EtcdClient {
     }
 
     /// The lease `key` is attached to, or `None` when the key does not exist.
-    pub(crate) async fn key_lease(&self, key: &str) -> Result<Option<i64>, EtcdError> {
+    pub(crate) async fn key_lease(&self, key: &str) -> Result<Option<i64>, Error> {
         let response = self
             .unary(
                 "get",
@@ -252,7 +248,7 @@ impl EtcdClient {
     }
 
     /// Deletes `key`; deleting a missing key is not an error.
-    pub(crate) async fn delete(&self, key: &str) -> Result<(), EtcdError> {
+    pub(crate) async fn delete(&self, key: &str) -> Result<(), Error> {
         self.unary("delete", |mut client| async move {
             client.delete(key, None::<DeleteOptions>).await
         })
@@ -261,7 +257,7 @@ impl EtcdClient {
     }
 
     /// Revokes `lease`; a lease that is already gone is not an error.
-    pub(crate) async fn revoke(&self, lease: i64) -> Result<(), EtcdError> {
+    pub(crate) async fn revoke(&self, lease: i64) -> Result<(), Error> {
         match self
             .unary("lease revoke", |mut client| async move {
                 client.lease_revoke(lease).await
@@ -269,7 +265,7 @@ impl EtcdClient {
             .await
         {
             Ok(_) => Ok(()),
-            Err(EtcdError::Request {
+            Err(Error::Request {
                 source: etcd_client::Error::GRpcStatus(status),
                 ..
             }) if status.message().contains("lease not found") => Ok(()),
@@ -282,7 +278,7 @@ impl EtcdClient {
     pub(crate) async fn keep_alive(
         &self,
         lease: i64,
-    ) -> Result<Option<(LeaseKeeper, LeaseKeepAliveStream)>, EtcdError> {
+    ) -> Result<Option<(LeaseKeeper, LeaseKeepAliveStream)>, Error> {
         match self
             .unary("lease keep-alive", |mut client| async move {
                 client.lease_keep_alive(lease).await
@@ -290,11 +286,11 @@ impl EtcdClient {
             .await
         {
             Ok(pair) => Ok(Some(pair)),
-            Err(EtcdError::Request {
+            Err(Error::Request {
                 source: etcd_client::Error::LeaseKeepAliveError(message),
                 ..
             }) if message.contains("not found") => Ok(None),
-            Err(EtcdError::Request {
+            Err(Error::Request {
                 source: etcd_client::Error::GRpcStatus(status),
                 ..
             }) if status.message().contains("lease not found") => Ok(None),
@@ -317,7 +313,7 @@ pub(crate) fn prefix_end(prefix: &[u8]) -> Vec<u8> {
 }
 
 /// etcd-client options from `config`.
-fn connect_options(config: &Config) -> Result<ConnectOptions, EtcdError> {
+fn connect_options(config: &Config) -> Result<ConnectOptions, Error> {
     let mut options = ConnectOptions::new()
         .with_connect_timeout(config.connect_timeout)
         .with_timeout(config.request_timeout)
@@ -334,7 +330,7 @@ fn connect_options(config: &Config) -> Result<ConnectOptions, EtcdError> {
     }
     if let Some(tls) = &config.tls {
         let read = |path: &std::path::PathBuf| {
-            std::fs::read(path).map_err(|source| EtcdError::TlsFile {
+            std::fs::read(path).map_err(|source| Error::TlsFile {
                 path: path.display().to_string(),
                 source,
             })
@@ -367,15 +363,15 @@ mod tests {
 
     #[test]
     fn debug_hides_the_password() {
-        let client = EtcdClient::new(&Config::default().with_user("u", "pa55word")).unwrap();
+        let client = Client::new(Config::default().with_user("u", "pa55word")).unwrap();
         assert!(!format!("{client:?}").contains("pa55word"));
     }
 
     #[tokio::test]
     async fn construction_does_not_touch_the_network() {
         // Port 1 on loopback refuses; construction must still succeed at once.
-        let client = EtcdClient::new(
-            &Config::new(["127.0.0.1:1"]).with_request_timeout(Duration::from_millis(300)),
+        let client = Client::new(
+            Config::new(["127.0.0.1:1"]).with_request_timeout(Duration::from_millis(300)),
         )
         .unwrap();
         let err = client.delete("/x").await.unwrap_err();

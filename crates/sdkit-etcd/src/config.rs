@@ -1,5 +1,6 @@
-//! Configuration of the etcd backend: endpoints, timeouts, credentials, TLS, and the timing of
-//! the watch and the lease.
+//! Configuration of the etcd backend: [`Config`] (endpoints, timeouts, credentials, TLS, the
+//! watch's timing), [`InstancerConfig`] (the prefix to watch) and [`RegistrarConfig`] (the key
+//! and lease of one registration).
 //!
 //! Every option has a sane default and a builder method; the struct also deserializes with
 //! serde (durations as `"500ms"`, `"10s"`, `"2m"` or a number of seconds), so the facade can
@@ -9,54 +10,29 @@
 //! use std::time::Duration;
 //! use sdkit_etcd::Config;
 //!
+//! use sdkit_core::Instance;
+//! use sdkit_etcd::{Config, InstancerConfig, RegistrarConfig};
+//!
 //! let config = Config::new(["127.0.0.1:2379", "127.0.0.1:22379"])
-//!     .with_prefix("/services/web")
 //!     .with_user("svc", "s3cret")
-//!     .with_ttl(Duration::from_secs(5))
 //!     .with_request_timeout(Duration::from_secs(2));
-//! assert_eq!(config.ttl_secs(), 5);
-//! assert_eq!(config.prefix_dir(), "/services/web/");
 //! // The password never shows up in Debug output.
 //! assert!(!format!("{config:?}").contains("s3cret"));
+//! let watch = InstancerConfig::new("/services/web");
+//! assert_eq!(watch.prefix_dir(), "/services/web/");
+//! let registration = RegistrarConfig::new("/services/web", Instance::new("web-1", "10.0.0.1:80"))
+//!     .with_ttl(Duration::from_secs(5));
+//! assert_eq!(registration.ttl_secs(), 5);
 //! ```
 
 use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use sdkit_core::Backoff;
+use sdkit_core::{Backoff, Instance, Secret};
 use serde::Deserialize;
 
-use crate::error::EtcdError;
-
-/// A password: its `Debug` and `Display` print `***`, never the value.
-#[derive(Clone, PartialEq, Eq, Deserialize)]
-#[serde(transparent)]
-pub struct Password(String);
-
-impl Password {
-    /// Wraps a password.
-    pub fn new(password: impl Into<String>) -> Self {
-        Password(password.into())
-    }
-
-    /// The password itself: only for handing it to the etcd client.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Password {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Password(***)")
-    }
-}
-
-impl fmt::Display for Password {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("***")
-    }
-}
+use crate::error::Error;
 
 /// TLS (rustls) settings: the CA that signs the etcd servers' certificates and, for mutual TLS,
 /// the client's certificate and key. All are PEM files, read when the client connects.
@@ -106,13 +82,10 @@ impl TlsConfig {
 pub struct Config {
     /// The etcd endpoints, `host:port` or `http(s)://host:port` (default `127.0.0.1:2379`).
     pub endpoints: Vec<String>,
-    /// The key prefix of the service, matched as a directory: `/services/web` watches
-    /// `/services/web/…` and never `/services/webapp` (default `/services/default`).
-    pub prefix: String,
     /// User name for etcd authentication.
     pub user: Option<String>,
     /// Password for etcd authentication (never printed).
-    pub password: Option<Password>,
+    pub password: Option<Secret>,
     /// TLS settings; `None` = plain HTTP/2 (unless an endpoint says `https://`).
     pub tls: Option<TlsConfig>,
     /// Bound on establishing a TCP (and TLS) connection to one endpoint (default 3 s).
@@ -142,27 +115,12 @@ pub struct Config {
     /// Largest gRPC message accepted from etcd (a list page or a watch response; default
     /// 16 MiB).
     pub max_message_size: usize,
-    /// Lease TTL of the registrar. etcd TTLs are whole seconds: this is rounded up to the next
-    /// second, at least 1 s, and etcd may raise it to its minimum TTL (default 10 s).
-    #[serde(deserialize_with = "sdkit_core::duration::deserialize")]
-    pub ttl: Duration,
-    /// First delay of every retry loop (default 100 ms).
-    #[serde(deserialize_with = "sdkit_core::duration::deserialize")]
-    pub retry_initial: Duration,
-    /// Cap on the delay of every retry loop (default 5 s; the registrar additionally caps it at
-    /// a third of the TTL so that a lease is retried before it can lapse).
-    #[serde(deserialize_with = "sdkit_core::duration::deserialize")]
-    pub retry_max: Duration,
-    /// Bound on deregistration: deleting the key and revoking the lease (default 3 s).
-    #[serde(deserialize_with = "sdkit_core::duration::deserialize")]
-    pub deregister_timeout: Duration,
 }
 
 impl Default for Config {
     fn default() -> Self {
         Config {
             endpoints: vec!["127.0.0.1:2379".to_owned()],
-            prefix: "/services/default".to_owned(),
             user: None,
             password: None,
             tls: None,
@@ -175,10 +133,6 @@ impl Default for Config {
             list_page_size: 1000,
             max_value_size: 64 * 1024,
             max_message_size: 16 * 1024 * 1024,
-            ttl: Duration::from_secs(10),
-            retry_initial: Duration::from_millis(100),
-            retry_max: Duration::from_secs(5),
-            deregister_timeout: Duration::from_secs(3),
         }
     }
 }
@@ -187,9 +141,8 @@ impl fmt::Debug for Config {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Config")
             .field("endpoints", &self.endpoints)
-            .field("prefix", &self.prefix)
             .field("user", &self.user)
-            .field("password", &self.password.as_ref().map(|_| "***"))
+            .field("password", &self.password)
             .field("tls", &self.tls)
             .field("connect_timeout", &self.connect_timeout)
             .field("request_timeout", &self.request_timeout)
@@ -200,10 +153,6 @@ impl fmt::Debug for Config {
             .field("list_page_size", &self.list_page_size)
             .field("max_value_size", &self.max_value_size)
             .field("max_message_size", &self.max_message_size)
-            .field("ttl", &self.ttl)
-            .field("retry_initial", &self.retry_initial)
-            .field("retry_max", &self.retry_max)
-            .field("deregister_timeout", &self.deregister_timeout)
             .finish()
     }
 }
@@ -231,16 +180,10 @@ impl Config {
         self
     }
 
-    /// Sets the key prefix (a directory; a trailing `/` is optional).
-    pub fn with_prefix(mut self, prefix: impl Into<String>) -> Self {
-        self.prefix = prefix.into();
-        self
-    }
-
     /// Authenticates as `user` with `password`.
-    pub fn with_user(mut self, user: impl Into<String>, password: impl Into<String>) -> Self {
+    pub fn with_user(mut self, user: impl Into<String>, password: impl Into<Secret>) -> Self {
         self.user = Some(user.into());
-        self.password = Some(Password::new(password));
+        self.password = Some(password.into());
         self
     }
 
@@ -294,53 +237,15 @@ impl Config {
         self
     }
 
-    /// Sets the registrar's lease TTL (rounded up to whole seconds).
-    pub fn with_ttl(mut self, ttl: Duration) -> Self {
-        self.ttl = ttl;
-        self
-    }
-
-    /// Sets the first and the largest delay of the retry loops.
-    pub fn with_retry(mut self, initial: Duration, max: Duration) -> Self {
-        self.retry_initial = initial;
-        self.retry_max = max;
-        self
-    }
-
-    /// Sets the deregistration bound.
-    pub fn with_deregister_timeout(mut self, timeout: Duration) -> Self {
-        self.deregister_timeout = timeout;
-        self
-    }
-
-    /// The lease TTL in whole seconds, as sent to etcd: rounded up, at least 1.
-    pub fn ttl_secs(&self) -> i64 {
-        let secs = self.ttl.as_secs() + u64::from(self.ttl.subsec_nanos() > 0);
-        i64::try_from(secs.max(1)).unwrap_or(i64::MAX)
-    }
-
-    /// The prefix as a directory, always ending in exactly one `/`.
-    pub fn prefix_dir(&self) -> String {
-        format!("{}/", self.prefix.trim_end_matches('/'))
-    }
-
-    /// The backoff of the instancer's retry loops.
-    pub fn backoff(&self) -> Backoff {
-        Backoff::new(self.retry_initial, self.retry_max)
-    }
-
     /// Checks the configuration without touching the network.
     ///
     /// # Errors
     ///
-    /// [`EtcdError::Config`] naming what is wrong.
-    pub fn validate(&self) -> Result<(), EtcdError> {
-        let bad = |what: &str| Err(EtcdError::Config(what.to_owned()));
+    /// [`Error::Config`] naming what is wrong.
+    pub fn validate(&self) -> Result<(), Error> {
+        let bad = |what: &str| Err(Error::Config(what.to_owned()));
         if self.endpoints.is_empty() || self.endpoints.iter().any(|e| e.trim().is_empty()) {
             return bad("at least one non-empty endpoint is required");
-        }
-        if self.prefix.trim_end_matches('/').is_empty() {
-            return bad("the prefix must name a directory below the root, e.g. /services/web");
         }
         if self.user.is_some() != self.password.is_some() {
             return bad("user and password go together");
@@ -358,10 +263,9 @@ impl Config {
             ("keepalive_timeout", self.keepalive_timeout),
             ("watch_progress_interval", self.watch_progress_interval),
             ("watch_progress_timeout", self.watch_progress_timeout),
-            ("deregister_timeout", self.deregister_timeout),
         ] {
             if d.is_zero() {
-                return Err(EtcdError::Config(format!("{name} must be positive")));
+                return Err(Error::Config(format!("{name} must be positive")));
             }
         }
         if let Some(tls) = &self.tls
@@ -373,41 +277,184 @@ impl Config {
     }
 }
 
+/// Checks that `prefix` names a directory below the root.
+fn check_prefix(prefix: &str) -> Result<(), Error> {
+    if prefix.trim_end_matches('/').is_empty() {
+        return Err(Error::Config(
+            "the prefix must name a directory below the root, e.g. /services/web".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// `prefix` as a directory, always ending in exactly one `/`.
+fn directory(prefix: &str) -> String {
+    format!("{}/", prefix.trim_end_matches('/'))
+}
+
+/// What one [`Instancer`](crate::Instancer) watches: a key prefix, matched as a directory
+/// (`/services/web` watches `/services/web/…` and never `/services/webapp`).
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
+pub struct InstancerConfig {
+    /// The key prefix of the service (default `/services/default`).
+    pub prefix: String,
+    /// Delays of the watch loop after failures (default 100 ms doubling up to 5 s).
+    pub backoff: Backoff,
+}
+
+impl Default for InstancerConfig {
+    fn default() -> Self {
+        InstancerConfig {
+            prefix: "/services/default".to_owned(),
+            backoff: Backoff::new(Duration::from_millis(100), Duration::from_secs(5)),
+        }
+    }
+}
+
+impl InstancerConfig {
+    /// Watches `prefix` (a directory; a trailing `/` is optional).
+    pub fn new(prefix: impl Into<String>) -> Self {
+        InstancerConfig {
+            prefix: prefix.into(),
+            ..InstancerConfig::default()
+        }
+    }
+
+    /// Sets the delays of the watch loop after failures.
+    pub fn with_backoff(mut self, backoff: Backoff) -> Self {
+        self.backoff = backoff;
+        self
+    }
+
+    /// The prefix as a directory, always ending in exactly one `/`.
+    pub fn prefix_dir(&self) -> String {
+        directory(&self.prefix)
+    }
+
+    /// Checks the prefix.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] when the prefix is the root.
+    pub fn validate(&self) -> Result<(), Error> {
+        check_prefix(&self.prefix)
+    }
+}
+
+/// What one [`Registrar`](crate::Registrar) writes: `instance` under `<prefix>/<instance id>`,
+/// on a lease of `ttl`.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub struct RegistrarConfig {
+    /// The key prefix of the service.
+    pub prefix: String,
+    /// The instance to register (its id is the last key segment).
+    pub instance: Instance,
+    /// Lease TTL. etcd TTLs are whole seconds: this is rounded up to the next second, at least
+    /// 1 s, and etcd may raise it to its minimum TTL (default 10 s).
+    pub ttl: Duration,
+    /// Bound on deregistration: deleting the key and revoking the lease (default 3 s).
+    pub deregister_timeout: Duration,
+    /// Delays after failures (default 100 ms doubling up to 5 s; additionally capped at a third
+    /// of the TTL so that a lease is retried before it can lapse).
+    pub backoff: Backoff,
+}
+
+impl RegistrarConfig {
+    /// Registers `instance` under `prefix`, other settings default.
+    pub fn new(prefix: impl Into<String>, instance: Instance) -> Self {
+        RegistrarConfig {
+            prefix: prefix.into(),
+            instance,
+            ttl: Duration::from_secs(10),
+            deregister_timeout: Duration::from_secs(3),
+            backoff: Backoff::new(Duration::from_millis(100), Duration::from_secs(5)),
+        }
+    }
+
+    /// Sets the lease TTL (rounded up to whole seconds).
+    pub fn with_ttl(mut self, ttl: Duration) -> Self {
+        self.ttl = ttl;
+        self
+    }
+
+    /// Sets the deregistration bound.
+    pub fn with_deregister_timeout(mut self, timeout: Duration) -> Self {
+        self.deregister_timeout = timeout;
+        self
+    }
+
+    /// Sets the delays after failures.
+    pub fn with_backoff(mut self, backoff: Backoff) -> Self {
+        self.backoff = backoff;
+        self
+    }
+
+    /// The lease TTL in whole seconds, as sent to etcd: rounded up, at least 1.
+    pub fn ttl_secs(&self) -> i64 {
+        let secs = self.ttl.as_secs() + u64::from(self.ttl.subsec_nanos() > 0);
+        i64::try_from(secs.max(1)).unwrap_or(i64::MAX)
+    }
+
+    /// The key written: `<prefix>/<instance id>`.
+    pub fn key(&self) -> String {
+        format!("{}{}", directory(&self.prefix), self.instance.id())
+    }
+
+    /// Checks the prefix, the instance id and the timings.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] naming what is wrong.
+    pub fn validate(&self) -> Result<(), Error> {
+        check_prefix(&self.prefix)?;
+        let id = self.instance.id();
+        if id.is_empty() || id.contains('/') {
+            return Err(Error::Config(format!(
+                "instance id {id:?} must be non-empty and must not contain '/'"
+            )));
+        }
+        if self.deregister_timeout.is_zero() {
+            return Err(Error::Config("deregister_timeout must be positive".into()));
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn ttl_rounds_up_to_whole_seconds() {
-        let c = Config::default().with_ttl(Duration::from_millis(1500));
+        let r = || RegistrarConfig::new("/s", Instance::new("a", "h:1"));
+        let c = r().with_ttl(Duration::from_millis(1500));
         assert_eq!(c.ttl_secs(), 2);
-        let c = Config::default().with_ttl(Duration::from_millis(10));
+        let c = r().with_ttl(Duration::from_millis(10));
         assert_eq!(c.ttl_secs(), 1);
-        let c = Config::default().with_ttl(Duration::from_secs(10));
+        let c = r().with_ttl(Duration::from_secs(10));
         assert_eq!(c.ttl_secs(), 10);
     }
 
     #[test]
     fn prefix_is_a_directory() {
-        assert_eq!(Config::default().with_prefix("/a/b").prefix_dir(), "/a/b/");
-        assert_eq!(
-            Config::default().with_prefix("/a/b//").prefix_dir(),
-            "/a/b/"
-        );
-        assert!(Config::default().with_prefix("/").validate().is_err());
+        assert_eq!(InstancerConfig::new("/a/b").prefix_dir(), "/a/b/");
+        assert_eq!(InstancerConfig::new("/a/b//").prefix_dir(), "/a/b/");
+        assert!(InstancerConfig::new("/").validate().is_err());
     }
 
     #[test]
     fn deserializes_with_durations_and_hides_password() {
         let c: Config = serde_json::from_str(
-            r#"{"endpoints":["127.0.0.1:1"],"prefix":"/s/web","user":"u","password":"hunter2",
-                "ttl":"3s","request_timeout":"250ms","connect_timeout":1.5}"#,
+            r#"{"endpoints":["127.0.0.1:1"],"user":"u","password":"hunter2",
+                "request_timeout":"250ms","connect_timeout":1.5}"#,
         )
         .unwrap();
-        assert_eq!(c.ttl, Duration::from_secs(3));
         assert_eq!(c.request_timeout, Duration::from_millis(250));
         assert_eq!(c.connect_timeout, Duration::from_millis(1500));
-        assert_eq!(c.password.as_ref().map(Password::expose), Some("hunter2"));
+        assert_eq!(c.password.as_ref().map(Secret::expose), Some("hunter2"));
         c.validate().unwrap();
         let debug = format!("{c:?}");
         assert!(!debug.contains("hunter2"), "{debug}");

@@ -6,7 +6,7 @@ use std::time::Duration;
 /// What went wrong talking to etcd.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
-pub enum EtcdError {
+pub enum Error {
     /// The configuration is unusable.
     #[error("etcd: invalid configuration: {0}")]
     Config(String),
@@ -68,7 +68,7 @@ pub enum EtcdError {
     },
 }
 
-impl EtcdError {
+impl Error {
     /// Classifies a client error from `op`; `user` names the configured user, if any, so an
     /// authentication failure says who was refused.
     pub(crate) fn from_client(
@@ -85,21 +85,21 @@ impl EtcdError {
                 || message.contains("invalid auth token")
                 || message.contains("user name is empty")
             {
-                return EtcdError::Auth {
+                return Error::Auth {
                     user: user.to_owned(),
                     message: message.to_owned(),
                 };
             }
         }
-        EtcdError::Request { op, source }
+        Error::Request { op, source }
     }
 
     /// `true` for failures worth an immediate retry on another endpoint (connection refused,
     /// member down, no leader).
     pub fn is_unavailable(&self) -> bool {
         match self {
-            EtcdError::Request { source, .. } => is_unavailable(source),
-            EtcdError::Timeout { .. } => true,
+            Error::Request { source, .. } => is_unavailable(source),
+            Error::Timeout { .. } => true,
             _ => false,
         }
     }

@@ -25,14 +25,13 @@ use std::collections::BTreeMap;
 use std::future::Future;
 
 use etcd_client::{EventType, KeyValue, WatchResponse, WatchStream};
-use sdkit_core::instancer::sleep_or_cancel;
 use sdkit_core::{
-    CancellationToken, Instance, InstanceCache, SourceError, Subscription, TaskInstancer,
+    Backoff, CancellationToken, FailureLoop, Instance, InstanceCache, Subscription, TaskInstancer,
 };
 
-use crate::client::EtcdClient;
-use crate::config::Config;
-use crate::error::EtcdError;
+use crate::client::Client;
+use crate::config::{Config, InstancerConfig};
+use crate::error::Error;
 use crate::value;
 
 /// Watches one service prefix in etcd. See the [module docs](self).
@@ -40,12 +39,12 @@ use crate::value;
 /// ```no_run
 /// use std::time::Duration;
 /// use sdkit_core::Instancer as _;
-/// use sdkit_etcd::{Config, Instancer};
+/// use sdkit_etcd::{Config, Instancer, InstancerConfig};
 ///
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-/// let config = Config::new(["127.0.0.1:2379"]).with_prefix("/services/web");
-/// let instancer = Instancer::new(&config)?;
+/// let config = Config::new(["127.0.0.1:2379"]);
+/// let instancer = Instancer::from_config(config, InstancerConfig::new("/services/web"))?;
 /// let mut sub = instancer.subscribe();
 /// let snapshot = sub.ready(Duration::from_secs(5)).await?;
 /// println!("{} instances", snapshot.len());
@@ -59,36 +58,40 @@ pub struct Instancer {
 }
 
 impl Instancer {
-    /// Watches `config.prefix` with a client of its own.
+    /// Watches `config.prefix` through a shared `client` (its configuration gives the timing).
     ///
     /// # Errors
     ///
-    /// [`EtcdError::Config`] when the configuration is unusable (no network I/O happens here).
+    /// [`Error::Config`] when the prefix is the root (no network I/O happens here).
     ///
     /// # Panics
     ///
     /// When called outside a Tokio runtime.
-    pub fn new(config: &Config) -> Result<Self, EtcdError> {
-        let client = EtcdClient::new(config)?;
-        let prefix = config.prefix.clone();
-        Ok(Self::with_client(client, &prefix))
-    }
-
-    /// Watches `prefix` through a shared `client` (its configuration gives the timing).
-    ///
-    /// # Panics
-    ///
-    /// When called outside a Tokio runtime.
-    pub fn with_client(client: EtcdClient, prefix: &str) -> Self {
-        let prefix_dir = format!("{}/", prefix.trim_end_matches('/'));
+    pub fn new(client: &Client, config: InstancerConfig) -> Result<Self, Error> {
+        config.validate()?;
+        let prefix_dir = config.prefix_dir();
         let dir = prefix_dir.clone();
+        let client = client.clone();
         let task = TaskInstancer::spawn("etcd", move |cache, token| {
-            Watcher::new(client, dir, cache, token).run()
+            Watcher::new(client, dir, cache, token).run(config.backoff)
         });
-        Instancer {
+        Ok(Instancer {
             task,
             prefix: prefix_dir,
-        }
+        })
+    }
+
+    /// Watches `watch.prefix` with a client of its own, built from `config`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] when a configuration is unusable (no network I/O happens here).
+    ///
+    /// # Panics
+    ///
+    /// When called outside a Tokio runtime.
+    pub fn from_config(config: Config, watch: InstancerConfig) -> Result<Self, Error> {
+        Instancer::new(&Client::new(config)?, watch)
     }
 
     /// The watched prefix, as a directory (ending in `/`).
@@ -119,12 +122,12 @@ enum Outcome {
     /// The start revision was compacted: re-list.
     Compacted { compact_revision: i64 },
     /// The stream ended or failed: re-create it from the last seen revision + 1.
-    Ended(EtcdError),
+    Ended(Error),
 }
 
 /// The state of one instancer's loop.
 struct Watcher {
-    client: EtcdClient,
+    client: Client,
     prefix_dir: String,
     cache: InstanceCache,
     token: CancellationToken,
@@ -136,7 +139,7 @@ struct Watcher {
 
 impl Watcher {
     fn new(
-        client: EtcdClient,
+        client: Client,
         prefix_dir: String,
         cache: InstanceCache,
         token: CancellationToken,
@@ -159,8 +162,8 @@ impl Watcher {
         }
     }
 
-    async fn run(mut self) {
-        let mut backoff = self.client.config().backoff().start();
+    async fn run(mut self, backoff: Backoff) {
+        let mut backoff = FailureLoop::new("etcd", self.prefix_dir.clone(), backoff);
         loop {
             if self.revision == 0 {
                 match self.or_cancel(self.list()).await {
@@ -214,15 +217,8 @@ impl Watcher {
 
     /// Publishes `error` (keeping the last good set) and waits the next backoff delay; `false`
     /// when stop was requested meanwhile.
-    async fn fail(
-        &self,
-        error: EtcdError,
-        backoff: &mut sdkit_core::backoff::BackoffState,
-    ) -> bool {
-        let delay = backoff.next_delay();
-        tracing::warn!(prefix = %self.prefix_dir, %error, ?delay, failures = backoff.failures(), "etcd: watch failing; retrying");
-        self.cache.error(SourceError::new(error));
-        sleep_or_cancel(&self.token, delay).await
+    async fn fail(&self, error: Error, backoff: &mut FailureLoop) -> bool {
+        backoff.fail(&self.cache, &self.token, error).await
     }
 
     /// Publishes the current set (also clearing a previous error).
@@ -232,7 +228,7 @@ impl Watcher {
     }
 
     /// Lists the prefix page by page at one revision.
-    async fn list(&self) -> Result<(i64, BTreeMap<Vec<u8>, Instance>), EtcdError> {
+    async fn list(&self) -> Result<(i64, BTreeMap<Vec<u8>, Instance>), Error> {
         let mut instances = BTreeMap::new();
         let mut revision = 0;
         let mut from = self.prefix_dir.as_bytes().to_vec();
@@ -287,11 +283,7 @@ impl Watcher {
     }
 
     /// Reads the watch stream until it ends, is compacted, goes silent, or stop is requested.
-    async fn consume(
-        &mut self,
-        mut stream: WatchStream,
-        backoff: &mut sdkit_core::backoff::BackoffState,
-    ) -> Outcome {
+    async fn consume(&mut self, mut stream: WatchStream, backoff: &mut FailureLoop) -> Outcome {
         let config = self.client.config().clone();
         let mut probing = false;
         loop {
@@ -306,7 +298,7 @@ impl Watcher {
             };
             let response = match message {
                 Err(_) if probing => {
-                    return Outcome::Ended(EtcdError::WatchStalled {
+                    return Outcome::Ended(Error::WatchStalled {
                         prefix: self.prefix_dir.clone(),
                         waited: wait,
                     });
@@ -331,14 +323,14 @@ impl Watcher {
             }
             if response.created() {
                 // The watch is established: clear a previous error and start backoff afresh.
-                backoff.reset();
+                backoff.success();
                 self.publish();
             }
         }
     }
 
-    fn ended(&self, reason: String) -> EtcdError {
-        EtcdError::WatchEnded {
+    fn ended(&self, reason: String) -> Error {
+        Error::WatchEnded {
             prefix: self.prefix_dir.clone(),
             reason,
         }

@@ -20,23 +20,24 @@ use etcd_client::{LeaseKeepAliveStream, LeaseKeeper};
 use sdkit_core::registrar::{
     BoxFuture, KeepAlive, KeepAliveConfig, Registration, RegistrationStatus, Renewal,
 };
-use sdkit_core::{Backoff, BoxError, Instance, RegistrarError};
+use sdkit_core::{Backoff, BoxError, RegistrarError};
 
-use crate::client::EtcdClient;
-use crate::config::Config;
-use crate::error::EtcdError;
+use crate::client::Client;
+use crate::config::{Config, RegistrarConfig};
+use crate::error::Error;
 use crate::value;
 
 /// Registers one instance in etcd and keeps it alive. See the [module docs](self).
 ///
 /// ```no_run
 /// use sdkit_core::{Instance, Registrar as _};
-/// use sdkit_etcd::{Config, Registrar};
+/// use sdkit_etcd::{Config, Registrar, RegistrarConfig};
 ///
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-/// let config = Config::new(["127.0.0.1:2379"]).with_prefix("/services/web");
-/// let registrar = Registrar::new(&config, Instance::new("web-1", "10.0.0.1:8080"))?;
+/// let config = Config::new(["127.0.0.1:2379"]);
+/// let registration = RegistrarConfig::new("/services/web", Instance::new("web-1", "10.0.0.1:8080"));
+/// let registrar = Registrar::from_config(config, registration)?;
 /// registrar.register().await?; // /services/web/web-1 = {"addr":"10.0.0.1:8080","weight":1}
 /// // … serve …
 /// registrar.deregister().await?;
@@ -45,55 +46,32 @@ use crate::value;
 /// ```
 #[derive(Debug)]
 pub struct Registrar {
-    inner: KeepAlive<EtcdRegistration>,
+    inner: KeepAlive<Steps>,
 }
 
 impl Registrar {
-    /// Registers `instance` under `config.prefix` with a client of its own.
+    /// Registers `config.instance` under `config.prefix` through a shared `client`.
     ///
     /// # Errors
     ///
-    /// [`EtcdError::Config`] when the configuration or the instance id is unusable (no network
-    /// I/O happens here).
-    pub fn new(config: &Config, instance: Instance) -> Result<Self, EtcdError> {
-        let client = EtcdClient::new(config)?;
-        let prefix = config.prefix.clone();
-        Self::with_client(client, &prefix, instance)
-    }
-
-    /// Registers `instance` under `prefix` through a shared `client` (its configuration gives
-    /// the TTL and timing).
-    ///
-    /// # Errors
-    ///
-    /// [`EtcdError::Config`] when the instance id is empty or contains `/`.
-    pub fn with_client(
-        client: EtcdClient,
-        prefix: &str,
-        instance: Instance,
-    ) -> Result<Self, EtcdError> {
-        let id = instance.id();
-        if id.is_empty() || id.contains('/') {
-            return Err(EtcdError::Config(format!(
-                "instance id {id:?} must be non-empty and must not contain '/'"
-            )));
-        }
-        let config = client.config();
+    /// [`Error::Config`] when the prefix is the root or the instance id is empty or contains
+    /// `/` (no network I/O happens here).
+    pub fn new(client: &Client, config: RegistrarConfig) -> Result<Self, Error> {
+        config.validate()?;
         let ttl_secs = config.ttl_secs();
         let renew_interval = Duration::from_secs_f64(ttl_secs as f64 / 3.0);
         let backoff = Backoff::new(
-            config.retry_initial.min(renew_interval),
-            config.retry_max.min(renew_interval),
+            config.backoff.initial().min(renew_interval),
+            config.backoff.max().min(renew_interval),
         );
         let keep_alive = KeepAliveConfig::new(renew_interval)
             .with_backoff(backoff)
             .with_deregister_timeout(config.deregister_timeout);
-        let key = format!("{}/{}", prefix.trim_end_matches('/'), id);
-        let steps = EtcdRegistration {
-            value: value::encode(&instance),
-            key,
+        let steps = Steps {
+            value: value::encode(&config.instance),
+            key: config.key(),
             ttl_secs,
-            client,
+            client: client.clone(),
             lease: Mutex::new(None),
             keeper: tokio::sync::Mutex::new(None),
             verify: Mutex::new(false),
@@ -101,6 +79,15 @@ impl Registrar {
         Ok(Registrar {
             inner: KeepAlive::new(Arc::new(steps), keep_alive),
         })
+    }
+
+    /// Registers `registration` with a client of its own, built from `config`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] when a configuration is unusable (no network I/O happens here).
+    pub fn from_config(config: Config, registration: RegistrarConfig) -> Result<Self, Error> {
+        Registrar::new(&Client::new(config)?, registration)
     }
 
     /// The key this registrar writes.
@@ -135,8 +122,8 @@ impl sdkit_core::Registrar for Registrar {
 }
 
 /// The three wire steps of an etcd registration.
-pub struct EtcdRegistration {
-    client: EtcdClient,
+pub(crate) struct Steps {
+    client: Client,
     key: String,
     value: String,
     ttl_secs: i64,
@@ -148,9 +135,9 @@ pub struct EtcdRegistration {
     verify: Mutex<bool>,
 }
 
-impl std::fmt::Debug for EtcdRegistration {
+impl std::fmt::Debug for Steps {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("EtcdRegistration")
+        f.debug_struct("Steps")
             .field("key", &self.key)
             .field("ttl_secs", &self.ttl_secs)
             .field("lease", &self.lease())
@@ -158,7 +145,7 @@ impl std::fmt::Debug for EtcdRegistration {
     }
 }
 
-impl EtcdRegistration {
+impl Steps {
     fn lease(&self) -> Option<i64> {
         *self.lease.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -174,7 +161,7 @@ impl EtcdRegistration {
         )
     }
 
-    async fn do_register(&self) -> Result<(), EtcdError> {
+    async fn do_register(&self) -> Result<(), Error> {
         *self.keeper.lock().await = None;
         let (lease, granted) = self.client.grant(self.ttl_secs).await?;
         self.client
@@ -186,7 +173,7 @@ impl EtcdRegistration {
         Ok(())
     }
 
-    async fn do_renew(&self) -> Result<Renewal, EtcdError> {
+    async fn do_renew(&self) -> Result<Renewal, Error> {
         let Some(lease) = self.lease() else {
             return Ok(Renewal::Lost);
         };
@@ -223,7 +210,7 @@ impl EtcdRegistration {
 
     /// One keep-alive round trip on the lease's stream (opened if needed); returns the TTL etcd
     /// reports. Any failure drops the stream so the next attempt opens a fresh one.
-    async fn keep_alive_once(&self, lease: i64) -> Result<i64, EtcdError> {
+    async fn keep_alive_once(&self, lease: i64) -> Result<i64, Error> {
         let mut slot = self.keeper.lock().await;
         // A hung keep-alive must not outlive a renewal interval, or the lease could lapse
         // before the retry.
@@ -246,15 +233,15 @@ impl EtcdRegistration {
             keeper
                 .keep_alive()
                 .await
-                .map_err(|e| EtcdError::from_client("lease keep-alive", e, None))?;
+                .map_err(|e| Error::from_client("lease keep-alive", e, None))?;
             match stream.message().await {
                 Ok(Some(response)) => Ok(response.ttl()),
-                Ok(None) => Err(EtcdError::KeepAliveEnded { lease }),
-                Err(e) => Err(EtcdError::from_client("lease keep-alive", e, None)),
+                Ok(None) => Err(Error::KeepAliveEnded { lease }),
+                Err(e) => Err(Error::from_client("lease keep-alive", e, None)),
             }
         })
         .await
-        .unwrap_or(Err(EtcdError::Timeout {
+        .unwrap_or(Err(Error::Timeout {
             op: "lease keep-alive",
             timeout,
         }));
@@ -264,7 +251,7 @@ impl EtcdRegistration {
         result
     }
 
-    async fn do_deregister(&self) -> Result<(), EtcdError> {
+    async fn do_deregister(&self) -> Result<(), Error> {
         *self.keeper.lock().await = None;
         self.client.delete(&self.key).await?;
         if let Some(lease) = self.lease() {
@@ -276,7 +263,7 @@ impl EtcdRegistration {
     }
 }
 
-impl Registration for EtcdRegistration {
+impl Registration for Steps {
     fn register(&self) -> BoxFuture<'_, Result<(), BoxError>> {
         Box::pin(async move { self.do_register().await.map_err(BoxError::from) })
     }

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use common::{EVENTUALLY, Writer, config, ids, init_tracing, wait_for};
 use sdkit_core::{Instance, Instancer as _, Registrar as _};
-use sdkit_etcd::{Instancer, Registrar};
+use sdkit_etcd::Registrar;
 use sdkit_testkit::{EtcdCluster, wait_until_async};
 
 /// The member serving the (only) watch stream.
@@ -32,7 +32,7 @@ async fn killing_the_watched_member_loses_nothing() {
     let cfg = config(endpoints.clone(), "/svc");
     let writer = Writer::connect(&endpoints).await;
     writer.put_many("/svc", 0..10).await;
-    let instancer = Instancer::new(&cfg).unwrap();
+    let instancer = cfg.instancer().unwrap();
     let mut sub = instancer.subscribe();
     wait_for(&mut sub, EVENTUALLY, "listed", |s| s.len() == 10).await;
 
@@ -79,10 +79,10 @@ async fn registrations_survive_each_member_restarting_in_turn() {
     let writer = Writer::connect(&endpoints).await;
     let registrars: Vec<Registrar> = (0..3)
         .map(|i| {
-            Registrar::new(
-                &cfg,
-                Instance::new(format!("r{i}"), format!("127.0.0.1:{}", 9000 + i)),
-            )
+            cfg.registrar(Instance::new(
+                format!("r{i}"),
+                format!("127.0.0.1:{}", 9000 + i),
+            ))
             .unwrap()
         })
         .collect();
@@ -92,7 +92,7 @@ async fn registrations_survive_each_member_restarting_in_turn() {
             .unwrap()
             .unwrap();
     }
-    let instancer = Instancer::new(&cfg).unwrap();
+    let instancer = cfg.instancer().unwrap();
     let mut sub = instancer.subscribe();
     wait_for(&mut sub, EVENTUALLY, "all registered", |s| s.len() == 3).await;
 
@@ -127,12 +127,14 @@ async fn full_outage_longer_than_the_ttl_the_key_comes_back() {
     let endpoints = cluster.endpoints();
     let cfg = config(endpoints.clone(), "/outage");
     let ttl = Duration::from_secs(cfg.ttl_secs() as u64);
-    let registrar = Registrar::new(&cfg, Instance::new("me", "127.0.0.1:7000")).unwrap();
+    let registrar = cfg
+        .registrar(Instance::new("me", "127.0.0.1:7000"))
+        .unwrap();
     tokio::time::timeout(EVENTUALLY, registrar.register())
         .await
         .unwrap()
         .unwrap();
-    let instancer = Instancer::new(&cfg).unwrap();
+    let instancer = cfg.instancer().unwrap();
     let mut sub = instancer.subscribe();
     wait_for(&mut sub, EVENTUALLY, "registered", |s| s.len() == 1).await;
 
@@ -177,7 +179,9 @@ async fn a_lost_lease_is_granted_again_and_the_key_put_back() {
     let etcd = EtcdCluster::single().unwrap();
     let cfg = config(etcd.endpoints(), "/lost");
     let writer = Writer::connect(&etcd.endpoints()).await;
-    let registrar = Registrar::new(&cfg, Instance::new("me", "127.0.0.1:7000")).unwrap();
+    let registrar = cfg
+        .registrar(Instance::new("me", "127.0.0.1:7000"))
+        .unwrap();
     registrar.register().await.unwrap();
     let first = registrar.lease_id().unwrap();
     // The lease disappears behind the registrar's back (as if it expired): the key goes with it.
@@ -213,7 +217,7 @@ async fn compaction_past_a_disconnected_watch_relists() {
     let cfg = config(vec![cluster.endpoint(0)], "/compact");
     let others = Writer::connect(&[cluster.endpoint(1), cluster.endpoint(2)]).await;
     others.put_many("/compact", 0..5).await;
-    let instancer = Instancer::new(&cfg).unwrap();
+    let instancer = cfg.instancer().unwrap();
     let mut sub = instancer.subscribe();
     wait_for(&mut sub, EVENTUALLY, "listed", |s| s.len() == 5).await;
 
@@ -254,13 +258,15 @@ async fn outage_that_expires_the_lease_the_key_is_granted_again() {
     // The registrar only knows member 0; the instancer and the test's writer know the others.
     let reg_cfg = config(vec![cluster.endpoint(0)], "/expire");
     let ttl = Duration::from_secs(reg_cfg.ttl_secs() as u64);
-    let registrar = Registrar::new(&reg_cfg, Instance::new("me", "127.0.0.1:7000")).unwrap();
+    let registrar = reg_cfg
+        .registrar(Instance::new("me", "127.0.0.1:7000"))
+        .unwrap();
     tokio::time::timeout(EVENTUALLY, registrar.register())
         .await
         .unwrap()
         .unwrap();
     let first = registrar.lease_id().unwrap();
-    let instancer = Instancer::new(&config(cluster.endpoints(), "/expire")).unwrap();
+    let instancer = config(cluster.endpoints(), "/expire").instancer().unwrap();
     let mut sub = instancer.subscribe();
     wait_for(&mut sub, EVENTUALLY, "registered", |s| s.len() == 1).await;
 

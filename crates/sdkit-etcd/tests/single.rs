@@ -6,9 +6,11 @@ mod common;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use common::{Captured, EVENTUALLY, Writer, config, ids, init_tracing, wait_for};
+use common::{Captured, EVENTUALLY, Writer, backoff, config, ids, init_tracing, wait_for};
 use sdkit_core::{Instance, Instancer as _, Registrar as _};
-use sdkit_etcd::{EtcdClient, EtcdError, Instancer, Registrar, TlsConfig};
+use sdkit_etcd::{
+    Client, Error, Instancer, InstancerConfig, Registrar, RegistrarConfig, TlsConfig,
+};
 use sdkit_testkit::EtcdCluster;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -22,7 +24,7 @@ async fn register_is_watched_and_deregister_removes_it() {
     writer.put("/services/web", "127.0.0.1:2").await;
     writer.put("/services/web0", "127.0.0.1:3").await;
 
-    let instancer = Instancer::new(&cfg).unwrap();
+    let instancer = cfg.instancer().unwrap();
     assert_eq!(instancer.prefix(), "/services/web/");
     let mut sub = instancer.subscribe();
     let first = wait_for(&mut sub, EVENTUALLY, "initial empty set", |s| {
@@ -36,7 +38,7 @@ async fn register_is_watched_and_deregister_removes_it() {
         .with_zone("z1")
         .with_tag("v1")
         .with_meta("version", "1.2");
-    let registrar = Registrar::new(&cfg, instance.clone()).unwrap();
+    let registrar = cfg.registrar(instance.clone()).unwrap();
     assert_eq!(registrar.key(), "/services/web/web-1");
     tokio::time::timeout(EVENTUALLY, registrar.register())
         .await
@@ -83,7 +85,7 @@ async fn thousand_keys_are_listed_and_watched() {
     let writer = Writer::connect(&etcd.endpoints()).await;
     writer.put_many("/big", 0..1000).await;
 
-    let instancer = Instancer::new(&cfg).unwrap();
+    let instancer = cfg.instancer().unwrap();
     let mut sub = instancer.subscribe();
     let listed = wait_for(&mut sub, EVENTUALLY, "1000 listed", |s| s.len() == 1000).await;
     for (i, instance) in listed.instances().iter().enumerate() {
@@ -124,7 +126,7 @@ async fn plain_json_and_garbage_values() {
         .await;
     writer.put("/mixed/badjson", r#"{"addr": 12}"#).await;
 
-    let instancer = Instancer::new(&cfg).unwrap();
+    let instancer = cfg.instancer().unwrap();
     let mut sub = instancer.subscribe();
     let s = wait_for(&mut sub, EVENTUALLY, "valid values listed", |s| {
         s.len() == 3
@@ -159,7 +161,7 @@ async fn a_hung_member_is_detected_and_the_watch_recovers() {
         .with_keepalive(Duration::from_millis(500), Duration::from_millis(500));
     let writer = Writer::connect(&etcd.endpoints()).await;
     writer.put("/hung/a", "127.0.0.1:1").await;
-    let instancer = Instancer::new(&cfg).unwrap();
+    let instancer = cfg.instancer().unwrap();
     let mut sub = instancer.subscribe();
     wait_for(&mut sub, EVENTUALLY, "listed", |s| s.len() == 1).await;
 
@@ -186,7 +188,7 @@ async fn stop_ends_the_watch_and_nothing_follows() {
     let cfg = config(etcd.endpoints(), "/stop");
     let writer = Writer::connect(&etcd.endpoints()).await;
     writer.put("/stop/a", "127.0.0.1:1").await;
-    let instancer = Instancer::new(&cfg).unwrap();
+    let instancer = cfg.instancer().unwrap();
     let mut sub = instancer.subscribe();
     wait_for(&mut sub, EVENTUALLY, "listed", |s| s.len() == 1).await;
     assert!(
@@ -217,15 +219,23 @@ async fn one_shared_client_keeps_watches_independent() {
     init_tracing();
     let etcd = EtcdCluster::single().unwrap();
     let cfg = config(etcd.endpoints(), "/shared/a");
-    let client = EtcdClient::new(&cfg).unwrap();
-    let a = Instancer::with_client(client.clone(), "/shared/a");
-    let b = Instancer::with_client(client.clone(), "/shared/b");
+    let client = Client::new(cfg.client.clone()).unwrap();
+    let a = Instancer::new(
+        &client,
+        InstancerConfig::new("/shared/a").with_backoff(backoff()),
+    )
+    .unwrap();
+    let b = Instancer::new(
+        &client,
+        InstancerConfig::new("/shared/b").with_backoff(backoff()),
+    )
+    .unwrap();
     let mut sub_a = a.subscribe();
     let mut sub_b = b.subscribe();
-    let registrar = Registrar::with_client(
-        client.clone(),
-        "/shared/b",
-        Instance::new("r", "127.0.0.1:9"),
+    let registrar = Registrar::new(
+        &client,
+        RegistrarConfig::new("/shared/b", Instance::new("r", "127.0.0.1:9"))
+            .with_backoff(backoff()),
     )
     .unwrap();
     registrar.register().await.unwrap();
@@ -259,10 +269,10 @@ async fn auth_right_password_works_wrong_one_is_a_clear_error() {
     root.put("/auth/x", "127.0.0.1:1").await;
 
     let good = config(etcd.endpoints(), "/auth").with_user("root", "rootpw");
-    let instancer = Instancer::new(&good).unwrap();
+    let instancer = good.instancer().unwrap();
     let mut sub = instancer.subscribe();
     wait_for(&mut sub, EVENTUALLY, "listed with auth", |s| s.len() == 1).await;
-    let registrar = Registrar::new(&good, Instance::new("y", "127.0.0.1:2")).unwrap();
+    let registrar = good.registrar(Instance::new("y", "127.0.0.1:2")).unwrap();
     registrar.register().await.unwrap();
     wait_for(&mut sub, EVENTUALLY, "registered with auth", |s| {
         s.len() == 2
@@ -271,10 +281,10 @@ async fn auth_right_password_works_wrong_one_is_a_clear_error() {
     registrar.deregister().await.unwrap();
 
     let bad = config(etcd.endpoints(), "/auth").with_user("root", "WrongPassword42");
-    let Err(err) = EtcdClient::new(&bad).unwrap().connect().await else {
+    let Err(err) = Client::new(bad.client.clone()).unwrap().connect().await else {
         panic!("a wrong password must not connect");
     };
-    assert!(matches!(err, EtcdError::Auth { .. }), "{err:?}");
+    assert!(matches!(err, Error::Auth { .. }), "{err:?}");
     let text = err.to_string();
     assert!(
         text.contains("authentication failed for user \"root\""),
@@ -284,7 +294,7 @@ async fn auth_right_password_works_wrong_one_is_a_clear_error() {
     assert!(!format!("{bad:?}").contains("WrongPassword42"));
 
     // The instancer reports it as a source error, keeps retrying, never panics.
-    let failing = Instancer::new(&bad).unwrap();
+    let failing = bad.instancer().unwrap();
     let mut sub = failing.subscribe();
     let s = wait_for(&mut sub, EVENTUALLY, "auth error", |s| s.error().is_some()).await;
     let shown = s.error().unwrap().to_string();
@@ -306,8 +316,8 @@ async fn no_etcd_at_all_construction_still_works() {
     let port = sdkit_testkit::free_port();
     let cfg = config(vec![format!("127.0.0.1:{port}")], "/none");
     let started = std::time::Instant::now();
-    let instancer = Instancer::new(&cfg).unwrap();
-    let registrar = Registrar::new(&cfg, Instance::new("a", "127.0.0.1:1")).unwrap();
+    let instancer = cfg.instancer().unwrap();
+    let registrar = cfg.registrar(Instance::new("a", "127.0.0.1:1")).unwrap();
     assert!(
         started.elapsed() < Duration::from_millis(500),
         "construction blocked"
@@ -343,9 +353,9 @@ async fn tls_with_a_client_certificate() {
             .with_ca_file(&tls.ca)
             .with_client_cert(&tls.client_cert, &tls.client_key),
     );
-    let instancer = Instancer::new(&good).unwrap();
+    let instancer = good.instancer().unwrap();
     let mut sub = instancer.subscribe();
-    let registrar = Registrar::new(&good, Instance::new("a", "127.0.0.1:1")).unwrap();
+    let registrar = good.registrar(Instance::new("a", "127.0.0.1:1")).unwrap();
     tokio::time::timeout(EVENTUALLY, registrar.register())
         .await
         .expect("registered over TLS")
@@ -363,15 +373,15 @@ async fn tls_with_a_client_certificate() {
     // Without the client certificate etcd refuses the handshake: an error, no instances.
     let no_cert =
         config(endpoints.clone(), "/tls").with_tls(TlsConfig::default().with_ca_file(&tls.ca));
-    let failing = Instancer::new(&no_cert).unwrap();
+    let failing = no_cert.instancer().unwrap();
     let mut sub = failing.subscribe();
     let s = wait_for(&mut sub, EVENTUALLY, "refused", |s| s.error().is_some()).await;
     assert!(s.is_empty());
     // A CA file that does not exist is a clear error too.
     let missing = config(endpoints, "/tls")
         .with_tls(TlsConfig::default().with_ca_file("/nonexistent/ca.pem"));
-    let Err(err) = EtcdClient::new(&missing).unwrap().connect().await else {
+    let Err(err) = Client::new(missing.client.clone()).unwrap().connect().await else {
         panic!("a missing CA file must fail");
     };
-    assert!(matches!(err, EtcdError::TlsFile { .. }), "{err}");
+    assert!(matches!(err, Error::TlsFile { .. }), "{err}");
 }

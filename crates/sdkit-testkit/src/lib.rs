@@ -10,12 +10,15 @@
 //! * [`dnsmasq`]: a real DNS server serving SRV records ([`Dnsmasq`], [`Zone`]).
 //! * [`consul`]: an in-process Consul HTTP API double ([`ConsulDouble`]).
 #![deny(missing_docs)]
+#![forbid(unsafe_code)]
 
 pub mod consul;
 pub mod discovery;
 pub mod dnsmasq;
 pub mod etcd;
+pub mod logs;
 pub mod process;
+pub mod wait;
 
 pub use consul::ConsulDouble;
 pub use dnsmasq::{Dnsmasq, Zone};

@@ -50,6 +50,7 @@ pub use sdkit_core::{
     Subscription, TaskInstancer, backoff, cache, discover, duration, endpointer, event, instance,
     instancer, lb, registrar, retry, service,
 };
+pub use sdkit_core::{BoxFuture, FailureLoop, OwnedTask, Secret, secret, task};
 
 /// The bilibili discovery backend.
 #[cfg(feature = "discovery")]

@@ -66,6 +66,7 @@ pub(crate) fn parse(input: &str) -> Result<RawUrl, TargetError> {
             format!("`{scheme}` is not a scheme"),
         ));
     }
+    check_userinfo(&scheme, rest)?;
     let (before_query, query) = match rest.split_once('?') {
         Some((a, q)) => (a, Some(q)),
         None => (rest, None),
@@ -114,6 +115,53 @@ pub(crate) fn parse(input: &str) -> Result<RawUrl, TargetError> {
         path: decode(path, "path")?,
         query,
     })
+}
+
+/// Refuses user info (`user:password@`, `token@`) holding characters that end it early unless
+/// percent-encoded: with `etcd://root:pa/ss@host/svc`, `pa/ss@host/svc` would otherwise be read
+/// as a host and a path, and the password shown wherever the target is printed. Everything
+/// before the last `@` is user info, so an `@` in a path or a query must be written `%40`.
+/// The error shows the target with the user info redacted, never the raw string.
+fn check_userinfo(scheme: &str, rest: &str) -> Result<(), TargetError> {
+    let Some(at) = rest.rfind('@') else {
+        return Ok(());
+    };
+    let (userinfo, after) = (&rest[..at], &rest[at + 1..]);
+    let reserved = |c: char| {
+        matches!(c, '/' | '?' | '#' | '@' | '[' | ']') || c.is_whitespace() || c.is_control()
+    };
+    let bytes = userinfo.as_bytes();
+    let bad_percent = bytes.iter().enumerate().any(|(i, &b)| {
+        b == b'%'
+            && !(bytes.get(i + 1).is_some_and(u8::is_ascii_hexdigit)
+                && bytes.get(i + 2).is_some_and(u8::is_ascii_hexdigit))
+    });
+    if !userinfo.chars().any(reserved) && !bad_percent {
+        return Ok(());
+    }
+    // The part after the user info holds no secret of the user info; its query may (a token),
+    // so only its keys are shown.
+    let (location, query) = match after.split_once('?') {
+        Some((location, query)) => (location, Some(query)),
+        None => (after, None),
+    };
+    let location = location.split('#').next().unwrap_or_default();
+    let mut shown = format!("{scheme}://***@{location}");
+    if let Some(query) = query {
+        let keys: Vec<String> = form_urlencoded::parse(query.as_bytes())
+            .map(|(k, _)| format!("{k}=***"))
+            .collect();
+        shown.push('?');
+        shown.push_str(&keys.join("&"));
+    }
+    Err(TargetError::new(
+        "user",
+        format!(
+            "the user info before `@` holds characters that must be percent-encoded \
+             (`/` %2F, `?` %3F, `#` %23, `@` %40, `%` %25, space %20, `[` %5B, `]` %5D); \
+             the target reads `{shown}`"
+        ),
+    ))
 }
 
 fn decode(s: &str, part: &'static str) -> Result<String, TargetError> {
@@ -220,6 +268,33 @@ mod tests {
             Some(std::time::Duration::from_secs(10))
         );
         q.finish("").unwrap();
+    }
+
+    #[test]
+    fn user_info_needing_percent_encoding_is_refused_redacted() {
+        for (url, secret) in [
+            ("etcd://root:pa/ss@127.0.0.1:2379/svc", "pa/ss"),
+            ("etcd://root:pa?ss@127.0.0.1:2379/svc", "pa?ss"),
+            ("etcd://root:pa#ss@127.0.0.1:2379/svc", "pa#ss"),
+            ("etcd://root:pa@ss@127.0.0.1:2379/svc", "pa@ss"),
+            ("etcd://root:pa%ss@127.0.0.1:2379/svc", "pa%ss"),
+            ("etcd://root:pa ss@127.0.0.1:2379/svc", "pa ss"),
+            ("consul://to/ken@127.0.0.1:8500/web?token=t0k3n", "to/ken"),
+        ] {
+            let e = parse(url).unwrap_err().to_string();
+            assert!(
+                e.contains("percent-encoded") && e.contains("***@127.0.0.1"),
+                "{e}"
+            );
+            assert!(
+                !e.contains(secret) && !e.contains("ss@") && !e.contains("t0k3n"),
+                "{e}"
+            );
+        }
+        // Encoded, the same passwords parse.
+        let u = parse("etcd://root:pa%2Fss%3F%23%40%25%20x@127.0.0.1:2379/svc").unwrap();
+        assert_eq!(u.password.as_deref(), Some("pa/ss?#@% x"));
+        assert_eq!(u.hosts, ["127.0.0.1:2379"]);
     }
 
     #[test]

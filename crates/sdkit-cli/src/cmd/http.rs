@@ -13,32 +13,26 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Empty, Full, Limited};
+use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::TokioIo;
+use sdkit::BoxFuture;
 use sdkit::lb::{Classified, FailureClass};
-use sdkit::registrar::BoxFuture;
 use sdkit::{BoxError, Instance};
+use sdkit_hyper::ExchangeError;
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 
 /// Largest response body read; a longer one fails the attempt.
 pub const MAX_BODY: usize = 1 << 20;
 
-/// The shared HTTP/1 client.
-pub type HttpClient = Client<HttpConnector, Empty<Bytes>>;
+/// The shared HTTP/1 client (`sdkit-hyper`'s pooled client).
+pub type HttpClient = sdkit_hyper::PlainClient;
 
-/// A new client with a pool (idle connections kept 30 s) and a connect timeout.
+/// A new pooled client with a connect timeout.
 pub fn client(connect_timeout: Duration) -> HttpClient {
-    let mut connector = HttpConnector::new();
-    connector.set_connect_timeout(Some(connect_timeout));
-    connector.set_nodelay(true);
-    Client::builder(TokioExecutor::new())
-        .pool_idle_timeout(Duration::from_secs(30))
-        .build(connector)
+    sdkit_hyper::plain(connect_timeout)
 }
 
 /// Told about every attempt: the instance's address and whether the attempt succeeded.
@@ -191,21 +185,33 @@ impl HttpEndpoint {
         let uri: hyper::Uri = format!("{}{slash}{path}", self.base)
             .parse()
             .map_err(|e| fail(format!("bad path `{path}`: {e}")))?;
-        // Failures are classified for outlier detection: connect errors, other transport
-        // errors (a pooled connection closed under the request), 5xx; a 4xx is the answer.
-        let response = self.client.get(uri).await.map_err(|e| {
-            let class = if e.is_connect() {
-                FailureClass::ConnectFailed
-            } else {
-                FailureClass::Unavailable
-            };
-            BoxError::from(Classified::new(class, fail(describe(&e))))
-        })?;
-        let status = response.status();
-        Limited::new(response.into_body(), MAX_BODY)
-            .collect()
+        let request = Request::get(uri)
+            .body(sdkit_hyper::Body::new(Bytes::new()))
+            .map_err(|e| fail(format!("bad request: {e}")))?;
+        // The attempt's own timeout bounds the exchange (see `call`); this one only backs it.
+        let response = sdkit_hyper::exchange(&self.client, request, self.timeout, MAX_BODY)
             .await
-            .map_err(|e| fail(format!("reading the body: {e}")))?;
+            .map_err(|e| {
+                // Classified for outlier detection: connect and transport errors, timeouts.
+                let (class, error) = match e {
+                    ExchangeError::Transport(source) => {
+                        let text = sdkit_hyper::chain(source.as_ref());
+                        let class = if text.contains("Connect") || text.contains("connect") {
+                            FailureClass::ConnectFailed
+                        } else {
+                            FailureClass::Unavailable
+                        };
+                        (class, fail(text))
+                    }
+                    ExchangeError::TooLarge { max } => (
+                        FailureClass::Other,
+                        fail(format!("reading the body: body larger than {max} bytes")),
+                    ),
+                    other => (FailureClass::Timeout, fail(other.to_string())),
+                };
+                BoxError::from(Classified::new(class, error))
+            })?;
+        let status = response.status;
         if status.is_client_error() || status.is_server_error() {
             let error = StatusError {
                 addr: self.addr.clone(),
@@ -225,18 +231,6 @@ impl HttpEndpoint {
             addr: self.addr.clone(),
         })
     }
-}
-
-/// The error and its causes on one line (hyper's own messages are terse).
-fn describe(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 /// A small HTTP backend: answers every GET with `hello from <name>`. Dropping (or

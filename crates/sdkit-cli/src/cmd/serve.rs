@@ -5,7 +5,7 @@
 //! -304 at once and open connections get a short grace period.
 
 use super::CommandError;
-use sdkit_core::duration;
+use sdkit::duration;
 use sdkit_discovery_server::{Lease, Limits, Server, Token};
 use std::io::Write;
 use std::net::SocketAddr;

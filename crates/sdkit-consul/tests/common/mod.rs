@@ -1,6 +1,7 @@
 //! Helpers shared by the Consul backend's integration tests.
 #![allow(dead_code)]
 
+use sdkit_core::Backoff;
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -10,21 +11,21 @@ use sdkit_core::{Snapshot, Subscription};
 use sdkit_testkit::ConsulDouble;
 
 /// The generous deadline for "eventually" on a loaded machine.
-pub const EVENTUALLY: Duration = Duration::from_secs(15);
+#[allow(unused_imports)]
+pub use sdkit_testkit::wait::{EVENTUALLY, eventually, ids};
 
 pub fn client(double: &ConsulDouble) -> Client {
-    Client::new(&Config::new(double.url())).expect("client")
+    Client::new(Config::new(double.url())).expect("client")
 }
 
 /// Test-speed watch settings: a short wait so in-flight queries end quickly.
 pub fn watch(service: &str) -> InstancerConfig {
     InstancerConfig::new(service)
         .with_wait(Duration::from_secs(2))
-        .with_backoff(Duration::from_millis(50), Duration::from_millis(500))
-}
-
-pub fn ids(s: &Snapshot) -> Vec<String> {
-    s.instances().iter().map(|i| i.id().to_string()).collect()
+        .with_backoff(Backoff::new(
+            Duration::from_millis(50),
+            Duration::from_millis(500),
+        ))
 }
 
 /// Waits (with a deadline) for a state that satisfies `pred`.
@@ -33,31 +34,7 @@ pub async fn until(
     what: &str,
     pred: impl Fn(&Snapshot) -> bool,
 ) -> Arc<Snapshot> {
-    let deadline = tokio::time::Instant::now() + EVENTUALLY;
-    if let Some(s) = sub.current()
-        && pred(&s)
-    {
-        return s;
-    }
-    loop {
-        match tokio::time::timeout_at(deadline, sub.next()).await {
-            Ok(Some(s)) if pred(&s) => return s,
-            Ok(Some(_)) => continue,
-            Ok(None) => panic!("subscription ended while waiting for {what}"),
-            Err(_) => panic!(
-                "timed out waiting for {what}; last state: {:?}",
-                sub.current()
-            ),
-        }
-    }
-}
-
-/// Waits (with a deadline) for a condition on the double.
-pub async fn eventually(what: &str, cond: impl FnMut() -> bool) {
-    assert!(
-        sdkit_testkit::wait_until_async(EVENTUALLY, cond).await,
-        "timed out waiting for {what}"
-    );
+    sdkit_testkit::wait::wait_for(sub, EVENTUALLY, what, pred).await
 }
 
 /// A log sink for `tracing_subscriber` that keeps everything written to it.

@@ -6,12 +6,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use etcd_client::{Client, ConnectOptions, DeleteOptions, GetOptions};
-use sdkit_core::{Snapshot, Subscription};
-use sdkit_etcd::Config;
+use sdkit_core::{Backoff, Instance};
+use sdkit_etcd::{Config, Error, Instancer, InstancerConfig, Registrar, RegistrarConfig};
 use tokio::time::Instant;
 
-/// Generous "eventually" bound: tests must pass on a loaded machine.
-pub const EVENTUALLY: Duration = Duration::from_secs(30);
+#[allow(unused_imports)]
+pub use sdkit_testkit::logs::Captured;
+pub use sdkit_testkit::wait::{EVENTUALLY, ids, wait_for};
 
 pub fn init_tracing() {
     let _ = tracing_subscriber::fmt()
@@ -23,16 +24,78 @@ pub fn init_tracing() {
         .try_init();
 }
 
+/// A client configuration and the prefix the test works under.
+#[derive(Clone, Debug)]
+pub struct Setup {
+    pub client: Config,
+    pub prefix: String,
+}
+
 /// Fast timings for tests: short timeouts, short TTL, quick retries.
-pub fn config(endpoints: Vec<String>, prefix: &str) -> Config {
-    Config::new(endpoints)
-        .with_prefix(prefix)
-        .with_connect_timeout(Duration::from_secs(1))
-        .with_request_timeout(Duration::from_secs(2))
-        .with_keepalive(Duration::from_secs(1), Duration::from_secs(1))
-        .with_watch_progress(Duration::from_secs(1), Duration::from_secs(2))
-        .with_retry(Duration::from_millis(50), Duration::from_millis(500))
-        .with_ttl(Duration::from_secs(2))
+pub fn config(endpoints: Vec<String>, prefix: &str) -> Setup {
+    Setup {
+        client: Config::new(endpoints)
+            .with_connect_timeout(Duration::from_secs(1))
+            .with_request_timeout(Duration::from_secs(2))
+            .with_keepalive(Duration::from_secs(1), Duration::from_secs(1))
+            .with_watch_progress(Duration::from_secs(1), Duration::from_secs(2)),
+        prefix: prefix.to_owned(),
+    }
+}
+
+/// The test backoff: quick retries.
+pub fn backoff() -> Backoff {
+    Backoff::new(Duration::from_millis(50), Duration::from_millis(500))
+}
+
+impl Setup {
+    pub fn with_user(mut self, user: &str, password: &str) -> Self {
+        self.client = self.client.with_user(user, password);
+        self
+    }
+
+    pub fn with_tls(mut self, tls: sdkit_etcd::TlsConfig) -> Self {
+        self.client = self.client.with_tls(tls);
+        self
+    }
+
+    pub fn with_list_page_size(mut self, size: i64) -> Self {
+        self.client = self.client.with_list_page_size(size);
+        self
+    }
+
+    pub fn with_watch_progress(mut self, interval: Duration, timeout: Duration) -> Self {
+        self.client = self.client.with_watch_progress(interval, timeout);
+        self
+    }
+
+    pub fn with_keepalive(mut self, interval: Duration, timeout: Duration) -> Self {
+        self.client = self.client.with_keepalive(interval, timeout);
+        self
+    }
+
+    pub fn watch(&self) -> InstancerConfig {
+        InstancerConfig::new(&self.prefix).with_backoff(backoff())
+    }
+
+    pub fn registration(&self, instance: Instance) -> RegistrarConfig {
+        RegistrarConfig::new(&self.prefix, instance)
+            .with_backoff(backoff())
+            .with_ttl(Duration::from_secs(2))
+    }
+
+    pub fn ttl_secs(&self) -> i64 {
+        self.registration(Instance::new("x", "127.0.0.1:1"))
+            .ttl_secs()
+    }
+
+    pub fn instancer(&self) -> Result<Instancer, Error> {
+        Instancer::from_config(self.client.clone(), self.watch())
+    }
+
+    pub fn registrar(&self, instance: Instance) -> Result<Registrar, Error> {
+        Registrar::from_config(self.client.clone(), self.registration(instance))
+    }
 }
 
 /// A plain etcd-client used by the tests to change the registry behind the backend's back.
@@ -139,59 +202,5 @@ impl Writer {
             .retry("get", |mut c| async move { c.get("/", None).await })
             .await;
         r.header().map_or(0, |h| h.revision())
-    }
-}
-
-/// Waits for a snapshot satisfying `pred`, for at most `deadline`; panics with the last
-/// snapshot seen otherwise.
-pub async fn wait_for(
-    sub: &mut Subscription,
-    deadline: Duration,
-    what: &str,
-    pred: impl FnMut(&Snapshot) -> bool,
-) -> Arc<Snapshot> {
-    sub.wait_for(deadline, pred)
-        .await
-        .unwrap_or_else(|e| panic!("{what}: {e}"))
-}
-
-/// The ids in a snapshot.
-pub fn ids(s: &Snapshot) -> Vec<String> {
-    s.instances().iter().map(|i| i.id().to_owned()).collect()
-}
-
-/// Captured log output (every target, TRACE level) for tests that check what is logged.
-#[derive(Clone, Default)]
-pub struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl Captured {
-    /// Installs a global subscriber writing into the returned buffer (one test per process
-    /// under nextest, so this is the test's own).
-    pub fn install() -> Captured {
-        let captured = Captured::default();
-        let writer = captured.clone();
-        let _ = tracing_subscriber::fmt()
-            .with_env_filter(tracing_subscriber::EnvFilter::new("trace"))
-            .with_ansi(false)
-            .with_writer(move || writer.clone())
-            .try_init();
-        captured
-    }
-
-    pub fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap_or_else(|e| e.into_inner())).into_owned()
-    }
-}
-
-impl std::io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
     }
 }

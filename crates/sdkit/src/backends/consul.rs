@@ -3,7 +3,7 @@
 use sdkit_consul::{Config, InstancerConfig, RegistrarConfig, TlsConfig};
 use sdkit_core::{Instance, Instancer, Registrar};
 
-use super::{env, split_host_port};
+use super::{TlsFiles, env, split_host_port};
 use crate::error::{Error, TargetError};
 use crate::url::{Query, RawUrl};
 
@@ -29,10 +29,8 @@ pub(crate) fn parse(raw: &RawUrl) -> Result<Spec, TargetError> {
     }
     let mut q = Query::new(raw.query.clone());
     let tls_on = q.take_bool("tls")?.unwrap_or(false);
-    let ca = q.take("ca");
-    let cert = q.take("cert");
-    let key = q.take("key");
-    let mut client = Config::new(if tls_on || ca.is_some() {
+    let files = TlsFiles::take(&mut q, FORM)?;
+    let mut client = Config::new(if tls_on || files.any() {
         format!("https://{agent}")
     } else {
         agent.clone()
@@ -45,17 +43,13 @@ pub(crate) fn parse(raw: &RawUrl) -> Result<Spec, TargetError> {
     {
         client = client.with_token(token);
     }
-    if tls_on || ca.is_some() || cert.is_some() {
+    if tls_on || files.any() {
         let mut tls = TlsConfig::default();
-        if let Some(ca) = ca {
+        if let Some(ca) = files.ca {
             tls = tls.with_ca_file(ca);
         }
-        match (cert, key) {
-            (Some(cert), Some(key)) => tls = tls.with_client_cert(cert, key),
-            (None, None) => {}
-            _ => {
-                return Err(TargetError::new("cert", "`cert` and `key` go together").expected(FORM));
-            }
+        if let Some((cert, key)) = files.client {
+            tls = tls.with_client_cert(cert, key);
         }
         client = client.with_tls(tls);
     }
@@ -93,7 +87,7 @@ pub(crate) fn parse(raw: &RawUrl) -> Result<Spec, TargetError> {
 }
 
 pub(crate) fn instancer(spec: &Spec) -> Result<Box<dyn Instancer>, Error> {
-    sdkit_consul::Instancer::from_config(&spec.client, spec.watch.clone())
+    sdkit_consul::Instancer::from_config(spec.client.clone(), spec.watch.clone())
         .map(|i| Box::new(i) as Box<dyn Instancer>)
         .map_err(|e| Error::backend("consul", e))
 }
@@ -124,7 +118,7 @@ pub(crate) fn registrar(spec: &Spec, instance: Instance) -> Result<Box<dyn Regis
     if let Some(after) = spec.deregister_after {
         config = config.with_deregister_critical_after(after);
     }
-    sdkit_consul::Registrar::from_config(&spec.client, config)
+    sdkit_consul::Registrar::from_config(spec.client.clone(), config)
         .map(|r| Box::new(r) as Box<dyn Registrar>)
         .map_err(|e| Error::backend("consul", e))
 }

@@ -12,7 +12,8 @@ use crate::url::{Query, RawUrl};
 const FORM: &str = "discovery://host:port[,host:port…]/appid?env=dev[&zone=…&region=…&scheme=grpc]";
 /// The zone a registration uses when neither the URL, the instance nor `ZONE` gives one.
 const DEFAULT_ZONE: &str = "local";
-const KEYS: &str = "env, zone, region, hostname, scheme, only_zone, hold, renew, self_discovery";
+const KEYS: &str =
+    "env, zone, region, hostname, scheme, only_zone, hold, renew, self_discovery, token";
 
 #[derive(Clone)]
 pub(crate) struct Spec {
@@ -54,10 +55,14 @@ pub(crate) fn parse(raw: &RawUrl) -> Result<Spec, TargetError> {
     if let Some(on) = q.take_bool("self_discovery")? {
         client.self_discovery = on;
     }
+    // Token: the query (redacted when the target is printed) or DISCOVERY_TOKEN.
+    if let Some(token) = q.take("token").or_else(|| env("DISCOVERY_TOKEN")) {
+        client = client.with_token(token);
+    }
     let scheme = q.take("scheme").unwrap_or_else(|| "grpc".to_owned());
-    let mut watch = InstancerConfig::new(appid).scheme(scheme.clone());
+    let mut watch = InstancerConfig::new(appid).with_scheme(scheme.clone());
     if let Some(zone) = q.take("only_zone") {
-        watch = watch.zone(zone);
+        watch = watch.with_zone(zone);
     }
     let renew = q.take_duration("renew")?;
     q.finish(KEYS)?;
@@ -76,7 +81,7 @@ pub(crate) fn parse(raw: &RawUrl) -> Result<Spec, TargetError> {
 }
 
 pub(crate) fn instancer(spec: &Spec) -> Result<Box<dyn Instancer>, Error> {
-    sdkit_discovery::Instancer::with_config(spec.client.clone(), spec.watch.clone())
+    sdkit_discovery::Instancer::from_config(spec.client.clone(), spec.watch.clone())
         .map(|i| Box::new(i) as Box<dyn Instancer>)
         .map_err(|e| Error::backend("discovery", e))
 }
@@ -91,7 +96,7 @@ pub(crate) fn registrar(spec: &Spec, instance: Instance) -> Result<Box<dyn Regis
     if client.zone.is_empty() {
         client.zone = DEFAULT_ZONE.to_owned();
     }
-    let mut config = RegistrarConfig::new(spec.watch.appid.clone()).addr(format!(
+    let mut config = RegistrarConfig::new(spec.watch.appid.clone()).with_addr(format!(
         "{}://{}",
         spec.scheme,
         instance.addr()
@@ -99,19 +104,19 @@ pub(crate) fn registrar(spec: &Spec, instance: Instance) -> Result<Box<dyn Regis
     // sdkit's default weight (1) is left out, so that readers apply the registry's own default
     // (10 in kratos and sdkit), as for instances registered by the Go clients.
     if instance.weight() != sdkit_core::instance::DEFAULT_WEIGHT {
-        config = config.weight(instance.weight());
+        config = config.with_weight(instance.weight());
     }
     for (key, value) in instance.metadata() {
         config = if key == "version" {
-            config.version(value)
+            config.with_version(value)
         } else {
-            config.meta(key, value)
+            config.with_meta(key, value)
         };
     }
     if let Some(renew) = spec.renew {
-        config = config.renew_interval(renew);
+        config = config.with_renew_interval(renew);
     }
-    sdkit_discovery::Registrar::with_config(client, config)
+    sdkit_discovery::Registrar::from_config(client, config)
         .map(|r| Box::new(r) as Box<dyn Registrar>)
         .map_err(|e| Error::backend("discovery", e))
 }

@@ -3,7 +3,7 @@
 use std::net::{IpAddr, SocketAddr};
 
 use sdkit_core::Instancer;
-use sdkit_dnssrv::{AddressFamily, Config, PriorityMode, TargetMode, Transport};
+use sdkit_dnssrv::{AddressFamily, Config, InstancerConfig, PriorityMode, TargetMode, Transport};
 
 use crate::error::{Error, TargetError};
 use crate::url::{Query, RawUrl};
@@ -15,6 +15,7 @@ const KEYS: &str = "nameserver, transport, min_refresh, max_refresh, timeout, at
 #[derive(Clone)]
 pub(crate) struct Spec {
     config: Config,
+    watch: InstancerConfig,
 }
 
 fn one_of<T: Copy>(
@@ -43,7 +44,8 @@ pub(crate) fn parse(raw: &RawUrl) -> Result<Spec, TargetError> {
         return Err(TargetError::new("path", "DNS SRV targets have no path").expected(FORM));
     }
     let mut q = Query::new(raw.query.clone());
-    let mut config = Config::new(name.clone());
+    let mut config = Config::default();
+    let mut watch = InstancerConfig::new(name.clone());
     for ns in q.take_all("nameserver") {
         let addr = ns
             .parse::<SocketAddr>()
@@ -57,7 +59,7 @@ pub(crate) fn parse(raw: &RawUrl) -> Result<Spec, TargetError> {
                 TargetError::new("nameserver", format!("`{ns}` is not ip or ip:port"))
                     .expected(FORM)
             })?;
-        config = config.nameserver(addr);
+        config = config.with_nameserver(addr);
     }
     if let Some(t) = one_of(
         &mut q,
@@ -68,31 +70,33 @@ pub(crate) fn parse(raw: &RawUrl) -> Result<Spec, TargetError> {
             ("tcp", Transport::Tcp),
         ],
     )? {
-        config = config.transport(t);
+        config = config.with_transport(t);
     }
     let min = q
         .take_duration("min_refresh")?
-        .unwrap_or(config.min_refresh());
+        .unwrap_or(watch.min_refresh());
     let max = q
         .take_duration("max_refresh")?
-        .unwrap_or(config.max_refresh());
-    config = config.refresh_bounds(min, max);
+        .unwrap_or(watch.max_refresh());
+    watch = watch.with_refresh_bounds(min, max);
     if let Some(t) = q.take_duration("timeout")? {
-        config = config.timeout(t);
+        config = config.with_timeout(t);
     }
     if let Some(n) = q.take_parsed::<usize>("attempts", "a number")? {
-        config = config.attempts(n);
+        config = config.with_attempts(n);
     }
-    let (initial, max_backoff) = config.retry();
-    let initial = q.take_duration("retry_initial")?.unwrap_or(initial);
-    let max_backoff = q.take_duration("retry_max")?.unwrap_or(max_backoff);
-    config = config.retry_backoff(initial, max_backoff);
+    let backoff = watch.backoff();
+    let initial = q
+        .take_duration("retry_initial")?
+        .unwrap_or(backoff.initial());
+    let max_backoff = q.take_duration("retry_max")?.unwrap_or(backoff.max());
+    watch = watch.with_backoff(sdkit_core::Backoff::new(initial, max_backoff));
     if let Some(p) = one_of(
         &mut q,
         "priority",
         &[("best", PriorityMode::Best), ("all", PriorityMode::All)],
     )? {
-        config = config.priority(p);
+        watch = watch.with_priority(p);
     }
     if let Some(t) = one_of(
         &mut q,
@@ -102,7 +106,7 @@ pub(crate) fn parse(raw: &RawUrl) -> Result<Spec, TargetError> {
             ("keep_hostnames", TargetMode::KeepHostnames),
         ],
     )? {
-        config = config.targets(t);
+        watch = watch.with_targets(t);
     }
     if let Some(f) = one_of(
         &mut q,
@@ -113,20 +117,21 @@ pub(crate) fn parse(raw: &RawUrl) -> Result<Spec, TargetError> {
             ("ipv6", AddressFamily::Ipv6),
         ],
     )? {
-        config = config.address_family(f);
+        watch = watch.with_address_family(f);
     }
     if let Some(n) = q.take_parsed::<usize>("max_targets", "a number")? {
-        config = config.max_targets(n);
+        watch = watch.with_max_targets(n);
     }
     q.finish(KEYS)?;
     config
         .validate()
+        .and_then(|()| watch.validate())
         .map_err(|e| TargetError::new("query", e.to_string()).expected(FORM))?;
-    Ok(Spec { config })
+    Ok(Spec { config, watch })
 }
 
 pub(crate) fn instancer(spec: &Spec) -> Result<Box<dyn Instancer>, Error> {
-    sdkit_dnssrv::Instancer::new(spec.config.clone())
+    sdkit_dnssrv::Instancer::from_config(spec.config.clone(), spec.watch.clone())
         .map(|i| Box::new(i) as Box<dyn Instancer>)
         .map_err(|e| Error::backend("dnssrv", e))
 }

@@ -1,9 +1,9 @@
 //! `etcd://[user:password@]host:port[,host:port…]/prefix?ttl=10s&…`
 
 use sdkit_core::{Instance, Instancer, Registrar};
-use sdkit_etcd::{Config, TlsConfig};
+use sdkit_etcd::{Config, InstancerConfig, RegistrarConfig, TlsConfig};
 
-use super::env;
+use super::{TlsFiles, env};
 use crate::error::{Error, TargetError};
 use crate::url::{Query, RawUrl};
 
@@ -13,6 +13,8 @@ const KEYS: &str = "user, password, ttl, ca, cert, key, domain, connect_timeout,
 #[derive(Clone)]
 pub(crate) struct Spec {
     config: Config,
+    prefix: String,
+    ttl: Option<std::time::Duration>,
 }
 
 pub(crate) fn parse(raw: &RawUrl) -> Result<Spec, TargetError> {
@@ -24,7 +26,8 @@ pub(crate) fn parse(raw: &RawUrl) -> Result<Spec, TargetError> {
         return Err(TargetError::new("path", "missing key prefix").expected(FORM));
     }
     let mut q = Query::new(raw.query.clone());
-    let mut config = Config::new(raw.hosts.clone()).with_prefix(format!("/{prefix}"));
+    let prefix = format!("/{prefix}");
+    let mut config = Config::new(raw.hosts.clone());
     let user = q.take("user").or_else(|| raw.user.clone()).or_else(|| {
         env("ETCDCTL_USER").map(|u| u.split(':').next().unwrap_or_default().to_owned())
     });
@@ -43,32 +46,22 @@ pub(crate) fn parse(raw: &RawUrl) -> Result<Spec, TargetError> {
             return Err(TargetError::new("user", "a password needs a user").expected(FORM));
         }
     }
-    if let Some(ttl) = q.take_duration("ttl")? {
-        config = config.with_ttl(ttl);
-    }
+    let ttl = q.take_duration("ttl")?;
     if let Some(t) = q.take_duration("connect_timeout")? {
         config = config.with_connect_timeout(t);
     }
     if let Some(t) = q.take_duration("request_timeout")? {
         config = config.with_request_timeout(t);
     }
-    let (ca, cert, key, domain) = (
-        q.take("ca"),
-        q.take("cert"),
-        q.take("key"),
-        q.take("domain"),
-    );
-    if ca.is_some() || cert.is_some() || domain.is_some() {
+    let files = TlsFiles::take(&mut q, FORM)?;
+    let domain = q.take("domain");
+    if files.any() || domain.is_some() {
         let mut tls = TlsConfig::default();
-        if let Some(ca) = ca {
+        if let Some(ca) = files.ca {
             tls = tls.with_ca_file(ca);
         }
-        match (cert, key) {
-            (Some(cert), Some(key)) => tls = tls.with_client_cert(cert, key),
-            (None, None) => {}
-            _ => {
-                return Err(TargetError::new("cert", "`cert` and `key` go together").expected(FORM));
-            }
+        if let Some((cert, key)) = files.client {
+            tls = tls.with_client_cert(cert, key);
         }
         if let Some(domain) = domain {
             tls = tls.with_domain(domain);
@@ -79,17 +72,25 @@ pub(crate) fn parse(raw: &RawUrl) -> Result<Spec, TargetError> {
     config
         .validate()
         .map_err(|e| TargetError::new("query", e.to_string()).expected(FORM))?;
-    Ok(Spec { config })
+    Ok(Spec {
+        config,
+        prefix,
+        ttl,
+    })
 }
 
 pub(crate) fn instancer(spec: &Spec) -> Result<Box<dyn Instancer>, Error> {
-    sdkit_etcd::Instancer::new(&spec.config)
+    sdkit_etcd::Instancer::from_config(spec.config.clone(), InstancerConfig::new(&spec.prefix))
         .map(|i| Box::new(i) as Box<dyn Instancer>)
         .map_err(|e| Error::backend("etcd", e))
 }
 
 pub(crate) fn registrar(spec: &Spec, instance: Instance) -> Result<Box<dyn Registrar>, Error> {
-    sdkit_etcd::Registrar::new(&spec.config, instance)
+    let mut registration = RegistrarConfig::new(&spec.prefix, instance);
+    if let Some(ttl) = spec.ttl {
+        registration = registration.with_ttl(ttl);
+    }
+    sdkit_etcd::Registrar::from_config(spec.config.clone(), registration)
         .map(|r| Box::new(r) as Box<dyn Registrar>)
         .map_err(|e| Error::backend("etcd", e))
 }

@@ -120,16 +120,38 @@ pub(crate) fn registrar(spec: &Spec, instance: Instance) -> Result<Box<dyn Regis
     }
 }
 
-/// Splits `host:port` (IPv6 hosts bracketed) into the bare host and the port.
-pub(crate) fn split_host_port(addr: &str) -> Option<(&str, u16)> {
-    let (host, port) = addr.rsplit_once(':')?;
-    let port = port.parse().ok()?;
-    let host = match host.strip_prefix('[') {
-        Some(inner) => inner.strip_suffix(']')?,
-        None if host.contains(':') => return None,
-        None => host,
-    };
-    (!host.is_empty()).then_some((host, port))
+pub(crate) use sdkit_core::instance::split_host_port;
+
+/// The TLS files of a target: `ca=…`, `cert=…&key=…` (the query keys every TLS-capable backend
+/// shares), parsed once.
+#[cfg(any(feature = "consul", feature = "etcd"))]
+#[derive(Clone, Debug, Default)]
+pub(crate) struct TlsFiles {
+    /// `ca`: the CA certificate(s) to trust.
+    pub ca: Option<String>,
+    /// `cert` and `key`: the client certificate and its key (mutual TLS).
+    pub client: Option<(String, String)>,
+}
+
+#[cfg(any(feature = "consul", feature = "etcd"))]
+impl TlsFiles {
+    /// Takes `ca`, `cert` and `key` from `q`; `cert` and `key` go together.
+    pub fn take(q: &mut Query, form: &'static str) -> Result<TlsFiles, TargetError> {
+        let ca = q.take("ca");
+        let client = match (q.take("cert"), q.take("key")) {
+            (Some(cert), Some(key)) => Some((cert, key)),
+            (None, None) => None,
+            _ => {
+                return Err(TargetError::new("cert", "`cert` and `key` go together").expected(form));
+            }
+        };
+        Ok(TlsFiles { ca, client })
+    }
+
+    /// `true` when any file was given.
+    pub fn any(&self) -> bool {
+        self.ca.is_some() || self.client.is_some()
+    }
 }
 
 /// The value of an environment variable, if set and not empty.
