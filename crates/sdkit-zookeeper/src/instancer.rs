@@ -128,6 +128,14 @@ impl sdkit_core::Instancer for Instancer {
     }
 }
 
+/// What the loop does after an event.
+enum Step {
+    /// Wait for the next event.
+    Next,
+    /// Add the watch again and read everything (after a reconnection).
+    Rewatch,
+}
+
 /// The state of one instancer's loop.
 struct Watch {
     client: Client,
@@ -167,31 +175,36 @@ impl Watch {
             Ok(session) => session,
             Err(error) => return Some(error),
         };
-        let watching = self.client.call(
-            "watch",
-            &self.path,
-            session.watch(&self.path, AddWatchMode::PersistentRecursive),
-        );
-        let mut watcher = match or_cancel(&token, watching).await? {
-            Ok(watcher) => watcher,
-            Err(error) => return Some(error),
-        };
-        if let Err(error) = or_cancel(&token, self.resync(&session)).await? {
-            return Some(error);
-        }
-        backoff.reset();
+        // The persistent watch is added again after every reconnection: the client's automatic
+        // re-registration was seen to lose it when the session moved to another server.
         loop {
-            let event = or_cancel(&token, watcher.changed()).await?;
-            let applied = or_cancel(&token, self.apply(&session, event)).await?;
-            if let Err(error) = applied {
+            let watching = self.client.call(
+                "watch",
+                &self.path,
+                session.watch(&self.path, AddWatchMode::PersistentRecursive),
+            );
+            let mut watcher = match or_cancel(&token, watching).await? {
+                Ok(watcher) => watcher,
+                Err(error) => return Some(error),
+            };
+            if let Err(error) = or_cancel(&token, self.resync(&session)).await? {
                 return Some(error);
+            }
+            backoff.reset();
+            loop {
+                let event = or_cancel(&token, watcher.changed()).await?;
+                match or_cancel(&token, self.apply(&session, event)).await? {
+                    Ok(Step::Next) => {}
+                    Ok(Step::Rewatch) => break,
+                    Err(error) => return Some(error),
+                }
             }
         }
     }
 
     /// Applies one watch event. An `Err` ends this session's watch (after a terminal session
     /// event the watcher must not be polled again).
-    async fn apply(&mut self, session: &zk::Client, event: WatchedEvent) -> Result<(), Error> {
+    async fn apply(&mut self, session: &zk::Client, event: WatchedEvent) -> Result<Step, Error> {
         let session_id = session.session_id().0;
         if event.event_type == EventType::Session {
             return match event.session_state {
@@ -200,11 +213,11 @@ impl Watch {
                     self.cache.error(SourceError::new(Error::Disconnected {
                         session: session_id,
                     }));
-                    Ok(())
+                    Ok(Step::Next)
                 }
                 SessionState::SyncConnected | SessionState::ConnectedReadOnly => {
-                    tracing::info!(path = %self.path, session = format_args!("{session_id:#x}"), "zookeeper: reconnected; reading the path again");
-                    self.resync(session).await
+                    tracing::info!(path = %self.path, session = format_args!("{session_id:#x}"), "zookeeper: reconnected; watching and reading the path again");
+                    Ok(Step::Rewatch)
                 }
                 state => Err(Error::SessionEnded {
                     session: session_id,
@@ -221,13 +234,13 @@ impl Watch {
                 EventType::NodeCreated => self.resync(session).await?,
                 _ => {}
             }
-            return Ok(());
+            return Ok(Step::Next);
         }
         let Some(name) = event.path.strip_prefix(&self.children_of) else {
-            return Ok(());
+            return Ok(Step::Next);
         };
         if name.contains('/') {
-            return Ok(()); // a grandchild: not an instance
+            return Ok(Step::Next); // a grandchild: not an instance
         }
         let name = name.to_owned();
         match event.event_type {
@@ -248,10 +261,10 @@ impl Watch {
                     Err(error) => return Err(error),
                 }
             }
-            _ => return Ok(()),
+            _ => return Ok(Step::Next),
         }
         self.publish();
-        Ok(())
+        Ok(Step::Next)
     }
 
     /// Reads the whole path again (children, then every child's data, pipelined) and publishes.

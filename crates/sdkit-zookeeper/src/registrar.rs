@@ -288,6 +288,9 @@ impl Steps {
                 }
                 _ => Ok(Renewal::Renewed),
             },
+            // A reconnection (possibly to another server): the next renewal sets a fresh watch
+            // rather than trusting the client to carry this one over.
+            _ = state.changed() => Ok(Renewal::Renewed),
             _ = tokio::time::sleep(self.verify_interval) => Ok(Renewal::Renewed),
         }
     }
