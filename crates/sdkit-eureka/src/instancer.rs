@@ -163,7 +163,7 @@ impl Poll {
     /// One poll: a full fetch, or a delta when enabled and not due for a full one.
     async fn fetch(&mut self) -> Result<(), Error> {
         let (delta, every) = self.config.delta();
-        if delta && self.polls % every != 0 {
+        if delta && !self.polls.is_multiple_of(every) {
             self.fetch_delta().await
         } else {
             self.fetch_full().await
@@ -214,7 +214,7 @@ impl Poll {
         let instances: Vec<Instance> = self
             .known
             .values()
-            .filter(|e| statuses.iter().any(|s| *s == e.status))
+            .filter(|e| statuses.contains(&e.status))
             .filter_map(|e| match &e.instance {
                 Ok(instance) => Some(instance.clone()),
                 Err(reason) => {

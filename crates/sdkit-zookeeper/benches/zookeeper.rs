@@ -72,6 +72,20 @@ async fn raw_once(writer: &zk::Client, events: &mut zk::PersistentWatcher, n: u3
     took
 }
 
+/// Prints p50/p90/p99/max of `samples`.
+fn report(what: &str, mut samples: Vec<Duration>) {
+    samples.sort();
+    let at = |q: f64| samples[((samples.len() as f64 * q) as usize).min(samples.len() - 1)];
+    println!(
+        "{what}, {} samples: p50 = {:?}, p90 = {:?}, p99 = {:?}, max = {:?}",
+        samples.len(),
+        at(0.50),
+        at(0.90),
+        at(0.99),
+        samples[samples.len() - 1]
+    );
+}
+
 fn benches(c: &mut Criterion) {
     let rt = Runtime::new().expect("runtime");
     let server = ZooKeeper::single().expect("zookeeper starts");
@@ -95,16 +109,7 @@ fn benches(c: &mut Criterion) {
                 samples.push(d); // the first 100 are warm-up
             }
         }
-        samples.sort();
-        let at = |q: f64| samples[((samples.len() as f64 * q) as usize).min(samples.len() - 1)];
-        println!(
-            "zookeeper register -> snapshot published, {} samples: p50 = {:?}, p90 = {:?}, p99 = {:?}, max = {:?}",
-            samples.len(),
-            at(0.50),
-            at(0.90),
-            at(0.99),
-            samples[samples.len() - 1]
-        );
+        report("zookeeper register -> snapshot published", samples);
     });
 
     let mut n = 10_000u32;
@@ -137,6 +142,16 @@ fn benches(c: &mut Criterion) {
             .await
             .expect("watch");
         (writer, watcher, events)
+    });
+    rt.block_on(async {
+        let mut samples = Vec::with_capacity(1000);
+        for m in 0..1100u32 {
+            let d = raw_once(&writer, &mut events, 1_000_000 + m).await;
+            if m >= 100 {
+                samples.push(d);
+            }
+        }
+        report("raw zookeeper-client create -> watch event", samples);
     });
     let mut m = 0u32;
     c.bench_function("zookeeper/raw_create_to_event", |b| {

@@ -68,3 +68,7 @@ pub use sdkit_dnssrv as dnssrv;
 /// The ZooKeeper backend.
 #[cfg(feature = "zookeeper")]
 pub use sdkit_zookeeper as zookeeper;
+
+/// The Eureka backend.
+#[cfg(feature = "eureka")]
+pub use sdkit_eureka as eureka;

@@ -8,6 +8,8 @@ mod discovery;
 mod dnssrv;
 #[cfg(feature = "etcd")]
 mod etcd;
+#[cfg(feature = "eureka")]
+mod eureka;
 #[cfg(feature = "zookeeper")]
 mod zookeeper;
 
@@ -30,6 +32,8 @@ pub(crate) enum Spec {
     DnsSrv(dnssrv::Spec),
     #[cfg(feature = "zookeeper")]
     ZooKeeper(zookeeper::Spec),
+    #[cfg(feature = "eureka")]
+    Eureka(eureka::Spec),
 }
 
 impl Spec {
@@ -46,6 +50,8 @@ impl Spec {
             Spec::DnsSrv(_) => "dnssrv",
             #[cfg(feature = "zookeeper")]
             Spec::ZooKeeper(_) => "zk",
+            #[cfg(feature = "eureka")]
+            Spec::Eureka(_) => "eureka",
         }
     }
 
@@ -69,6 +75,8 @@ pub(crate) fn parse(raw: &RawUrl) -> Result<Spec, TargetError> {
         "dnssrv" => dnssrv::parse(raw).map(Spec::DnsSrv),
         #[cfg(feature = "zookeeper")]
         "zk" => zookeeper::parse(raw).map(Spec::ZooKeeper),
+        #[cfg(feature = "eureka")]
+        "eureka" => eureka::parse(raw).map(Spec::Eureka),
         other => Err(TargetError::new(
             "scheme",
             format!("`{other}` is not a known registry (or its feature is off)"),
@@ -112,6 +120,8 @@ pub(crate) fn instancer(spec: &Spec) -> Result<Box<dyn Instancer>, Error> {
         Spec::DnsSrv(s) => dnssrv::instancer(s),
         #[cfg(feature = "zookeeper")]
         Spec::ZooKeeper(s) => zookeeper::instancer(s),
+        #[cfg(feature = "eureka")]
+        Spec::Eureka(s) => eureka::instancer(s),
     }
 }
 
@@ -125,6 +135,8 @@ pub(crate) fn registrar(spec: &Spec, instance: Instance) -> Result<Box<dyn Regis
         Spec::Etcd(s) => etcd::registrar(s, instance),
         #[cfg(feature = "zookeeper")]
         Spec::ZooKeeper(s) => zookeeper::registrar(s, instance),
+        #[cfg(feature = "eureka")]
+        Spec::Eureka(s) => eureka::registrar(s, instance),
         other => Err(Error::Unsupported {
             scheme: other.scheme(),
             what: "register instances",
