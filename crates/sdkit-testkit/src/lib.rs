@@ -19,6 +19,7 @@ pub mod discovery;
 pub mod dnsmasq;
 pub mod etcd;
 pub mod eureka;
+mod eureka_registry;
 pub mod pause_proxy;
 pub mod process;
 pub mod zookeeper;
