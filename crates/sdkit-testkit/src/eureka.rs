@@ -236,6 +236,16 @@ impl EurekaDouble {
 
 type Resp = Response<Full<Bytes>>;
 
+/// The `{"applications": …}` document of `GET /apps` and `GET /apps/delta`.
+fn applications(state: &State, apps: Vec<Value>) -> Resp {
+    let doc = json!({"applications": {
+        "versions__delta": state.version.to_string(),
+        "apps__hashcode": apps_hashcode(state),
+        "application": apps
+    }});
+    respond(StatusCode::OK, "application/json", doc.to_string())
+}
+
 fn respond(status: StatusCode, content_type: &str, body: impl Into<Bytes>) -> Resp {
     let mut response = Response::new(Full::new(body.into()));
     *response.status_mut() = status;
@@ -351,12 +361,7 @@ async fn handle(shared: &Shared, req: Request<Incoming>) -> Resp {
                 .keys()
                 .filter_map(|app| application(&state, app))
                 .collect();
-            let doc = json!({"applications": {
-                "versions__delta": state.version.to_string(),
-                "apps__hashcode": apps_hashcode(&state),
-                "application": apps
-            }});
-            respond(StatusCode::OK, "application/json", doc.to_string())
+            applications(&state, apps)
         }
         ("GET", ["delta"]) => {
             let mut by_app: BTreeMap<&str, Vec<Value>> = BTreeMap::new();
@@ -370,12 +375,7 @@ async fn handle(shared: &Shared, req: Request<Incoming>) -> Resp {
                 .into_iter()
                 .map(|(name, instances)| json!({"name": name, "instance": instances}))
                 .collect();
-            let doc = json!({"applications": {
-                "versions__delta": state.version.to_string(),
-                "apps__hashcode": apps_hashcode(&state),
-                "application": apps
-            }});
-            respond(StatusCode::OK, "application/json", doc.to_string())
+            applications(&state, apps)
         }
         ("GET", [app]) => match application(&state, &app.to_ascii_uppercase()) {
             Some(application) => respond(
