@@ -69,6 +69,21 @@ pub const TOOLS: &[Tool] = &[
         need: Need::Test,
         probe: Probe::Runs("openssl", &["version"]),
     },
+    Tool {
+        // The ZooKeeper fixture runs the server's main class with java (no systemd): the
+        // package pulls a JRE in; the probe loads the server jar's classes in that JRE.
+        name: "zookeeper",
+        packages: &["zookeeper"],
+        need: Need::Test,
+        probe: Probe::Runs(
+            "java",
+            &[
+                "-cp",
+                "/usr/share/java/zookeeper.jar",
+                "org.apache.zookeeper.version.VersionInfoMain",
+            ],
+        ),
+    },
 ];
 
 impl Tool {

@@ -67,3 +67,11 @@ pub use sdkit_etcd as etcd;
 /// The DNS SRV backend.
 #[cfg(feature = "dnssrv")]
 pub use sdkit_dnssrv as dnssrv;
+
+/// The ZooKeeper backend.
+#[cfg(feature = "zookeeper")]
+pub use sdkit_zookeeper as zookeeper;
+
+/// The Eureka backend.
+#[cfg(feature = "eureka")]
+pub use sdkit_eureka as eureka;

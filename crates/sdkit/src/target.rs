@@ -56,12 +56,12 @@ impl Target {
         Ok(Target { raw, spec })
     }
 
-    /// The scheme: `discovery`, `consul`, `etcd`, `dnssrv` or `static`.
+    /// The scheme: `discovery`, `consul`, `etcd`, `zk`, `eureka`, `dnssrv` or `static`.
     pub fn scheme(&self) -> &'static str {
         self.spec.scheme()
     }
 
-    /// `true` when the scheme has a registrar (`discovery`, `consul`, `etcd`).
+    /// `true` when the scheme has a registrar (`discovery`, `consul`, `etcd`, `zk`, `eureka`).
     pub fn can_register(&self) -> bool {
         self.spec.can_register()
     }

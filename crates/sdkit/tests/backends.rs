@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use sdkit::{Instance, Target};
 use sdkit_testkit::discovery::DiscoveryServer;
-use sdkit_testkit::{ConsulDouble, EtcdCluster};
+use sdkit_testkit::{ConsulDouble, EtcdCluster, EurekaDouble, ZooKeeper};
 
 /// Registers one instance through `url`, waits for the watch to show it, deregisters it, and
 /// waits for the watch to show it gone.
@@ -66,5 +66,22 @@ async fn etcd() {
 async fn consul() {
     let consul = ConsulDouble::start().await.expect("consul double");
     let url = format!("consul://{}/web?wait=2s&ttl=2s", consul.addr());
+    register_watch_deregister(&url).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zookeeper() {
+    let zk = ZooKeeper::single().expect("zookeeper");
+    let url = format!("zk://{}/services/web?ttl=4s", zk.connect_string());
+    register_watch_deregister(&url).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn eureka() {
+    let eureka = EurekaDouble::start().await.expect("eureka double");
+    let url = format!(
+        "eureka://{}/web?poll=200ms&heartbeat=1s&lease=5s",
+        eureka.addr()
+    );
     register_watch_deregister(&url).await;
 }

@@ -8,6 +8,10 @@ mod discovery;
 mod dnssrv;
 #[cfg(feature = "etcd")]
 mod etcd;
+#[cfg(feature = "eureka")]
+mod eureka;
+#[cfg(feature = "zookeeper")]
+mod zookeeper;
 
 use sdkit_core::{Instance, Instancer, Registrar};
 
@@ -26,6 +30,10 @@ pub(crate) enum Spec {
     Etcd(etcd::Spec),
     #[cfg(feature = "dnssrv")]
     DnsSrv(dnssrv::Spec),
+    #[cfg(feature = "zookeeper")]
+    ZooKeeper(zookeeper::Spec),
+    #[cfg(feature = "eureka")]
+    Eureka(eureka::Spec),
 }
 
 impl Spec {
@@ -40,6 +48,10 @@ impl Spec {
             Spec::Etcd(_) => "etcd",
             #[cfg(feature = "dnssrv")]
             Spec::DnsSrv(_) => "dnssrv",
+            #[cfg(feature = "zookeeper")]
+            Spec::ZooKeeper(_) => "zk",
+            #[cfg(feature = "eureka")]
+            Spec::Eureka(_) => "eureka",
         }
     }
 
@@ -61,6 +73,10 @@ pub(crate) fn parse(raw: &RawUrl) -> Result<Spec, TargetError> {
         "etcd" => etcd::parse(raw).map(Spec::Etcd),
         #[cfg(feature = "dnssrv")]
         "dnssrv" => dnssrv::parse(raw).map(Spec::DnsSrv),
+        #[cfg(feature = "zookeeper")]
+        "zk" => zookeeper::parse(raw).map(Spec::ZooKeeper),
+        #[cfg(feature = "eureka")]
+        "eureka" => eureka::parse(raw).map(Spec::Eureka),
         other => Err(TargetError::new(
             "scheme",
             format!("`{other}` is not a known registry (or its feature is off)"),
@@ -102,6 +118,10 @@ pub(crate) fn instancer(spec: &Spec) -> Result<Box<dyn Instancer>, Error> {
         Spec::Etcd(s) => etcd::instancer(s),
         #[cfg(feature = "dnssrv")]
         Spec::DnsSrv(s) => dnssrv::instancer(s),
+        #[cfg(feature = "zookeeper")]
+        Spec::ZooKeeper(s) => zookeeper::instancer(s),
+        #[cfg(feature = "eureka")]
+        Spec::Eureka(s) => eureka::instancer(s),
     }
 }
 
@@ -113,6 +133,10 @@ pub(crate) fn registrar(spec: &Spec, instance: Instance) -> Result<Box<dyn Regis
         Spec::Consul(s) => consul::registrar(s, instance),
         #[cfg(feature = "etcd")]
         Spec::Etcd(s) => etcd::registrar(s, instance),
+        #[cfg(feature = "zookeeper")]
+        Spec::ZooKeeper(s) => zookeeper::registrar(s, instance),
+        #[cfg(feature = "eureka")]
+        Spec::Eureka(s) => eureka::registrar(s, instance),
         other => Err(Error::Unsupported {
             scheme: other.scheme(),
             what: "register instances",

@@ -1,0 +1,212 @@
+//! What a child node of the service path says about one instance.
+//!
+//! The child's **name** gives the instance id: the registrar creates `<id>-<10-digit sequence>`
+//! (`web-1-0000000007` → `web-1`); any other name is the id as it is. The child's **data** is
+//! either
+//!
+//! * a JSON object, the same shape as the etcd backend's values (what the
+//!   [`Registrar`](crate::Registrar) writes): `{"addr": "10.0.0.7:8080", "weight": 5, "zone":
+//!   "sh001", "tags": ["v1"], "metadata": {"version": "1.2"}}` — only `addr` is required,
+//!   `weight` defaults to 1, unknown fields are ignored;
+//! * or a plain `host:port` (`10.0.0.7:8080`, `[::1]:8080`), as go-kit and many hand-written
+//!   registrations store it.
+//!
+//! Anything else is a [`ValueError`]; the instancer skips that child with a warning and
+//! publishes the rest.
+//!
+//! ```
+//! use sdkit_zookeeper::value::{decode, encode, instance_id};
+//! use sdkit_core::Instance;
+//!
+//! assert_eq!(instance_id("web-1-0000000007"), "web-1");
+//! let i = decode("web-1", br#"{"addr":"10.0.0.1:8080","weight":5}"#).unwrap();
+//! assert_eq!((i.addr(), i.weight()), ("10.0.0.1:8080", 5));
+//! assert_eq!(decode("web-2", b"10.0.0.2:8080").unwrap().addr(), "10.0.0.2:8080");
+//! assert!(decode("web-3", b"not an address").is_err());
+//! assert_eq!(decode("web-1", &encode(&i)).unwrap(), i);
+//! ```
+
+use std::collections::BTreeMap;
+use std::net::Ipv6Addr;
+
+use sdkit_core::Instance;
+use serde::{Deserialize, Serialize};
+
+/// Why a child's data was rejected.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("zookeeper: data of instance {id:?} rejected: {reason}")]
+pub struct ValueError {
+    /// The instance id.
+    pub id: String,
+    /// What was wrong.
+    pub reason: String,
+}
+
+/// The JSON form.
+#[derive(Serialize, Deserialize)]
+struct Json {
+    addr: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    weight: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    zone: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    tags: Vec<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    metadata: BTreeMap<String, String>,
+}
+
+/// The instance id of child `name`: the name without a trailing `-<10 digits>` sequence.
+pub fn instance_id(name: &str) -> &str {
+    match name.rsplit_once('-') {
+        Some((id, seq))
+            if !id.is_empty() && seq.len() == 10 && seq.bytes().all(|b| b.is_ascii_digit()) =>
+        {
+            id
+        }
+        _ => name,
+    }
+}
+
+/// Decodes the data of instance `id`. See the [module docs](self).
+///
+/// # Errors
+///
+/// [`ValueError`] when the data is neither a JSON object with a valid `addr` nor `host:port`.
+pub fn decode(id: &str, data: &[u8]) -> Result<Instance, ValueError> {
+    let reject = |reason: String| ValueError {
+        id: id.to_owned(),
+        reason,
+    };
+    let text = std::str::from_utf8(data)
+        .map_err(|_| reject("not UTF-8".to_owned()))?
+        .trim();
+    if !text.starts_with('{') {
+        validate_addr(text).map_err(reject)?;
+        return Ok(Instance::new(id, text));
+    }
+    let json: Json =
+        serde_json::from_str(text).map_err(|e| reject(format!("invalid JSON: {e}")))?;
+    validate_addr(&json.addr).map_err(reject)?;
+    let mut instance = Instance::new(id, &json.addr)
+        .with_tags(json.tags)
+        .with_metadata(json.metadata)
+        .with_weight(json.weight.unwrap_or(1));
+    if let Some(zone) = json.zone.as_deref().filter(|z| !z.is_empty()) {
+        instance = instance.with_zone(zone);
+    }
+    Ok(instance)
+}
+
+/// Encodes `instance` as the JSON form (the id is in the node name, not in the data).
+pub fn encode(instance: &Instance) -> Vec<u8> {
+    let json = Json {
+        addr: instance.addr().to_owned(),
+        weight: Some(instance.weight()),
+        zone: instance.zone().map(str::to_owned),
+        tags: instance.tags().map(str::to_owned).collect(),
+        metadata: instance
+            .metadata()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect(),
+    };
+    // Strings, numbers and string maps always serialize.
+    serde_json::to_vec(&json).unwrap_or_default()
+}
+
+/// `Ok` when `addr` is `host:port`: a non-zero port, a DNS-ish host or a bracketed IPv6 address.
+fn validate_addr(addr: &str) -> Result<(), String> {
+    let Some((host, port)) = addr.rsplit_once(':') else {
+        return Err(format!("{addr:?} is not host:port"));
+    };
+    match port.parse::<u16>() {
+        Ok(0) => return Err(format!("{addr:?} has port 0")),
+        Ok(_) => {}
+        Err(_) => return Err(format!("{addr:?} has no valid port")),
+    }
+    if let Some(v6) = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        return v6
+            .parse::<Ipv6Addr>()
+            .map(drop)
+            .map_err(|_| format!("{addr:?} has a bad IPv6 address"));
+    }
+    let host_ok = !host.is_empty()
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'));
+    if host_ok {
+        Ok(())
+    } else {
+        Err(format!("{addr:?} has a bad host"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_drop_the_sequence_only() {
+        assert_eq!(instance_id("web-1-0000000012"), "web-1");
+        assert_eq!(instance_id("web-1"), "web-1");
+        assert_eq!(instance_id("web-123"), "web-123");
+        assert_eq!(instance_id("-0000000012"), "-0000000012");
+    }
+
+    #[test]
+    fn json_and_plain_forms() {
+        let i = decode(
+            "a",
+            br#"{"addr":"10.0.0.1:1","weight":0,"zone":"z","tags":["t"],"metadata":{"k":"v"},"x":1}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            (i.weight(), i.zone(), i.meta("k")),
+            (0, Some("z"), Some("v"))
+        );
+        assert_eq!(i.tags().collect::<Vec<_>>(), ["t"]);
+        assert_eq!(decode("a", b" [::1]:80\n").unwrap().addr(), "[::1]:80");
+        assert_eq!(decode("a", br#"{"addr":"h:2"}"#).unwrap().weight(), 1);
+    }
+
+    #[test]
+    fn garbage_is_rejected() {
+        for bad in [
+            &b""[..],
+            b"garbage",
+            b"h:",
+            b"h:0",
+            b"h:70000",
+            b":80",
+            b"[zz]:80",
+            b"a b:80",
+            b"{\"addr\":1}",
+            b"{\"weight\":1}",
+            b"{oops",
+            b"\xff\xfe",
+        ] {
+            let e = decode("x", bad).unwrap_err();
+            assert!(
+                e.to_string()
+                    .starts_with("zookeeper: data of instance \"x\""),
+                "{e}"
+            );
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn encode_round_trips(weight in 0u32..1000, port in 1u16.., zone in "[a-z]{0,5}", tag in "[a-z]{1,5}") {
+            let mut i = Instance::new("id", format!("10.1.2.3:{port}")).with_weight(weight).with_tag(&tag).with_meta("k", &tag);
+            if !zone.is_empty() {
+                i = i.with_zone(&zone);
+            }
+            proptest::prop_assert_eq!(decode("id", &encode(&i)).unwrap(), i);
+        }
+
+        #[test]
+        fn decode_never_panics(data in proptest::collection::vec(proptest::num::u8::ANY, 0..64)) {
+            let _ = decode("x", &data);
+        }
+    }
+}
