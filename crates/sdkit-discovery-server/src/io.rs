@@ -3,7 +3,9 @@
 //! A client that stops reading makes every write pend. After `write_timeout` without
 //! progress the write fails, and hyper closes the connection, so an unread `fetch/all`
 //! answer does not hold memory and a connection slot forever. The deadline runs only while
-//! a write is pending: a parked long poll writes nothing and is not affected.
+//! a write is pending: a parked long poll writes nothing and is not affected. Once it has
+//! passed, reads fail too: hyper would otherwise keep the half-broken connection open,
+//! waiting for the next request head.
 
 use hyper::rt::{Read, ReadBufCursor, Write};
 use std::future::Future;
@@ -19,6 +21,14 @@ pub(crate) struct WriteTimeout<T> {
     inner: T,
     timeout: Duration,
     stall: Option<Pin<Box<Sleep>>>,
+    expired: bool,
+}
+
+fn timed_out() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::TimedOut,
+        "the client read nothing within the write timeout",
+    )
 }
 
 impl<T> WriteTimeout<T> {
@@ -27,6 +37,7 @@ impl<T> WriteTimeout<T> {
             inner,
             timeout,
             stall: None,
+            expired: false,
         }
     }
 
@@ -37,10 +48,10 @@ impl<T> WriteTimeout<T> {
             .stall
             .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
         match stall.as_mut().poll(cx) {
-            Poll::Ready(()) => Poll::Ready(Err(io::Error::new(
-                io::ErrorKind::TimedOut,
-                "the client read nothing within the write timeout",
-            ))),
+            Poll::Ready(()) => {
+                self.expired = true;
+                Poll::Ready(Err(timed_out()))
+            }
             Poll::Pending => Poll::Pending,
         }
     }
@@ -67,7 +78,11 @@ impl<T: Read + Unpin> Read for WriteTimeout<T> {
         cx: &mut Context<'_>,
         buf: ReadBufCursor<'_>,
     ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_read(cx, buf)
+        let this = self.get_mut();
+        if this.expired {
+            return Poll::Ready(Err(timed_out()));
+        }
+        Pin::new(&mut this.inner).poll_read(cx, buf)
     }
 }
 
