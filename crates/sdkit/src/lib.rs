@@ -48,6 +48,7 @@ pub use sdkit_core::{
     Subscription, TaskInstancer, backoff, cache, discover, duration, endpointer, event, instance,
     instancer, lb, registrar, retry, service,
 };
+pub use sdkit_core::{fail_fast, health, hedge, retry_budget};
 
 /// The bilibili discovery backend.
 #[cfg(feature = "discovery")]
