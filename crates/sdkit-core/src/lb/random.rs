@@ -12,8 +12,9 @@ use crate::registrar::BoxFuture;
 /// Uniformly random choice over the current endpoints.
 ///
 /// Each thread draws from its own SplitMix64 sequence (the first thread's is the seed's), so
-/// picks from many threads write nothing shared. Seedable for reproducible tests. No feedback:
-/// its guards are detached.
+/// picks from many threads write nothing shared. Seedable for reproducible tests. No feedback
+/// of its own: its guards are detached unless outlier detection watches the set (then they
+/// report the outcome alone).
 #[derive(Debug)]
 pub struct Random<S> {
     reader: Reader<S>,
@@ -38,7 +39,9 @@ impl<S: Send + Sync + 'static> Random<S> {
 fn index<S>(endpoints: &Endpoints<S>, local: &mut Local, cx: &PickContext<'_>) -> usize {
     let len = endpoints.len();
     let first = local.below(len);
-    ready::filter(endpoints, local, cx, first, |local, _| local.below(len))
+    ready::filter(endpoints, local, cx, false, first, |local, _| {
+        local.below(len)
+    })
 }
 
 impl<S: Clone + Send + Sync + 'static> Balancer<S> for Random<S> {

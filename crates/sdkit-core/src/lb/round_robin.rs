@@ -13,7 +13,8 @@ use crate::registrar::BoxFuture;
 ///
 /// Each thread keeps its own position (thread `t` starts at `t`), so picks from many threads
 /// write nothing shared and stay fair: each thread's picks cycle through the set, so every
-/// endpoint gets its share within one pick per thread. No feedback: its guards are detached.
+/// endpoint gets its share within one pick per thread. No feedback of its own: its guards are
+/// detached unless outlier detection watches the set (then they report the outcome alone).
 #[derive(Debug)]
 pub struct RoundRobin<S> {
     reader: Reader<S>,
@@ -35,7 +36,7 @@ fn index<S>(endpoints: &Endpoints<S>, local: &mut Local, cx: &PickContext<'_>) -
     let n = local.counter;
     local.counter = n.wrapping_add(1);
     let first = endpoints.reduce(n);
-    ready::filter(endpoints, local, cx, first, |local, _| {
+    ready::filter(endpoints, local, cx, false, first, |local, _| {
         let n = local.counter;
         local.counter = n.wrapping_add(1);
         endpoints.reduce(n)
