@@ -238,8 +238,12 @@ async fn every_balancer_feeds_and_honours_outlier_detection() {
     let balancers: Vec<(&str, fn(EndpointSet<usize>) -> Box<dyn Balancer<usize>>)> = vec![
         ("round_robin", |s| Box::new(RoundRobin::new(s))),
         ("random", |s| Box::new(Random::with_seed(s, 3))),
-        ("weighted_round_robin", |s| Box::new(WeightedRoundRobin::new(s))),
-        ("weighted_random", |s| Box::new(WeightedRandom::with_seed(s, 3))),
+        ("weighted_round_robin", |s| {
+            Box::new(WeightedRoundRobin::new(s))
+        }),
+        ("weighted_random", |s| {
+            Box::new(WeightedRandom::with_seed(s, 3))
+        }),
         ("p2c_peak_ewma", |s| Box::new(P2c::peak_ewma(s))),
     ];
     for (name, make) in balancers {
@@ -259,7 +263,11 @@ async fn every_balancer_feeds_and_honours_outlier_detection() {
             }
         }
         for _ in 0..50 {
-            assert_ne!(balancer.pick().unwrap(), 1, "{name} picked an ejected endpoint");
+            assert_ne!(
+                balancer.pick().unwrap(),
+                1,
+                "{name} picked an ejected endpoint"
+            );
         }
     }
 }
