@@ -491,7 +491,7 @@ fn call_json_summarises_each_instance_under_any_balancer() {
             .map(|i| i["served"].as_u64().unwrap())
             .sum();
         assert_eq!(served, 60, "{lb}: {summary}");
-        let dead_entry = instances.iter().find(|i| i["address"] == dead.to_string());
+        let dead_entry = instances.iter().find(|i| i["address"] == dead.as_str());
         if let Some(entry) = dead_entry {
             assert_eq!(entry["served"], 0, "{lb}: {summary}");
         }

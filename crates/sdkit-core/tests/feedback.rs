@@ -33,7 +33,9 @@ fn state_of(set: &EndpointSet<String>, id: &str) -> Option<Arc<EndpointState>> {
 }
 
 /// Records the state the endpointer hands to the factory for each instance.
-struct Recording(Arc<Mutex<Vec<(String, Arc<EndpointState>)>>>);
+type Made = Arc<Mutex<Vec<(String, Arc<EndpointState>)>>>;
+
+struct Recording(Made);
 
 impl Factory<String> for Recording {
     fn make(&self, instance: &Instance) -> Result<String, BoxError> {
