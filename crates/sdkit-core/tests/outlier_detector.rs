@@ -235,7 +235,8 @@ async fn ejection_follows_identity_across_registry_updates() {
 #[tokio::test(start_paused = true)]
 async fn every_balancer_feeds_and_honours_outlier_detection() {
     use sdkit_core::lb::{P2c, Random, WeightedRandom, WeightedRoundRobin};
-    let balancers: Vec<(&str, fn(EndpointSet<usize>) -> Box<dyn Balancer<usize>>)> = vec![
+    type Make = fn(EndpointSet<usize>) -> Box<dyn Balancer<usize>>;
+    let balancers: Vec<(&str, Make)> = vec![
         ("round_robin", |s| Box::new(RoundRobin::new(s))),
         ("random", |s| Box::new(Random::with_seed(s, 3))),
         ("weighted_round_robin", |s| {
