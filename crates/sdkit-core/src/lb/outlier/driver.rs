@@ -199,6 +199,11 @@ fn now() -> Instant {
 /// and returns ejected endpoints when their time runs out. Ejection sets the endpoint's
 /// `ejected` readiness bit, which every balancer honours. Dropping the detector stops it and
 /// returns every ejected endpoint.
+///
+/// One detector per endpoint set: an endpoint state takes one observer for its lifetime, so a
+/// second detector over the same set (or a detector started after another was dropped) does
+/// not see the endpoints the first one watched (it logs a warning); keep one detector next to
+/// the endpointer for as long as it lives.
 pub struct OutlierDetector {
     shared: Arc<Shared>,
     task: JoinHandle<()>,
