@@ -66,7 +66,7 @@ pub fn hash_key(key: &[u8]) -> u64 {
 /// random one, so keyless calls spread like [`Random`](super::Random). No feedback: its
 /// guards are detached.
 #[derive(Debug)]
-pub struct Maglev<S> {
+pub struct Maglev<S: Send + Sync> {
     reader: Reader<S>,
     cache: SnapshotCache<S, Table>,
     /// The pinned table size (0: chosen from the endpoint count).
@@ -106,7 +106,7 @@ impl<S: Send + Sync + 'static> Maglev<S> {
     /// Runs `f` with the current snapshot's table, the snapshot and this thread's scratch.
     #[inline]
     fn with_table<R>(&self, f: impl FnOnce(&Table, &Endpoints<S>, &mut Local) -> R) -> R {
-        self.reader.with(|endpoints, local| {
+        self.reader.with(|endpoints, _, local| {
             self.cache.with(
                 self.reader.set(),
                 endpoints,

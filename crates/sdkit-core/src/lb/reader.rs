@@ -32,6 +32,9 @@ pub(crate) struct Local {
     pub(crate) rng: u64,
     /// Set once this snapshot has no endpoint left in slow start.
     pub(crate) warm: bool,
+    /// A table with options of its own (zone groups, a subset, a Maglev table of a chosen
+    /// size) cached for this snapshot by `snapshot_cache`; cleared on every new snapshot.
+    pub(crate) derived: Option<Arc<dyn Any + Send + Sync>>,
     ready_epoch: u64,
     ready_count: usize,
 }
@@ -56,6 +59,7 @@ impl Local {
                 mix(seed ^ mix(u64::from(thread)))
             },
             warm: false,
+            derived: None,
             ready_epoch: u64::MAX,
             ready_count: 0,
         }
@@ -63,6 +67,7 @@ impl Local {
 
     fn new_snapshot(&mut self) {
         self.warm = false;
+        self.derived = None;
         self.ready_epoch = u64::MAX;
     }
 
