@@ -5,9 +5,10 @@ use std::time::{Duration, Instant};
 
 use super::context::PickContext;
 use super::guard::{CallGuard, Picked};
-use super::reader::Reader;
+use super::reader::{Local, Reader};
 use super::slow_start::{SlowStart, latest_join, now_if_warming};
 use super::state::DEFAULT_DECAY;
+use super::weighted_random::Alias;
 use super::{Balancer, non_empty, ready};
 use crate::endpoint::Endpoints;
 use crate::endpoint_set::EndpointSet;
@@ -39,8 +40,10 @@ impl Load {
     };
 }
 
-/// Power of two choices: draw two distinct endpoints at random, take the one with the lower
-/// load divided by its weight (and slow-start factor). Native on the feedback path: its guards
+/// Power of two choices: draw two endpoints at random (in proportion to their weights when
+/// weights differ, as Envoy's least-request does), take the one with the lower load (divided
+/// by its slow-start factor); on a tie, the first drawn — so an idle set is balanced exactly
+/// like [`WeightedRandom`](super::WeightedRandom). Native on the feedback path: its guards
 /// track each call (in-flight count at pick, outcome and latency when the guard ends), so the
 /// calls must end their guards — [`BalancedService`](crate::BalancedService) and
 /// [`Retry`](crate::retry::Retry) do.
@@ -62,8 +65,8 @@ impl Load {
 /// other.guard.success();
 /// ```
 #[derive(Debug)]
-pub struct P2c<S> {
-    reader: Reader<S>,
+pub struct P2c<S: Send + Sync> {
+    reader: Reader<S, Candidates>,
     load: Load,
     slow_start: Option<SlowStart>,
 }
@@ -87,7 +90,7 @@ impl<S: Send + Sync + 'static> P2c<S> {
     /// With a fixed seed for the random draws.
     pub fn with_seed(set: EndpointSet<S>, load: Load, seed: u64) -> Self {
         P2c {
-            reader: Reader::new(set, seed),
+            reader: Reader::with_table(set, seed, Candidates::build),
             load,
             slow_start: None,
         }
@@ -106,84 +109,104 @@ impl<S: Send + Sync + 'static> P2c<S> {
     }
 }
 
-/// The endpoints of non-zero weight (`None`: all of them) and their weights.
-pub(crate) struct Eligible {
-    index: Option<Vec<u32>>,
-    weight: Vec<f64>,
-    uniform: bool,
+/// How candidates are drawn: uniformly when every weight is equal, else from the alias table.
+pub(crate) struct Candidates {
+    alias: Option<Alias>,
     latest_join: Option<Instant>,
 }
 
-impl Eligible {
+impl Candidates {
     pub(crate) fn build<S>(endpoints: &Endpoints<S>) -> Self {
-        let weight: Vec<f64> = endpoints
-            .iter()
-            .map(|e| f64::from(e.instance().weight()))
-            .collect();
-        let index = weight.contains(&0.0).then(|| {
-            (0..weight.len() as u32)
-                .filter(|&i| weight[i as usize] > 0.0)
-                .collect()
-        });
-        let uniform = weight.windows(2).all(|w| w[0] == w[1]);
-        Eligible {
-            index,
-            weight,
-            uniform,
+        let uniform = endpoints
+            .as_slice()
+            .windows(2)
+            .all(|w| w[0].instance().weight() == w[1].instance().weight());
+        let all_zero = endpoints.iter().all(|e| e.instance().weight() == 0);
+        Candidates {
+            alias: (!uniform || all_zero).then(|| Alias::build(endpoints)),
             latest_join: latest_join(endpoints),
         }
     }
 
+    /// The number of endpoints that can be drawn.
     fn len(&self, endpoints: usize) -> usize {
-        self.index.as_ref().map_or(endpoints, Vec::len)
+        self.alias.as_ref().map_or(endpoints, Alias::len)
+    }
+
+    /// Two candidates, distinct when possible (uniform: always; weighted: after up to three
+    /// redraws).
+    #[inline]
+    fn two(&self, local: &mut Local, len: usize) -> (usize, usize) {
+        match &self.alias {
+            None if len > 1 => {
+                let a = local.below(len);
+                let mut b = local.below(len - 1);
+                if b >= a {
+                    b += 1;
+                }
+                (a, b)
+            }
+            None => (0, 0),
+            Some(alias) => {
+                let a = alias.draw(local);
+                let mut b = alias.draw(local);
+                for _ in 0..3 {
+                    if b != a || alias.len() == 1 {
+                        break;
+                    }
+                    b = alias.draw(local);
+                }
+                (a, b)
+            }
+        }
     }
 
     #[inline]
-    fn at(&self, k: usize) -> usize {
-        self.index.as_ref().map_or(k, |index| index[k] as usize)
+    fn draw(&self, local: &mut Local, len: usize) -> usize {
+        match &self.alias {
+            Some(alias) => alias.draw(local),
+            None => local.below(len),
+        }
     }
 }
 
 impl<S: Clone + Send + Sync + 'static> P2c<S> {
     #[inline]
     fn choose(&self, cx: &PickContext<'_>) -> Result<Picked<S>, NoEndpoints> {
-        self.reader.with(|endpoints, local| {
-            local.with_derived(endpoints, Eligible::build, |eligible, local| {
-                let m = eligible.len(endpoints.len());
-                if m == 0 {
-                    return Err(NoEndpoints);
-                }
-                let a = local.below(m);
-                let (first, other) = if m == 1 {
-                    (eligible.at(a), eligible.at(a))
+        self.reader.with(|endpoints, candidates, local| {
+            let len = endpoints.len();
+            let m = candidates.len(len);
+            if m == 0 {
+                return Err(NoEndpoints);
+            }
+            let (a, b) = candidates.two(local, len);
+            let now = match self.load {
+                Load::PeakEwma { .. } => Some(Instant::now()),
+                Load::InFlight => None,
+            };
+            let (first, other) = if a == b {
+                (a, b)
+            } else {
+                let ramp_now =
+                    now_if_warming(self.slow_start.as_ref(), candidates.latest_join, local);
+                let cost = |i: usize| self.cost(endpoints, i, now, ramp_now);
+                if cost(b) < cost(a) { (b, a) } else { (a, b) }
+            };
+            let i = ready::filter(endpoints, local, cx, true, first, |local, k| {
+                if k == 1 {
+                    other
                 } else {
-                    let mut b = local.below(m - 1);
-                    if b >= a {
-                        b += 1;
-                    }
-                    let (a, b) = (eligible.at(a), eligible.at(b));
-                    let now = match self.load {
-                        Load::PeakEwma { .. } => Some(Instant::now()),
-                        Load::InFlight => None,
-                    };
-                    let ramp_now =
-                        now_if_warming(self.slow_start.as_ref(), eligible.latest_join, local);
-                    let cost = |i: usize| self.cost(endpoints, eligible, i, now, ramp_now);
-                    if cost(b) < cost(a) { (b, a) } else { (a, b) }
-                };
-                let i = ready::filter(endpoints, local, cx, first, |local, k| {
-                    if k == 1 {
-                        other
-                    } else {
-                        eligible.at(local.below(m))
-                    }
-                });
-                let e = &endpoints.as_slice()[i];
-                Ok(Picked {
-                    service: e.service().clone(),
-                    guard: CallGuard::track(Arc::clone(e.state())),
-                    key: e.key(),
-                })
+                    candidates.draw(local, len)
+                }
+            });
+            let e = &endpoints.as_slice()[i];
+            Ok(Picked {
+                service: e.service().clone(),
+                guard: match now {
+                    Some(now) => CallGuard::track_from(Arc::clone(e.state()), now),
+                    None => CallGuard::track_untimed(Arc::clone(e.state())),
+                },
+                key: e.key(),
             })
         })
     }
@@ -192,7 +215,6 @@ impl<S: Clone + Send + Sync + 'static> P2c<S> {
     fn cost(
         &self,
         endpoints: &Endpoints<S>,
-        eligible: &Eligible,
         i: usize,
         now: Option<Instant>,
         ramp_now: Option<Instant>,
@@ -211,9 +233,6 @@ impl<S: Clone + Send + Sync + 'static> P2c<S> {
             }
             _ => pending,
         };
-        if !eligible.uniform {
-            cost /= eligible.weight[i];
-        }
         if let (Some(now), Some(slow_start)) = (ramp_now, &self.slow_start) {
             cost /= slow_start.factor(state, now);
         }

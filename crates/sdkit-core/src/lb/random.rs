@@ -15,7 +15,7 @@ use crate::registrar::BoxFuture;
 /// picks from many threads write nothing shared. Seedable for reproducible tests. No feedback:
 /// its guards are detached.
 #[derive(Debug)]
-pub struct Random<S> {
+pub struct Random<S: Send + Sync> {
     reader: Reader<S>,
 }
 
@@ -38,13 +38,15 @@ impl<S: Send + Sync + 'static> Random<S> {
 fn index<S>(endpoints: &Endpoints<S>, local: &mut Local, cx: &PickContext<'_>) -> usize {
     let len = endpoints.len();
     let first = local.below(len);
-    ready::filter(endpoints, local, cx, first, |local, _| local.below(len))
+    ready::filter(endpoints, local, cx, false, first, |local, _| {
+        local.below(len)
+    })
 }
 
 impl<S: Clone + Send + Sync + 'static> Balancer<S> for Random<S> {
     #[inline]
     fn pick(&self) -> Result<S, NoEndpoints> {
-        self.reader.with(|endpoints, local| {
+        self.reader.with(|endpoints, (), local| {
             if endpoints.is_empty() {
                 return Err(NoEndpoints);
             }
@@ -55,7 +57,7 @@ impl<S: Clone + Send + Sync + 'static> Balancer<S> for Random<S> {
 
     #[inline]
     fn pick_with(&self, cx: &PickContext<'_>) -> Result<Picked<S>, NoEndpoints> {
-        self.reader.with(|endpoints, local| {
+        self.reader.with(|endpoints, (), local| {
             if endpoints.is_empty() {
                 return Err(NoEndpoints);
             }

@@ -15,7 +15,7 @@ use crate::registrar::BoxFuture;
 /// write nothing shared and stay fair: each thread's picks cycle through the set, so every
 /// endpoint gets its share within one pick per thread. No feedback: its guards are detached.
 #[derive(Debug)]
-pub struct RoundRobin<S> {
+pub struct RoundRobin<S: Send + Sync> {
     reader: Reader<S>,
 }
 
@@ -35,7 +35,7 @@ fn index<S>(endpoints: &Endpoints<S>, local: &mut Local, cx: &PickContext<'_>) -
     let n = local.counter;
     local.counter = n.wrapping_add(1);
     let first = endpoints.reduce(n);
-    ready::filter(endpoints, local, cx, first, |local, _| {
+    ready::filter(endpoints, local, cx, false, first, |local, _| {
         let n = local.counter;
         local.counter = n.wrapping_add(1);
         endpoints.reduce(n)
@@ -45,7 +45,7 @@ fn index<S>(endpoints: &Endpoints<S>, local: &mut Local, cx: &PickContext<'_>) -
 impl<S: Clone + Send + Sync + 'static> Balancer<S> for RoundRobin<S> {
     #[inline]
     fn pick(&self) -> Result<S, NoEndpoints> {
-        self.reader.with(|endpoints, local| {
+        self.reader.with(|endpoints, (), local| {
             if endpoints.is_empty() {
                 return Err(NoEndpoints);
             }
@@ -56,7 +56,7 @@ impl<S: Clone + Send + Sync + 'static> Balancer<S> for RoundRobin<S> {
 
     #[inline]
     fn pick_with(&self, cx: &PickContext<'_>) -> Result<Picked<S>, NoEndpoints> {
-        self.reader.with(|endpoints, local| {
+        self.reader.with(|endpoints, (), local| {
             if endpoints.is_empty() {
                 return Err(NoEndpoints);
             }

@@ -195,14 +195,30 @@ impl EndpointState {
     /// failures, a failure counts one and feeds the latency estimate at least twice its current
     /// value (so a failing endpoint never looks fast), a cancelled call records nothing.
     pub fn record(&self, outcome: Outcome, latency: Duration) {
+        self.record_at(outcome, latency, Instant::now());
+    }
+
+    /// Records an outcome without a latency (the consecutive failures only).
+    pub fn record_outcome(&self, outcome: Outcome) {
         match outcome {
             Outcome::Success => {
-                self.consecutive_failures.store(0, Ordering::Relaxed);
-                self.observe(latency, Instant::now());
+                if self.consecutive_failures.load(Ordering::Relaxed) != 0 {
+                    self.consecutive_failures.store(0, Ordering::Relaxed);
+                }
             }
-            Outcome::Failure(class) => {
+            Outcome::Failure(_) => {
                 self.consecutive_failures.fetch_add(1, Ordering::Relaxed);
-                let now = Instant::now();
+            }
+            Outcome::Cancelled => {}
+        }
+    }
+
+    /// [`record`](Self::record) with the current time given.
+    pub(crate) fn record_at(&self, outcome: Outcome, latency: Duration, now: Instant) {
+        self.record_outcome(outcome);
+        match outcome {
+            Outcome::Success => self.observe(latency, now),
+            Outcome::Failure(class) => {
                 let penalty = match class {
                     FailureClass::Other => latency,
                     _ => latency.max(self.latency_at(now, DEFAULT_DECAY).saturating_mul(2)),

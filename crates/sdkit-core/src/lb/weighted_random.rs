@@ -32,8 +32,8 @@ use crate::registrar::BoxFuture;
 /// assert!((0..1000).all(|_| wr.pick().unwrap() == 'b'));
 /// ```
 #[derive(Debug)]
-pub struct WeightedRandom<S> {
-    reader: Reader<S>,
+pub struct WeightedRandom<S: Send + Sync> {
+    reader: Reader<S, Alias>,
     slow_start: Option<SlowStart>,
 }
 
@@ -46,7 +46,7 @@ impl<S: Send + Sync + 'static> WeightedRandom<S> {
     /// Weighted random choice over `set` with a fixed seed.
     pub fn with_seed(set: EndpointSet<S>, seed: u64) -> Self {
         WeightedRandom {
-            reader: Reader::new(set, seed),
+            reader: Reader::with_table(set, seed, Alias::build),
             slow_start: None,
         }
     }
@@ -108,8 +108,13 @@ impl Alias {
         }
     }
 
+    /// The number of endpoints of non-zero weight.
+    pub(crate) fn len(&self) -> usize {
+        self.index.len()
+    }
+
     #[inline]
-    fn draw(&self, local: &mut Local) -> usize {
+    pub(crate) fn draw(&self, local: &mut Local) -> usize {
         let product = u128::from(local.next_u64()) * self.keep.len() as u128;
         let column = (product >> 64) as usize;
         let low = product as u64;
@@ -129,21 +134,18 @@ impl<S: Clone + Send + Sync + 'static> WeightedRandom<S> {
         cx: &PickContext<'_>,
         f: impl FnOnce(&Endpoints<S>, usize) -> R,
     ) -> Result<R, NoEndpoints> {
-        self.reader.with(|endpoints, local| {
-            local.with_derived(endpoints, Alias::build, |alias, local| {
-                if alias.index.is_empty() {
-                    return Err(NoEndpoints);
-                }
-                let mut first = alias.draw(local);
-                if let Some(now) =
-                    now_if_warming(self.slow_start.as_ref(), alias.latest_join, local)
-                    && let Some(slow_start) = &self.slow_start
-                {
-                    first = ramp(slow_start, endpoints, now, local, first, |l| alias.draw(l));
-                }
-                let i = ready::filter(endpoints, local, cx, first, |l, _| alias.draw(l));
-                Ok(f(endpoints, i))
-            })
+        self.reader.with(|endpoints, alias, local| {
+            if alias.index.is_empty() {
+                return Err(NoEndpoints);
+            }
+            let mut first = alias.draw(local);
+            if let Some(now) = now_if_warming(self.slow_start.as_ref(), alias.latest_join, local)
+                && let Some(slow_start) = &self.slow_start
+            {
+                first = ramp(slow_start, endpoints, now, local, first, |l| alias.draw(l));
+            }
+            let i = ready::filter(endpoints, local, cx, true, first, |l, _| alias.draw(l));
+            Ok(f(endpoints, i))
         })
     }
 }
