@@ -21,9 +21,9 @@ Examples:
   sdkit call static://127.0.0.1:8081,127.0.0.1:8082 /health
   sdkit call 'discovery://127.0.0.1:7171/demo.hello?env=dev&scheme=http' / --requests 1000 --concurrency 8
   sdkit call consul://127.0.0.1:8500/web /api/ping --retries 3 --timeout 500ms
-  sdkit call etcd://127.0.0.1:2379/services/greeter --grpc            # gRPC health checks
-  sdkit call etcd://127.0.0.1:2379/services/greeter --grpc greeter.Greeter --lb pick_first
   sdkit call static://127.0.0.1:8081,127.0.0.1:8082 / --lb p2c_peak_ewma --json
+  sdkit call etcd://127.0.0.1:2379/services/greeter --grpc            # gRPC health checks
+  sdkit call etcd://127.0.0.1:2379/services/greeter --grpc greeter.Greeter --lb p2c
 
 Exit status: 0 = every request succeeded, 1 = some failed (or no instance in time).";
 
@@ -36,10 +36,6 @@ pub struct Args {
     /// The path to GET on each instance, e.g. `/health` (not with `--grpc`).
     #[arg(required_unless_present = "grpc")]
     path: Option<String>,
-    /// Balancing policy: pick_first (gRPC only), round_robin, random, weighted_round_robin,
-    /// weighted_random, p2c, p2c_peak_ewma.
-    #[arg(long, value_name = "POLICY")]
-    lb: Option<String>,
     #[command(flatten)]
     grpc: super::grpc::GrpcArgs,
     /// Total requests.
@@ -75,6 +71,11 @@ pub struct Args {
 pub async fn run(args: Args) -> Result<u8, CommandError> {
     let target = parse_target(&args.target)?;
     if let Some(service) = &args.grpc.grpc {
+        if args.json {
+            return Err(CommandError(
+                "--json is not supported with --grpc yet".to_owned(),
+            ));
+        }
         let plan = super::grpc::Plan {
             service: service.clone(),
             requests: args.requests,
@@ -85,11 +86,6 @@ pub async fn run(args: Args) -> Result<u8, CommandError> {
             lb: args.lb.clone(),
         };
         return super::grpc::run(&target, plan, &args.grpc).await;
-    }
-    if args.lb.is_some() {
-        return Err(CommandError(
-            "--lb is supported with --grpc (HTTP calls round-robin)".to_owned(),
-        ));
     }
     let path = args.path.unwrap_or_default();
     let instancer = target
