@@ -73,7 +73,7 @@ impl Instancer {
     /// When called outside a Tokio runtime.
     pub fn new(client: Client, config: InstancerConfig) -> Self {
         let service = config.service.clone();
-        let inner = TaskInstancer::spawn("consul", move |cache, token| {
+        let inner = TaskInstancer::spawn_service("consul", &service, move |cache, token| {
             watch(client, config, cache, token)
         });
         Instancer { inner, service }

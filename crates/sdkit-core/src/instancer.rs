@@ -23,7 +23,9 @@ use std::time::Duration;
 
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
+use crate::metrics::Labels;
 use crate::{Instance, InstanceCache, Subscription};
 
 /// A source of instance sets for one service.
@@ -64,7 +66,12 @@ pub struct FixedInstancer {
 impl FixedInstancer {
     /// Publishes `instances` once.
     pub fn new(instances: Vec<Instance>) -> Self {
-        let cache = InstanceCache::new();
+        Self::labelled(Labels::new("", "static"), instances)
+    }
+
+    /// Publishes `instances` once, with `labels` on its [metrics](crate::metrics).
+    pub fn labelled(labels: Labels, instances: Vec<Instance>) -> Self {
+        let cache = InstanceCache::labelled(labels);
         cache.update(instances);
         FixedInstancer { cache }
     }
@@ -120,13 +127,31 @@ impl TaskInstancer {
         F: FnOnce(InstanceCache, CancellationToken) -> Fut,
         Fut: Future<Output = ()> + Send + 'static,
     {
-        let cache = InstanceCache::new();
+        Self::spawn_service(name, "", run)
+    }
+
+    /// Like [`spawn`](Self::spawn), for `service`: the watch task runs in a `watch` span with
+    /// the backend and service, and the [metrics](crate::metrics) carry both as labels.
+    ///
+    /// # Panics
+    ///
+    /// When called outside a Tokio runtime.
+    pub fn spawn_service<F, Fut>(backend: &'static str, service: &str, run: F) -> Self
+    where
+        F: FnOnce(InstanceCache, CancellationToken) -> Fut,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let cache = InstanceCache::labelled(Labels::new(service, backend));
         let token = CancellationToken::new();
         let fut = run(cache.clone(), token.clone());
-        let task = tokio::spawn(async move {
-            fut.await;
-            tracing::debug!(instancer = name, "watch task ended");
-        });
+        let span = tracing::info_span!("watch", backend, service);
+        let task = tokio::spawn(
+            async move {
+                fut.await;
+                tracing::debug!("watch task ended");
+            }
+            .instrument(span),
+        );
         TaskInstancer {
             cache,
             token,

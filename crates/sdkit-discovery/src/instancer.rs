@@ -68,23 +68,27 @@ impl Instancer {
         let mut rx = watch.receiver();
         let shutdown = client.inner().shutdown.clone();
         let mapping = config.clone();
-        let task = TaskInstancer::spawn("discovery", move |cache, token| async move {
-            publish(&cache, &mapping, rx.borrow_and_update().clone());
-            loop {
-                tokio::select! {
-                    biased;
-                    () = token.cancelled() => break,
-                    () = shutdown.cancelled() => break,
-                    changed = rx.changed() => {
-                        if changed.is_err() {
-                            break;
+        let task = TaskInstancer::spawn_service(
+            "discovery",
+            &config.appid,
+            move |cache, token| async move {
+                publish(&cache, &mapping, rx.borrow_and_update().clone());
+                loop {
+                    tokio::select! {
+                        biased;
+                        () = token.cancelled() => break,
+                        () = shutdown.cancelled() => break,
+                        changed = rx.changed() => {
+                            if changed.is_err() {
+                                break;
+                            }
+                            let state = rx.borrow_and_update().clone();
+                            publish(&cache, &mapping, state);
                         }
-                        let state = rx.borrow_and_update().clone();
-                        publish(&cache, &mapping, state);
                     }
                 }
-            }
-        });
+            },
+        );
         Ok(Instancer {
             task,
             config,

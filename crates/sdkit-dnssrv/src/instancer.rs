@@ -89,8 +89,9 @@ impl Instancer {
     pub fn new(config: Config) -> Result<Self, Error> {
         let resolver = SrvResolver::new(config)?;
         let name = resolver.name().to_owned();
-        let inner =
-            TaskInstancer::spawn("dnssrv", move |cache, token| watch(resolver, cache, token));
+        let inner = TaskInstancer::spawn_service("dnssrv", &name, move |cache, token| {
+            watch(resolver, cache, token)
+        });
         Ok(Instancer { name, inner })
     }
 

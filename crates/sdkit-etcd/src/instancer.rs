@@ -82,7 +82,7 @@ impl Instancer {
     pub fn with_client(client: EtcdClient, prefix: &str) -> Self {
         let prefix_dir = format!("{}/", prefix.trim_end_matches('/'));
         let dir = prefix_dir.clone();
-        let task = TaskInstancer::spawn("etcd", move |cache, token| {
+        let task = TaskInstancer::spawn_service("etcd", prefix, move |cache, token| {
             Watcher::new(client, dir, cache, token).run()
         });
         Instancer {
