@@ -78,7 +78,9 @@ impl Browser {
                 })
             });
             if let Some(ws) = found.and_then(|t| t["webSocketDebuggerUrl"].as_str()) {
-                return Page::connect(ws).await;
+                return tokio::time::timeout(EVENTUALLY, Page::connect(ws))
+                    .await
+                    .unwrap_or_else(|_| panic!("no WebSocket upgrade from {ws}"));
             }
             assert!(Instant::now() < deadline, "no page for {url}: {list}");
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -113,13 +115,40 @@ async fn wait_for_port(file: &Path) -> u16 {
 }
 
 async fn http_get(port: u16, path: &str) -> String {
+    tokio::time::timeout(Duration::from_secs(5), http_get_once(port, path))
+        .await
+        .unwrap_or_default()
+}
+
+async fn http_get_once(port: u16, path: &str) -> String {
     let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)).await else {
         return String::new();
     };
     let req = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n");
     s.write_all(req.as_bytes()).await.unwrap();
+    // The DevTools HTTP server keeps the connection open: read by Content-Length.
     let mut out = Vec::new();
-    let _ = s.read_to_end(&mut out).await;
+    let mut buf = [0u8; 4096];
+    loop {
+        let Ok(n) = s.read(&mut buf).await else {
+            return String::new();
+        };
+        if n == 0 {
+            break;
+        }
+        out.extend_from_slice(&buf[..n]);
+        let text = String::from_utf8_lossy(&out);
+        if let Some((head, body)) = text.split_once("\r\n\r\n") {
+            let len = head.lines().find_map(|l| {
+                let (k, v) = l.split_once(':')?;
+                k.eq_ignore_ascii_case("content-length")
+                    .then(|| v.trim().parse::<usize>().ok())?
+            });
+            if len.is_some_and(|len| body.len() >= len) {
+                return body.to_owned();
+            }
+        }
+    }
     let text = String::from_utf8_lossy(&out).into_owned();
     text.split_once("\r\n\r\n")
         .map(|(_, body)| body.to_owned())
@@ -208,6 +237,12 @@ impl Page {
 
     /// Calls a DevTools method and returns its `result`.
     async fn call(&mut self, method: &str, params: Value) -> Value {
+        tokio::time::timeout(EVENTUALLY, self.call_once(method, params.clone()))
+            .await
+            .unwrap_or_else(|_| panic!("{method} {params}: no answer"))
+    }
+
+    async fn call_once(&mut self, method: &str, params: Value) -> Value {
         let id = self.next_id;
         self.next_id += 1;
         let msg = json!({"id": id, "method": method, "params": params}).to_string();
