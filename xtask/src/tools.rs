@@ -69,6 +69,22 @@ pub const TOOLS: &[Tool] = &[
         need: Need::Test,
         probe: Probe::Runs("openssl", &["version"]),
     },
+    Tool {
+        // The dashboard test drives a headless Chromium over the DevTools protocol.
+        name: "chromium",
+        packages: &["chromium"],
+        need: Need::Test,
+        probe: Probe::Runs(
+            "chromium",
+            &[
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--dump-dom",
+                "about:blank",
+            ],
+        ),
+    },
 ];
 
 impl Tool {

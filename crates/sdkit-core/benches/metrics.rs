@@ -55,7 +55,9 @@ fn bench(c: &mut Criterion) {
     g.bench_function("metered_no_recorder", |b| {
         b.iter(|| black_box(off.pick_with(&cx)))
     });
-    g.bench_function("metered_recorder", |b| b.iter(|| black_box(on.pick_with(&cx))));
+    g.bench_function("metered_recorder", |b| {
+        b.iter(|| black_box(on.pick_with(&cx)))
+    });
     g.finish();
 }
 
