@@ -72,6 +72,19 @@ pub enum Error {
         /// The reply's message (truncated to 200 characters).
         message: String,
     },
+    /// An answer listed more instances of one appid than [`Config::max_instances`](crate::Config::max_instances)
+    /// allows; the last good set is kept.
+    #[error(
+        "discovery: {appid} lists {count} instances, more than the cap of {max} (max_instances); keeping the last good set"
+    )]
+    TooManyInstances {
+        /// The appid.
+        appid: String,
+        /// The instances in the answer.
+        count: usize,
+        /// The cap.
+        max: usize,
+    },
 }
 
 impl Error {

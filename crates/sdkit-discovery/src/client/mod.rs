@@ -13,7 +13,10 @@
 //! * `-304` re-polls at once on the same node (after one non-blocking `fetchs` checking that
 //!   the apps it serves instances of still exist: the reference server parks a poll for an app
 //!   deleted just before it and never reports a last cancel — sdkit's embedded registry answers
-//!   both at once, the check is for other registries); a transport error or any other code
+//!   both at once, the check is for other registries); an answer without progress (`-304`, or
+//!   `0` moving no cursor) that comes sooner than `min_poll_interval` is quiet, and consecutive
+//!   quiet answers are spaced by the backoff, so an instant `-304` cannot make the client spin;
+//!   a transport error or any other code
 //!   rotates to the next node, resets every cursor and backs off (capped, jittered);
 //! * cursors are `i64` and echoed exactly; an answer with only empty lists still advances the
 //!   cursor, so a WAITING-only app cannot cause a busy loop; comma-joined `addrs` are split
