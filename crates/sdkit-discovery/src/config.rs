@@ -77,6 +77,13 @@ pub struct Config {
     /// client spin (default 100 ms).
     #[serde(deserialize_with = "sdkit_core::duration::deserialize")]
     pub min_poll_interval: Duration,
+    /// Just after the client moved to another node (or its node restarted), an answer that an
+    /// app which had instances is unknown or empty is not trusted for this long: the last set
+    /// is kept, with an error event saying it is stale, and the app is asked again (spaced by
+    /// `backoff`); the empty set is published only if the answer still holds after the grace
+    /// period (default 60 s, two renew intervals of the registrars; zero disables).
+    #[serde(deserialize_with = "sdkit_core::duration::deserialize")]
+    pub unknown_grace: Duration,
     /// HTTP timeout of every other request (default 10 s).
     #[serde(deserialize_with = "sdkit_core::duration::deserialize")]
     pub request_timeout: Duration,
@@ -111,6 +118,7 @@ impl Default for Config {
             poll_hold: Duration::from_secs(30),
             poll_slack: Duration::from_secs(10),
             min_poll_interval: Duration::from_millis(100),
+            unknown_grace: Duration::from_secs(60),
             request_timeout: Duration::from_secs(10),
             connect_timeout: Duration::from_secs(3),
             backoff: Backoff::new(Duration::from_millis(200), Duration::from_secs(5)),
@@ -245,6 +253,12 @@ impl Config {
     /// How soon a long-poll answer without progress counts as quiet (default 100 ms).
     pub fn with_min_poll_interval(mut self, interval: Duration) -> Self {
         self.min_poll_interval = interval;
+        self
+    }
+
+    /// How long an "unknown app" answer is not trusted after a node switch (default 60 s).
+    pub fn with_unknown_grace(mut self, grace: Duration) -> Self {
+        self.unknown_grace = grace;
         self
     }
 

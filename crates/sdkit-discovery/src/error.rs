@@ -85,6 +85,20 @@ pub enum Error {
         /// The cap.
         max: usize,
     },
+    /// Just after a node switch or restart the node does not know an app that had instances
+    /// (yet: registrars re-register within a renew interval); the last set is kept, stale,
+    /// for up to [`Config::unknown_grace`](crate::Config::unknown_grace).
+    #[error(
+        "discovery: {appid} is unknown or empty on node {node} just after a node switch or restart; keeping the last set (stale) for up to {grace:?}"
+    )]
+    UnknownAfterSwitch {
+        /// The appid.
+        appid: String,
+        /// The node.
+        node: String,
+        /// The grace period.
+        grace: Duration,
+    },
 }
 
 impl Error {

@@ -910,3 +910,97 @@ async fn self_discovery_refuses_bad_addresses_and_oversized_node_lists() {
         task.abort();
     }
 }
+
+/// A registry with one instance (renewed every `renew`) and a watcher using `grace`, once the
+/// watcher sees the instance: (registry, registrar with its client, watcher, instancer, sub).
+async fn registered_and_watched(
+    renew: Duration,
+    grace: Duration,
+) -> (
+    DiscoveryServer,
+    (Client, Registrar),
+    Client,
+    Instancer,
+    sdkit_core::Subscription,
+) {
+    let srv = DiscoveryServer::start(server()).await.unwrap();
+    let service = client_with(&[srv.node()], "sh001", "host-1", false);
+    let registrar = service
+        .registrar(registrar_config().with_renew_interval(renew))
+        .unwrap();
+    registrar.register().await.unwrap();
+    let watcher = Client::new(
+        config_for(&srv.node(), "w")
+            .with_self_discovery(false)
+            .with_backoff(Backoff::new(
+                Duration::from_millis(50),
+                Duration::from_millis(200),
+            ))
+            .with_unknown_grace(grace),
+    )
+    .unwrap();
+    let instancer = watcher.instancer(InstancerConfig::new(APP)).unwrap();
+    let mut sub = instancer.subscribe();
+    wait_for(&mut sub, EVENTUALLY, "registered", |s| s.len() == 1).await;
+    (srv, (service, registrar), watcher, instancer, sub)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_registry_restart_never_publishes_an_empty_set_while_registrars_come_back() {
+    let (srv, _registrar, _watcher, _instancer, mut sub) =
+        registered_and_watched(Duration::from_millis(500), Duration::from_secs(10)).await;
+
+    // The restart as the watcher sees it: the node fails, then answers again empty.
+    let addr = srv.addr();
+    srv.stop().await;
+    let mut empties = 0;
+    let stale = wait_for(&mut sub, EVENTUALLY, "an error event", |s| {
+        empties += usize::from(s.is_empty());
+        s.error().is_some()
+    })
+    .await;
+    assert_eq!(stale.len(), 1, "the last set is kept while failing");
+    let srv = DiscoveryServer::start_on(server(), addr).await.unwrap();
+    wait_for(&mut sub, EVENTUALLY, "the set back without error", |s| {
+        empties += usize::from(s.is_empty());
+        s.len() == 1 && s.error().is_none()
+    })
+    .await;
+    assert_eq!(empties, 0, "an empty set was published during the restart");
+    assert_eq!(srv.handle().stats().instances, 2, "re-registered");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_app_still_unknown_after_the_grace_period_is_published_empty() {
+    // Renews far apart: the restarted registry does not get the instance back in time.
+    let (srv, _registrar, _watcher, _instancer, mut sub) =
+        registered_and_watched(Duration::from_secs(600), Duration::from_secs(1)).await;
+
+    let addr = srv.addr();
+    srv.stop().await;
+    wait_for(&mut sub, EVENTUALLY, "an error event", |s| {
+        s.error().is_some()
+    })
+    .await;
+    let _srv = DiscoveryServer::start_on(server(), addr).await.unwrap();
+    let restarted = Instant::now();
+    let stale = wait_for(&mut sub, EVENTUALLY, "a stale error", |s| {
+        s.error()
+            .is_some_and(|e| e.to_string().contains("node switch or restart"))
+    })
+    .await;
+    assert_eq!(
+        stale.len(),
+        1,
+        "the last set is kept during the grace period"
+    );
+    let empty = wait_for(&mut sub, EVENTUALLY, "the empty set", |s| {
+        s.is_empty() && s.error().is_none()
+    })
+    .await;
+    assert!(empty.is_empty());
+    assert!(
+        restarted.elapsed() >= Duration::from_secs(1),
+        "published empty before the grace period ended"
+    );
+}

@@ -26,6 +26,10 @@ impl Inner {
                 entry.cursor = None;
             }
             state.cursor_node = Some(node.to_owned());
+            if state.had_node {
+                state.switched_at = Some(tokio::time::Instant::now());
+            }
+            state.had_node = true;
         }
         if state.apps.is_empty() {
             return Plan::Idle;
@@ -82,11 +86,12 @@ impl Inner {
                     ));
                 }
                 let mut data = reply.data.into_value().unwrap_or_default();
+                let mut progress = false;
                 for appid in &appids {
                     let info = data.remove(appid);
-                    self.apply(node, appid, info);
+                    progress |= self.apply(node, appid, info);
                 }
-                Ok(true)
+                Ok(progress)
             }
             Plan::Poll(appids, cursors) => {
                 let args = PollsArgs {
@@ -136,7 +141,7 @@ impl Inner {
     }
 
     /// After a quiet hold: checks with one non-blocking `fetchs` that every app the client
-    /// serves instances of still exists. The reference server parks a poll whose app vanished
+    /// serves instances of (or keeps stale after a node switch) still exists. The reference server parks a poll whose app vanished
     /// *before* the poll arrived (and never reports a last cancel at all), so against it a
     /// client would otherwise keep serving a deleted app forever; sdkit's embedded registry
     /// answers such polls at once, and this check costs one request per quiet hold. `Ok(true)`
@@ -147,7 +152,7 @@ impl Inner {
             state
                 .apps
                 .iter()
-                .filter(|(_, e)| matches!(&*e.tx.borrow(), AppState::Instances(v) if !v.is_empty()))
+                .filter(|(_, e)| e.had_instances)
                 .filter_map(|(a, e)| Some((a.clone(), e.cursor?)))
                 .collect()
         };
@@ -222,15 +227,42 @@ impl Inner {
         if state.cursor_node.as_deref() != Some(node) {
             return false;
         }
+        let grace = self.config.unknown_grace;
+        let in_grace = state.switched_at.is_some_and(|at| at.elapsed() < grace);
         let Some(entry) = state.apps.get_mut(appid) else {
             return false;
         };
+        if too_many.is_none()
+            && in_grace
+            && entry.had_instances
+            && published.as_ref().is_none_or(Vec::is_empty)
+        {
+            // Not proof yet: the node may not have the registrations back. Keep the last set
+            // (stale); the app stays in the long poll from cursor 0 (an early answer is spaced
+            // by the quiet backoff) and in the check after a quiet hold.
+            debug!(%appid, %node, "discovery: app unknown just after a node switch; keeping the last set");
+            entry.cursor = Some(0);
+            entry.tx.send_replace(AppState::Failed(SourceError::new(
+                Error::UnknownAfterSwitch {
+                    appid: appid.to_owned(),
+                    node: node.to_owned(),
+                    grace,
+                },
+            )));
+            return false;
+        }
         let progress = entry.cursor != Some(cursor);
         entry.cursor = Some(cursor);
         entry.tx.send_replace(match (published, too_many) {
             (_, Some(error)) => AppState::Failed(error),
-            (Some(instances), None) => AppState::Instances(Arc::new(instances)),
-            (None, None) => AppState::NotFound,
+            (Some(instances), None) => {
+                entry.had_instances = !instances.is_empty();
+                AppState::Instances(Arc::new(instances))
+            }
+            (None, None) => {
+                entry.had_instances = false;
+                AppState::NotFound
+            }
         });
         progress
     }
