@@ -197,6 +197,9 @@ pub struct InstancerConfig {
     pub rate_limit: RateLimit,
     /// Delays after errors. Default 250 ms doubling up to 30 s.
     pub backoff: Backoff,
+    /// Most entries accepted in one answer (default 100 000); a larger answer is an error
+    /// event and the last good set is kept.
+    pub max_instances: usize,
 }
 
 impl Default for InstancerConfig {
@@ -212,6 +215,7 @@ impl Default for InstancerConfig {
             zone_meta_key: Some("zone".into()),
             rate_limit: RateLimit::default(),
             backoff: Backoff::new(Duration::from_millis(250), Duration::from_secs(30)),
+            max_instances: 100_000,
         }
     }
 }
@@ -228,6 +232,12 @@ impl InstancerConfig {
     /// Passing instances only (`true`, the default) or every instance.
     pub fn with_passing_only(mut self, passing_only: bool) -> Self {
         self.passing_only = passing_only;
+        self
+    }
+
+    /// Most entries accepted in one answer (default 100 000).
+    pub fn with_max_instances(mut self, max: usize) -> Self {
+        self.max_instances = max;
         self
     }
 

@@ -47,6 +47,20 @@ pub enum Error {
         /// What was wrong.
         detail: String,
     },
+    /// An answer listed more instances than
+    /// [`InstancerConfig::max_instances`](crate::InstancerConfig::max_instances) allows; the
+    /// last good set is kept.
+    #[error(
+        "consul: {service}: {count} instances, more than the cap of {max} (max_instances); keeping the last good set"
+    )]
+    TooManyInstances {
+        /// The service.
+        service: String,
+        /// The entries in the answer.
+        count: usize,
+        /// The cap.
+        max: usize,
+    },
 }
 
 impl Error {

@@ -41,7 +41,8 @@ use std::time::Duration;
 
 use sdkit_core::instancer::sleep_or_cancel;
 use sdkit_core::{
-    CancellationToken, FailureLoop, Instance, InstanceCache, Subscription, TaskInstancer,
+    CancellationToken, FailureLoop, Instance, InstanceCache, SourceError, Subscription,
+    TaskInstancer,
 };
 use tokio::time::Instant;
 
@@ -219,6 +220,21 @@ async fn watch(
                     tracing::warn!(service, "consul answered without a usable X-Consul-Index");
                 }
                 index = next;
+                let count = response.entries.len();
+                if count > config.max_instances {
+                    tracing::warn!(
+                        service,
+                        count,
+                        max = config.max_instances,
+                        "consul: too many instances; keeping the last good set"
+                    );
+                    cache.error(SourceError::new(Error::TooManyInstances {
+                        service: service.to_owned(),
+                        count,
+                        max: config.max_instances,
+                    }));
+                    continue;
+                }
                 let instances = to_instances(&response.entries, &config);
                 if cache.update(instances) {
                     tracing::debug!(service, index, "consul instance set changed");

@@ -573,3 +573,32 @@ async fn tls_with_a_custom_ca_and_a_client_certificate() {
     let s = until(&mut sub, "a certificate error", |s| s.error().is_some()).await;
     assert!(s.error().unwrap().to_string().starts_with("consul:"));
 }
+
+#[tokio::test]
+async fn more_instances_than_the_cap_is_an_error_that_keeps_the_last_set() {
+    let consul = ConsulDouble::start().await.unwrap();
+    consul.insert_service(ServiceSpec::new("web", "a"));
+    consul.insert_service(ServiceSpec::new("web", "b"));
+    let instancer = Instancer::new(
+        &client(&consul),
+        watch("web")
+            .with_wait(Duration::from_secs(1))
+            .with_max_instances(2),
+    )
+    .unwrap();
+    let mut sub = instancer.subscribe();
+    until(&mut sub, "a and b", |s| ids(s) == ["a", "b"]).await;
+
+    consul.insert_service(ServiceSpec::new("web", "c"));
+    let s = until(&mut sub, "an error event", |s| s.error().is_some()).await;
+    assert_eq!(ids(&s), ["a", "b"], "the last good set is kept");
+    let e = s.error().unwrap().to_string();
+    assert!(
+        e.starts_with("consul:") && e.contains("max_instances"),
+        "{e}"
+    );
+
+    assert!(consul.remove_service("c"));
+    let s = until(&mut sub, "recovery", |s| s.error().is_none()).await;
+    assert_eq!(ids(&s), ["a", "b"]);
+}

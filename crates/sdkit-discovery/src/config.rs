@@ -31,6 +31,9 @@ use crate::Error;
 /// The default port of a discovery node.
 pub const DEFAULT_PORT: u16 = 7171;
 
+/// The default cap on the instances of one appid in one answer ([`Config::max_instances`]).
+pub const DEFAULT_MAX_INSTANCES: usize = 100_000;
+
 /// The default weight of an instance whose `metadata.weight` is absent or not positive (as in
 /// kratos).
 pub const DEFAULT_WEIGHT: u32 = 10;
@@ -68,6 +71,19 @@ pub struct Config {
     /// How much longer than `poll_hold` the HTTP timeout of a long poll is (default 10 s).
     #[serde(deserialize_with = "sdkit_core::duration::deserialize")]
     pub poll_slack: Duration,
+    /// A long-poll answer without progress (`-304`, or `0` that moves no cursor) that arrives
+    /// sooner than this is "quiet": consecutive quiet answers are spaced by `backoff` instead
+    /// of re-polling at once, so a registry or proxy answering instantly cannot make the
+    /// client spin (default 100 ms).
+    #[serde(deserialize_with = "sdkit_core::duration::deserialize")]
+    pub min_poll_interval: Duration,
+    /// Just after the client moved to another node (or its node restarted), an answer that an
+    /// app which had instances is unknown or empty is not trusted for this long: the last set
+    /// is kept, with an error event saying it is stale, and the app is asked again (spaced by
+    /// `backoff`); the empty set is published only if the answer still holds after the grace
+    /// period (default 60 s, two renew intervals of the registrars; zero disables).
+    #[serde(deserialize_with = "sdkit_core::duration::deserialize")]
+    pub unknown_grace: Duration,
     /// HTTP timeout of every other request (default 10 s).
     #[serde(deserialize_with = "sdkit_core::duration::deserialize")]
     pub request_timeout: Duration,
@@ -78,6 +94,12 @@ pub struct Config {
     pub backoff: Backoff,
     /// Largest reply body read, in bytes (default 16 MiB).
     pub max_body: usize,
+    /// Most UP instances accepted for one appid in one answer (default 100 000); a larger
+    /// answer is an error event and the last good set is kept.
+    pub max_instances: usize,
+    /// Most nodes accepted from self-discovery (default 64); a larger list is ignored (with a
+    /// warning) and the node list in use is kept.
+    pub max_nodes: usize,
     /// Bearer token sent as `Authorization: Bearer <token>` on every request (never logged).
     pub token: Option<Secret>,
 }
@@ -95,10 +117,14 @@ impl Default for Config {
             rotate_interval: Duration::from_secs(30 * 60),
             poll_hold: Duration::from_secs(30),
             poll_slack: Duration::from_secs(10),
+            min_poll_interval: Duration::from_millis(100),
+            unknown_grace: Duration::from_secs(60),
             request_timeout: Duration::from_secs(10),
             connect_timeout: Duration::from_secs(3),
             backoff: Backoff::new(Duration::from_millis(200), Duration::from_secs(5)),
             max_body: 16 << 20,
+            max_instances: DEFAULT_MAX_INSTANCES,
+            max_nodes: 64,
             token: None,
         }
     }
@@ -133,8 +159,10 @@ impl Config {
         if self.request_timeout.is_zero() || self.connect_timeout.is_zero() {
             return Err(Error::Config("timeouts must be positive".into()));
         }
-        if self.max_body == 0 {
-            return Err(Error::Config("max_body must be positive".into()));
+        if self.max_body == 0 || self.max_instances == 0 || self.max_nodes == 0 {
+            return Err(Error::Config(
+                "max_body, max_instances and max_nodes must be positive".into(),
+            ));
         }
         if let Some(token) = &self.token
             && (token.is_empty() || http::HeaderValue::try_from(token.expose()).is_err())
@@ -222,6 +250,18 @@ impl Config {
         self
     }
 
+    /// How soon a long-poll answer without progress counts as quiet (default 100 ms).
+    pub fn with_min_poll_interval(mut self, interval: Duration) -> Self {
+        self.min_poll_interval = interval;
+        self
+    }
+
+    /// How long an "unknown app" answer is not trusted after a node switch (default 60 s).
+    pub fn with_unknown_grace(mut self, grace: Duration) -> Self {
+        self.unknown_grace = grace;
+        self
+    }
+
     /// HTTP timeout of other requests (default 10 s).
     pub fn with_request_timeout(mut self, timeout: Duration) -> Self {
         self.request_timeout = timeout;
@@ -243,6 +283,18 @@ impl Config {
     /// Largest reply body read (default 16 MiB).
     pub fn with_max_body(mut self, bytes: usize) -> Self {
         self.max_body = bytes;
+        self
+    }
+
+    /// Most UP instances accepted for one appid in one answer (default 100 000).
+    pub fn with_max_instances(mut self, max: usize) -> Self {
+        self.max_instances = max;
+        self
+    }
+
+    /// Most nodes accepted from self-discovery (default 64).
+    pub fn with_max_nodes(mut self, max: usize) -> Self {
+        self.max_nodes = max;
         self
     }
 

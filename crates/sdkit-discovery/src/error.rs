@@ -72,6 +72,33 @@ pub enum Error {
         /// The reply's message (truncated to 200 characters).
         message: String,
     },
+    /// An answer listed more instances of one appid than [`Config::max_instances`](crate::Config::max_instances)
+    /// allows; the last good set is kept.
+    #[error(
+        "discovery: {appid} lists {count} instances, more than the cap of {max} (max_instances); keeping the last good set"
+    )]
+    TooManyInstances {
+        /// The appid.
+        appid: String,
+        /// The instances in the answer.
+        count: usize,
+        /// The cap.
+        max: usize,
+    },
+    /// Just after a node switch or restart the node does not know an app that had instances
+    /// (yet: registrars re-register within a renew interval); the last set is kept, stale,
+    /// for up to [`Config::unknown_grace`](crate::Config::unknown_grace).
+    #[error(
+        "discovery: {appid} is unknown or empty on node {node} just after a node switch or restart; keeping the last set (stale) for up to {grace:?}"
+    )]
+    UnknownAfterSwitch {
+        /// The appid.
+        appid: String,
+        /// The node.
+        node: String,
+        /// The grace period.
+        grace: Duration,
+    },
 }
 
 impl Error {

@@ -726,3 +726,281 @@ async fn a_configured_token_is_sent_as_a_bearer_header_and_never_shown() {
     let shown = format!("{error} {error:?} {client:?} {:?}", client.config());
     assert!(!shown.contains(TOKEN), "{shown}");
 }
+
+/// The `fetchs` data of a node serving one instance of [`APP`].
+fn one_instance() -> String {
+    format!(
+        r#"{{"{APP}":{{"instances":{{"sh001":[{{"hostname":"h","status":1,"addrs":["grpc://127.0.0.1:9000"]}}]}},"latest_timestamp":5}}}}"#
+    )
+}
+
+/// A node answering `fetchs` with `data` and every long poll with `-304` at once, counting the
+/// polls.
+async fn instant_not_modified_node(
+    data: String,
+) -> (
+    String,
+    Arc<std::sync::atomic::AtomicUsize>,
+    tokio::task::JoinHandle<()>,
+) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let node = listener.local_addr().unwrap().to_string();
+    let polls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = Arc::clone(&polls);
+    let task = tokio::spawn(async move {
+        while let Ok((mut conn, _)) = listener.accept().await {
+            let counter = Arc::clone(&counter);
+            let data = data.clone();
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                // The head, then the body by Content-Length.
+                let head_end = loop {
+                    let Ok(n) = conn.read(&mut chunk).await else {
+                        return;
+                    };
+                    if n == 0 {
+                        return;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                    if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                        break i + 4;
+                    }
+                };
+                let head = String::from_utf8_lossy(&buf[..head_end]).to_lowercase();
+                let length: usize = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length:"))
+                    .and_then(|v| v.trim().parse().ok())
+                    .unwrap_or(0);
+                while buf.len() < head_end + length {
+                    match conn.read(&mut chunk).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                    }
+                }
+                let body = if head.contains("/discovery/polls") {
+                    counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    r#"{"code":-304,"message":"-304"}"#.to_owned()
+                } else {
+                    format!(r#"{{"code":0,"message":"0","data":{data}}}"#)
+                };
+                let reply = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = conn.write_all(reply.as_bytes()).await;
+            });
+        }
+    });
+    (node, polls, task)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instant_not_modified_does_not_make_the_client_spin() {
+    let (node, polls, task) = instant_not_modified_node(one_instance()).await;
+    let watcher = Client::new(
+        Config::default()
+            .with_nodes([node])
+            .with_env("dev")
+            .with_zone("sh001")
+            .with_self_discovery(false)
+            .with_backoff(Backoff::new(
+                Duration::from_millis(200),
+                Duration::from_secs(1),
+            )),
+    )
+    .unwrap();
+    let instancer = watcher.instancer(InstancerConfig::new(APP)).unwrap();
+    let snapshot = instancer.subscribe().ready(EVENTUALLY).await.unwrap();
+    assert_eq!(snapshot.len(), 1);
+    // The scenario is a rate: requests sent over three seconds against an instant -304.
+    let before = polls.load(std::sync::atomic::Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let sent = polls.load(std::sync::atomic::Ordering::SeqCst) - before;
+    assert!(
+        sent <= 15,
+        "{sent} long polls in 3 s against an instant -304"
+    );
+    assert!(sent >= 1, "the client kept polling");
+    let snapshot = instancer.subscribe().ready(EVENTUALLY).await.unwrap();
+    assert_eq!(snapshot.len(), 1, "the set is kept");
+    task.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn more_instances_than_the_cap_is_an_error_that_keeps_the_last_set() {
+    let srv = DiscoveryServer::start(server()).await.unwrap();
+    let register = |host: &str| {
+        let service = client_with(&[srv.node()], "sh001", host, false);
+        let registrar = service.registrar(registrar_config()).unwrap();
+        (service, registrar)
+    };
+    let (_s1, r1) = register("host-1");
+    let (_s2, r2) = register("host-2");
+    r1.register().await.unwrap();
+    r2.register().await.unwrap();
+    let watcher = Client::new(
+        config_for(&srv.node(), "w")
+            .with_self_discovery(false)
+            .with_max_instances(2),
+    )
+    .unwrap();
+    let instancer = watcher.instancer(InstancerConfig::new(APP)).unwrap();
+    let mut sub = instancer.subscribe();
+    wait_for(&mut sub, EVENTUALLY, "two instances", |s| s.len() == 2).await;
+    let (_s3, r3) = register("host-3");
+    r3.register().await.unwrap();
+    let snapshot = wait_for(&mut sub, EVENTUALLY, "an error event", |s| {
+        s.error().is_some()
+    })
+    .await;
+    let message = snapshot.error().unwrap().to_string();
+    assert!(message.contains("max_instances"), "{message}");
+    assert_eq!(snapshot.len(), 2, "the last good set is kept");
+    // Back under the cap: the set is served again.
+    r3.deregister().await.unwrap();
+    let snapshot = wait_for(&mut sub, EVENTUALLY, "a good set", |s| s.error().is_none()).await;
+    assert_eq!(snapshot.len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn self_discovery_refuses_bad_addresses_and_oversized_node_lists() {
+    let node_list = |addrs: &[&str]| {
+        let instances: Vec<String> = addrs
+            .iter()
+            .enumerate()
+            .map(|(i, a)| format!(r#"{{"hostname":"d{i}","status":1,"addrs":["{a}"]}}"#))
+            .collect();
+        format!(
+            r#"{{"infra.discovery":{{"instances":{{"sh001":[{}]}},"latest_timestamp":3}}}}"#,
+            instances.join(",")
+        )
+    };
+    for (addrs, what) in [
+        (
+            &["http://u@h:80", "http://h h:80", "http://h:0", "http://h"][..],
+            "addresses that are not http://host:port",
+        ),
+        (
+            &[
+                "http://127.0.0.1:1",
+                "http://127.0.0.1:2",
+                "http://127.0.0.1:3",
+            ][..],
+            "more nodes than max_nodes",
+        ),
+    ] {
+        let (seed, _polls, task) = instant_not_modified_node(node_list(addrs)).await;
+        let watcher = Client::new(
+            Config::default()
+                .with_nodes([seed.clone()])
+                .with_env("dev")
+                .with_zone("sh001")
+                .with_max_nodes(2),
+        )
+        .unwrap();
+        let mut infra = watcher.watch("infra.discovery");
+        let deadline = Instant::now() + EVENTUALLY;
+        while !matches!(infra.current(), sdkit_discovery::AppState::Instances(_)) {
+            assert!(Instant::now() < deadline, "no answer for infra.discovery");
+            let _ = tokio::time::timeout(EVENTUALLY, infra.changed()).await;
+        }
+        assert_eq!(watcher.nodes(), [seed], "{what} replaced the node list");
+        task.abort();
+    }
+}
+
+/// A registry with one instance (renewed every `renew`) and a watcher using `grace`, once the
+/// watcher sees the instance: (registry, registrar with its client, watcher, instancer, sub).
+async fn registered_and_watched(
+    renew: Duration,
+    grace: Duration,
+) -> (
+    DiscoveryServer,
+    (Client, Registrar),
+    Client,
+    Instancer,
+    sdkit_core::Subscription,
+) {
+    let srv = DiscoveryServer::start(server()).await.unwrap();
+    let service = client_with(&[srv.node()], "sh001", "host-1", false);
+    let registrar = service
+        .registrar(registrar_config().with_renew_interval(renew))
+        .unwrap();
+    registrar.register().await.unwrap();
+    let watcher = Client::new(
+        config_for(&srv.node(), "w")
+            .with_self_discovery(false)
+            .with_backoff(Backoff::new(
+                Duration::from_millis(50),
+                Duration::from_millis(200),
+            ))
+            .with_unknown_grace(grace),
+    )
+    .unwrap();
+    let instancer = watcher.instancer(InstancerConfig::new(APP)).unwrap();
+    let mut sub = instancer.subscribe();
+    wait_for(&mut sub, EVENTUALLY, "registered", |s| s.len() == 1).await;
+    (srv, (service, registrar), watcher, instancer, sub)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_registry_restart_never_publishes_an_empty_set_while_registrars_come_back() {
+    let (srv, _registrar, _watcher, _instancer, mut sub) =
+        registered_and_watched(Duration::from_millis(500), Duration::from_secs(10)).await;
+
+    // The restart as the watcher sees it: the node fails, then answers again empty.
+    let addr = srv.addr();
+    srv.stop().await;
+    let mut empties = 0;
+    let stale = wait_for(&mut sub, EVENTUALLY, "an error event", |s| {
+        empties += usize::from(s.is_empty());
+        s.error().is_some()
+    })
+    .await;
+    assert_eq!(stale.len(), 1, "the last set is kept while failing");
+    let srv = DiscoveryServer::start_on(server(), addr).await.unwrap();
+    wait_for(&mut sub, EVENTUALLY, "the set back without error", |s| {
+        empties += usize::from(s.is_empty());
+        s.len() == 1 && s.error().is_none()
+    })
+    .await;
+    assert_eq!(empties, 0, "an empty set was published during the restart");
+    assert_eq!(srv.handle().stats().instances, 2, "re-registered");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_app_still_unknown_after_the_grace_period_is_published_empty() {
+    // Renews far apart: the restarted registry does not get the instance back in time.
+    let (srv, _registrar, _watcher, _instancer, mut sub) =
+        registered_and_watched(Duration::from_secs(600), Duration::from_secs(1)).await;
+
+    let addr = srv.addr();
+    srv.stop().await;
+    wait_for(&mut sub, EVENTUALLY, "an error event", |s| {
+        s.error().is_some()
+    })
+    .await;
+    let _srv = DiscoveryServer::start_on(server(), addr).await.unwrap();
+    let restarted = Instant::now();
+    let stale = wait_for(&mut sub, EVENTUALLY, "a stale error", |s| {
+        s.error()
+            .is_some_and(|e| e.to_string().contains("node switch or restart"))
+    })
+    .await;
+    assert_eq!(
+        stale.len(),
+        1,
+        "the last set is kept during the grace period"
+    );
+    let empty = wait_for(&mut sub, EVENTUALLY, "the empty set", |s| {
+        s.is_empty() && s.error().is_none()
+    })
+    .await;
+    assert!(empty.is_empty());
+    assert!(
+        restarted.elapsed() >= Duration::from_secs(1),
+        "published empty before the grace period ended"
+    );
+}

@@ -115,6 +115,10 @@ pub struct Config {
     /// Largest gRPC message accepted from etcd (a list page or a watch response; default
     /// 16 MiB).
     pub max_message_size: usize,
+    /// Most instances accepted under one prefix, across list pages and watch events (default
+    /// 100 000); more is an error event, the last good set is kept and the prefix is listed
+    /// again after the backoff.
+    pub max_instances: usize,
 }
 
 impl Default for Config {
@@ -133,6 +137,7 @@ impl Default for Config {
             list_page_size: 1000,
             max_value_size: 64 * 1024,
             max_message_size: 16 * 1024 * 1024,
+            max_instances: 100_000,
         }
     }
 }
@@ -153,6 +158,7 @@ impl fmt::Debug for Config {
             .field("list_page_size", &self.list_page_size)
             .field("max_value_size", &self.max_value_size)
             .field("max_message_size", &self.max_message_size)
+            .field("max_instances", &self.max_instances)
             .finish()
     }
 }
@@ -237,6 +243,12 @@ impl Config {
         self
     }
 
+    /// Sets the most instances accepted under one prefix.
+    pub fn with_max_instances(mut self, max: usize) -> Self {
+        self.max_instances = max;
+        self
+    }
+
     /// Checks the configuration without touching the network.
     ///
     /// # Errors
@@ -253,7 +265,7 @@ impl Config {
         if self.list_page_size <= 0 {
             return bad("list_page_size must be positive");
         }
-        if self.max_message_size == 0 || self.max_value_size == 0 {
+        if self.max_message_size == 0 || self.max_value_size == 0 || self.max_instances == 0 {
             return bad("size limits must be positive");
         }
         for (name, d) in [

@@ -66,6 +66,17 @@ pub enum Error {
         /// The lease.
         lease: i64,
     },
+    /// More instances under one prefix than
+    /// [`Config::max_instances`](crate::Config::max_instances) allows; the last good set is kept.
+    #[error(
+        "etcd: {prefix:?} holds more than {max} instances (max_instances); keeping the last good set"
+    )]
+    TooManyInstances {
+        /// The prefix.
+        prefix: String,
+        /// The cap.
+        max: usize,
+    },
 }
 
 impl Error {

@@ -245,6 +245,10 @@ impl Watcher {
                     instances.insert(kv.key().to_vec(), instance);
                 }
             }
+            if instances.len() > self.client.config().max_instances {
+                // Stop paging: memory stays bounded whatever the prefix holds.
+                return Err(self.too_many());
+            }
             match page.kvs.last() {
                 Some(last) if page.more => {
                     // Continue right after the last key of this page.
@@ -329,6 +333,13 @@ impl Watcher {
         }
     }
 
+    fn too_many(&self) -> Error {
+        Error::TooManyInstances {
+            prefix: self.prefix_dir.clone(),
+            max: self.client.config().max_instances,
+        }
+    }
+
     fn ended(&self, reason: String) -> Error {
         Error::WatchEnded {
             prefix: self.prefix_dir.clone(),
@@ -378,6 +389,12 @@ impl Watcher {
                     self.instances.remove(kv.key());
                 }
             }
+        }
+        if self.instances.len() > self.client.config().max_instances {
+            // Over the cap: keep the published set, list again (bounded) after the backoff.
+            self.instances.clear();
+            self.revision = 0;
+            return Some(Outcome::Ended(self.too_many()));
         }
         self.publish();
         None

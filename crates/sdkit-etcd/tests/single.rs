@@ -385,3 +385,50 @@ async fn tls_with_a_client_certificate() {
     };
     assert!(matches!(err, Error::TlsFile { .. }), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn more_instances_than_the_cap_is_an_error_that_keeps_the_last_set() {
+    init_tracing();
+    let etcd = EtcdCluster::single().unwrap();
+    // Small pages: the cap holds across pages.
+    let mut cfg = config(etcd.endpoints(), "/capped").with_list_page_size(4);
+    cfg.client = cfg.client.with_max_instances(10);
+    let writer = Writer::connect(&etcd.endpoints()).await;
+    writer.put_many("/capped", 0..10).await;
+
+    let instancer = cfg.instancer().unwrap();
+    let mut sub = instancer.subscribe();
+    let listed = wait_for(&mut sub, EVENTUALLY, "10 listed", |s| s.len() == 10).await;
+    assert!(listed.error().is_none());
+
+    // Over the cap through the watch: an error event, the last good set kept.
+    writer.put_many("/capped", 10..12).await;
+    let s = wait_for(&mut sub, EVENTUALLY, "an error event", |s| {
+        s.error().is_some()
+    })
+    .await;
+    assert_eq!(s.len(), 10, "the last good set is kept");
+    let e = s.error().unwrap().to_string();
+    assert!(e.contains("max_instances"), "{e}");
+
+    // A new instancer over the cap from its first list: an error, never a partial set.
+    let fresh = cfg.instancer().unwrap();
+    let mut fresh_sub = fresh.subscribe();
+    let s = wait_for(&mut fresh_sub, EVENTUALLY, "an error event", |s| {
+        s.error().is_some()
+    })
+    .await;
+    assert!(s.is_empty(), "no partial set is published");
+    assert!(s.error().unwrap().to_string().contains("max_instances"));
+
+    // Back under the cap: both recover with the exact set.
+    writer.delete("/capped/k00010").await;
+    writer.delete("/capped/k00011").await;
+    for sub in [&mut sub, &mut fresh_sub] {
+        let s = wait_for(sub, EVENTUALLY, "recovery", |s| {
+            s.error().is_none() && s.len() == 10
+        })
+        .await;
+        assert_eq!(s.instances()[9].id(), "k00009");
+    }
+}

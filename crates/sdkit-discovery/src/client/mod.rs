@@ -13,8 +13,14 @@
 //! * `-304` re-polls at once on the same node (after one non-blocking `fetchs` checking that
 //!   the apps it serves instances of still exist: the reference server parks a poll for an app
 //!   deleted just before it and never reports a last cancel — sdkit's embedded registry answers
-//!   both at once, the check is for other registries); a transport error or any other code
+//!   both at once, the check is for other registries); an answer without progress (`-304`, or
+//!   `0` moving no cursor) that comes sooner than `min_poll_interval` is quiet, and consecutive
+//!   quiet answers are spaced by the backoff, so an instant `-304` cannot make the client spin;
+//!   a transport error or any other code
 //!   rotates to the next node, resets every cursor and backs off (capped, jittered);
+//! * for `unknown_grace` after a node switch (or the same node after a failure), "unknown" or
+//!   empty for an app that had instances keeps the last set, published stale (an error
+//!   event), and the empty set only if still so after the grace period;
 //! * cursors are `i64` and echoed exactly; an answer with only empty lists still advances the
 //!   cursor, so a WAITING-only app cannot cause a busy loop; comma-joined `addrs` are split
 //!   (by the wire model).
@@ -119,6 +125,8 @@ struct AppEntry {
     /// `None`: no answer from the node in use yet (answer through `fetchs`).
     cursor: Option<i64>,
     tx: watch::Sender<AppState>,
+    /// The last answer published for this app had instances (the grace period applies).
+    had_instances: bool,
 }
 
 #[derive(Default)]
@@ -126,6 +134,11 @@ struct State {
     apps: BTreeMap<String, AppEntry>,
     /// The node that issued the cursors.
     cursor_node: Option<String>,
+    /// When the loop last moved to a node (a switch, or the same node after a failure); the
+    /// first node of the client is not a switch.
+    switched_at: Option<tokio::time::Instant>,
+    /// A node has issued cursors before.
+    had_node: bool,
 }
 
 /// The next request of the loop.
@@ -289,6 +302,7 @@ impl Inner {
                 watchers: 1,
                 cursor: None,
                 tx,
+                had_instances: false,
             },
         );
         drop(state);

@@ -26,6 +26,10 @@ impl Inner {
                 entry.cursor = None;
             }
             state.cursor_node = Some(node.to_owned());
+            if state.had_node {
+                state.switched_at = Some(tokio::time::Instant::now());
+            }
+            state.had_node = true;
         }
         if state.apps.is_empty() {
             return Plan::Idle;
@@ -47,15 +51,16 @@ impl Inner {
         Plan::Poll(appids, cursors)
     }
 
-    /// One step of the loop against `node`.
-    pub(super) async fn step(&self, node: &str) -> Result<(), Error> {
+    /// One step of the loop against `node`; `Ok(true)` when it made progress (a cursor or an
+    /// answer changed, the watch set changed), `Ok(false)` for an answer without news.
+    pub(super) async fn step(&self, node: &str) -> Result<bool, Error> {
         let wake = self.wake.notified();
         tokio::pin!(wake);
         wake.as_mut().enable();
         match self.plan(node) {
             Plan::Idle => {
                 wake.await;
-                Ok(())
+                Ok(true)
             }
             Plan::Fetch(appids) => {
                 let args = FetchsArgs {
@@ -81,11 +86,12 @@ impl Inner {
                     ));
                 }
                 let mut data = reply.data.into_value().unwrap_or_default();
+                let mut progress = false;
                 for appid in &appids {
                     let info = data.remove(appid);
-                    self.apply(node, appid, info);
+                    progress |= self.apply(node, appid, info);
                 }
-                Ok(())
+                Ok(progress)
             }
             Plan::Poll(appids, cursors) => {
                 let args = PollsArgs {
@@ -107,7 +113,7 @@ impl Inner {
                     biased;
                     () = &mut wake => {
                         debug!("watch set changed: re-issuing the long poll");
-                        return Ok(());
+                        return Ok(true);
                     }
                     reply = poll => reply?,
                 };
@@ -115,17 +121,18 @@ impl Inner {
                     Code::NOT_MODIFIED => self.verify(node).await,
                     Code::OK => {
                         let misses = reply.error.unwrap_or_default();
+                        let mut progress = false;
                         for (appid, info) in reply.data.into_value().unwrap_or_default() {
                             if args.appids.contains(&appid) {
-                                self.apply(node, &appid, Some(info));
+                                progress |= self.apply(node, &appid, Some(info));
                             }
                         }
                         for appid in misses.appids() {
                             if args.appids.contains(appid) {
-                                self.apply(node, appid, None);
+                                progress |= self.apply(node, appid, None);
                             }
                         }
-                        Ok(())
+                        Ok(progress)
                     }
                     code => Err(code_error(node, Endpoint::Polls, code, &reply.message)),
                 }
@@ -134,22 +141,23 @@ impl Inner {
     }
 
     /// After a quiet hold: checks with one non-blocking `fetchs` that every app the client
-    /// serves instances of still exists. The reference server parks a poll whose app vanished
+    /// serves instances of (or keeps stale after a node switch) still exists. The reference server parks a poll whose app vanished
     /// *before* the poll arrived (and never reports a last cancel at all), so against it a
     /// client would otherwise keep serving a deleted app forever; sdkit's embedded registry
-    /// answers such polls at once, and this check costs one request per quiet hold.
-    pub(super) async fn verify(&self, node: &str) -> Result<(), Error> {
+    /// answers such polls at once, and this check costs one request per quiet hold. `Ok(true)`
+    /// when the check found a change.
+    pub(super) async fn verify(&self, node: &str) -> Result<bool, Error> {
         let held: Vec<(String, i64)> = {
             let state = self.lock_state();
             state
                 .apps
                 .iter()
-                .filter(|(_, e)| matches!(&*e.tx.borrow(), AppState::Instances(v) if !v.is_empty()))
+                .filter(|(_, e)| e.had_instances)
                 .filter_map(|(a, e)| Some((a.clone(), e.cursor?)))
                 .collect()
         };
         if held.is_empty() {
-            return Ok(());
+            return Ok(false);
         }
         let args = FetchsArgs {
             env: self.config.env.clone(),
@@ -174,27 +182,41 @@ impl Inner {
             ));
         }
         let mut data = reply.data.into_value().unwrap_or_default();
+        let mut progress = false;
         for (appid, cursor) in held {
             match data.remove(&appid) {
                 None => {
                     debug!(%appid, "discovery: watched app vanished during a quiet poll");
-                    self.apply(node, &appid, None);
+                    progress |= self.apply(node, &appid, None);
                 }
                 Some(info) if info.latest_timestamp != cursor => {
-                    self.apply(node, &appid, Some(info));
+                    progress |= self.apply(node, &appid, Some(info));
                 }
                 Some(_) => {}
             }
         }
-        Ok(())
+        Ok(progress)
     }
 
-    /// Records the answer for one appid (`None`: not found) and publishes it.
-    pub(super) fn apply(&self, node: &str, appid: &str, info: Option<InstanceInfo>) {
-        let (cursor, published) = match info {
+    /// Records the answer for one appid (`None`: not found) and publishes it; `true` when the
+    /// cursor moved (progress).
+    pub(super) fn apply(&self, node: &str, appid: &str, info: Option<InstanceInfo>) -> bool {
+        let (cursor, mut published) = match info {
             Some(info) => (info.latest_timestamp, Some(up_instances(info))),
             None => (0, None),
         };
+        let mut too_many = None;
+        if let Some(count) = published.as_ref().map(Vec::len)
+            && count > self.config.max_instances
+        {
+            warn!(%appid, count, max = self.config.max_instances, "discovery: too many instances; keeping the last good set");
+            published = None;
+            too_many = Some(SourceError::new(Error::TooManyInstances {
+                appid: appid.to_owned(),
+                count,
+                max: self.config.max_instances,
+            }));
+        }
         if appid == INFRA_DISCOVERY
             && self.config.self_discovery
             && let Some(instances) = &published
@@ -203,16 +225,46 @@ impl Inner {
         }
         let mut state = self.lock_state();
         if state.cursor_node.as_deref() != Some(node) {
-            return;
+            return false;
         }
+        let grace = self.config.unknown_grace;
+        let in_grace = state.switched_at.is_some_and(|at| at.elapsed() < grace);
         let Some(entry) = state.apps.get_mut(appid) else {
-            return;
+            return false;
         };
+        if too_many.is_none()
+            && in_grace
+            && entry.had_instances
+            && published.as_ref().is_none_or(Vec::is_empty)
+        {
+            // Not proof yet: the node may not have the registrations back. Keep the last set
+            // (stale); the app stays in the long poll from cursor 0 (an early answer is spaced
+            // by the quiet backoff) and in the check after a quiet hold.
+            debug!(%appid, %node, "discovery: app unknown just after a node switch; keeping the last set");
+            entry.cursor = Some(0);
+            entry.tx.send_replace(AppState::Failed(SourceError::new(
+                Error::UnknownAfterSwitch {
+                    appid: appid.to_owned(),
+                    node: node.to_owned(),
+                    grace,
+                },
+            )));
+            return false;
+        }
+        let progress = entry.cursor != Some(cursor);
         entry.cursor = Some(cursor);
-        entry.tx.send_replace(match published {
-            Some(instances) => AppState::Instances(Arc::new(instances)),
-            None => AppState::NotFound,
+        entry.tx.send_replace(match (published, too_many) {
+            (_, Some(error)) => AppState::Failed(error),
+            (Some(instances), None) => {
+                entry.had_instances = !instances.is_empty();
+                AppState::Instances(Arc::new(instances))
+            }
+            (None, None) => {
+                entry.had_instances = false;
+                AppState::NotFound
+            }
         });
+        progress
     }
 
     /// Replaces the node list with the own-zone `http://` addresses of `infra.discovery`.
@@ -225,8 +277,11 @@ impl Inner {
         {
             for addr in &instance.addrs {
                 if let Some(rest) = addr.strip_prefix("http://") {
-                    let node = normalize_node(rest);
-                    if !node.is_empty() && !nodes.contains(&node) {
+                    let Some(node) = valid_node(rest) else {
+                        warn!(addr = %addr.escape_debug(), "infra.discovery lists an address that is not http://host:port; ignored");
+                        continue;
+                    };
+                    if !nodes.contains(&node) {
                         nodes.push(node);
                     }
                 }
@@ -234,6 +289,14 @@ impl Inner {
         }
         if nodes.is_empty() {
             debug!("infra.discovery lists no node of this zone; keeping the node list");
+            return;
+        }
+        if nodes.len() > self.config.max_nodes {
+            warn!(
+                count = nodes.len(),
+                max = self.config.max_nodes,
+                "infra.discovery lists more nodes than max_nodes; keeping the node list"
+            );
             return;
         }
         let mut list = self.nodes();
@@ -256,20 +319,34 @@ impl Inner {
 /// The loop: one request at a time, every await cancellable by shutdown.
 pub(super) async fn run(inner: Arc<Inner>) {
     let mut backoff = inner.config.backoff.start();
+    // Spaces consecutive quiet answers (no progress, well before the hold): see `Config`.
+    let mut quiet = inner.config.backoff.start();
     loop {
         let node = inner.nodes().pick(inner.config.rotate_interval);
+        let started = tokio::time::Instant::now();
         let outcome = tokio::select! {
             biased;
             () = inner.shutdown.cancelled() => break,
             r = inner.step(&node) => r,
         };
         match outcome {
-            Ok(()) => {
+            Ok(progress) => {
                 if backoff.failures() > 0 {
                     info!(%node, "discovery node answers again");
                 }
                 backoff.reset();
                 inner.nodes().succeeded(&node);
+                if progress || started.elapsed() >= inner.config.min_poll_interval {
+                    quiet.reset();
+                    continue;
+                }
+                let delay = quiet.next_delay();
+                debug!(%node, ?delay, "discovery: an early answer without progress; pausing");
+                tokio::select! {
+                    () = inner.shutdown.cancelled() => break,
+                    () = tokio::time::sleep(delay) => {}
+                    () = inner.wake.notified() => {}
+                }
             }
             Err(error) => {
                 let delay = backoff.next_delay();
@@ -286,6 +363,24 @@ pub(super) async fn run(inner: Arc<Inner>) {
         }
     }
     debug!(watcher = %inner.watcher_id, "discovery poll loop stopped");
+}
+
+/// `host:port` when `rest` (what follows `http://`) is exactly that: a non-empty host of
+/// letters, digits, `.`, `-`, `_` (or a bracketed IPv6 address) and a non-zero port.
+pub(super) fn valid_node(rest: &str) -> Option<String> {
+    let rest = rest.strip_suffix('/').unwrap_or(rest);
+    let (host, port) = rest.rsplit_once(':')?;
+    let port: u16 = port.parse().ok().filter(|p| *p != 0)?;
+    let ok_host = if let Some(v6) = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        v6.parse::<std::net::Ipv6Addr>().is_ok()
+    } else {
+        !host.is_empty()
+            && host.len() <= 253
+            && host
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
+    };
+    ok_host.then(|| normalize_node(&format!("{host}:{port}")))
 }
 
 /// The UP instances of every zone, zone filled from the map key when absent.
@@ -308,6 +403,34 @@ pub(super) fn up_instances(info: InstanceInfo) -> Vec<WireInstance> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_host_port_addresses_are_valid_nodes() {
+        assert_eq!(
+            valid_node("10.0.0.1:7171").as_deref(),
+            Some("10.0.0.1:7171")
+        );
+        assert_eq!(
+            valid_node("node-a.example:80/").as_deref(),
+            Some("node-a.example:80")
+        );
+        assert!(valid_node("[::1]:7171").is_some());
+        for bad in [
+            "",
+            "h",
+            "h:",
+            ":80",
+            "h:0",
+            "h:99999",
+            "h:80/path",
+            "u@h:80",
+            "h h:80",
+            "h:80?x",
+            "[zz]:80",
+        ] {
+            assert_eq!(valid_node(bad), None, "{bad:?}");
+        }
+    }
 
     #[test]
     fn up_instances_are_flattened() {
