@@ -240,3 +240,21 @@ pub fn get(addr: SocketAddr, path: &str) -> io::Result<String> {
         Err(io::Error::other(format!("GET {path} on {addr}: {status}")))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn promtool_accepts_good_and_rejects_bad_expositions() {
+        if find_binary("promtool").is_none() {
+            panic!("promtool is not installed (Debian package `prometheus`)");
+        }
+        let good = "# HELP a_total A counter.\n# TYPE a_total counter\na_total{x=\"1\"} 3\n";
+        check_metrics(good).unwrap_or_else(|e| panic!("{e}"));
+        let no_help = "a_total 1\n";
+        assert!(check_metrics(no_help).is_err());
+        let garbage = "# TYPE a counter\na{x=\"1\" 3\n";
+        assert!(check_metrics(garbage).is_err());
+    }
+}
