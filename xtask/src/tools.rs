@@ -85,6 +85,22 @@ pub const TOOLS: &[Tool] = &[
         ),
     },
     Tool {
+        // The dashboard test drives a headless Chromium over the DevTools protocol.
+        name: "chromium",
+        packages: &["chromium"],
+        need: Need::Test,
+        probe: Probe::Runs(
+            "chromium",
+            &[
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--dump-dom",
+                "about:blank",
+            ],
+        ),
+    },
+    Tool {
         // The registry metrics test runs a real Prometheus scraping `sdkit serve`.
         name: "prometheus",
         packages: &["prometheus"],

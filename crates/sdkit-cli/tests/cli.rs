@@ -457,6 +457,55 @@ fn call_spreads_and_retries_past_a_dead_instance() {
 }
 
 #[test]
+fn call_json_summarises_each_instance_under_any_balancer() {
+    let (a, b) = (http_backend(), http_backend());
+    let dead = unused_addr();
+    let url = format!("static://{a},{b},{dead}");
+    for lb in [
+        "p2c_peak_ewma",
+        "weighted_round_robin",
+        r#"{"policy": "random", "seed": 7}"#,
+    ] {
+        let (status, stdout, stderr) = run(&[
+            "call",
+            &url,
+            "/hello",
+            "-n",
+            "60",
+            "-c",
+            "3",
+            "--retries",
+            "2",
+            "--lb",
+            lb,
+            "--json",
+        ]);
+        assert_eq!(status.code(), Some(0), "{lb}: {stdout}\n{stderr}");
+        let summary: serde_json::Value = serde_json::from_str(stdout.trim())
+            .unwrap_or_else(|e| panic!("{lb}: not one JSON object ({e}): {stdout}"));
+        assert_eq!(summary["totals"]["ok"], 60, "{lb}: {summary}");
+        assert_eq!(summary["totals"]["failed"], 0, "{lb}: {summary}");
+        let instances = summary["instances"].as_array().expect("instances");
+        let served: u64 = instances
+            .iter()
+            .map(|i| i["served"].as_u64().unwrap())
+            .sum();
+        assert_eq!(served, 60, "{lb}: {summary}");
+        let dead_entry = instances.iter().find(|i| i["address"] == dead.as_str());
+        if let Some(entry) = dead_entry {
+            assert_eq!(entry["served"], 0, "{lb}: {summary}");
+        }
+        assert!(
+            summary["latency_ms"]["p99"].as_f64().unwrap() > 0.0,
+            "{lb}: {summary}"
+        );
+    }
+    let (status, _, stderr) = run(&["call", &url, "/", "--lb", "least_conn"]);
+    assert!(!status.success(), "{stderr}");
+    assert!(stderr.contains("unknown balancer"), "{stderr}");
+}
+
+#[test]
 fn demo_exits_zero_with_no_failed_request() {
     let started = Instant::now();
     let (status, stdout, stderr) = run(&["demo"]);

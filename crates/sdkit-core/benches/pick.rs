@@ -1,22 +1,31 @@
-//! Pick cost (round-robin, random) over 3, 100 and 10 000 endpoints, and per-request cost of
-//! sdkit's round-robin pick-and-call next to `tower::balance::p2c::Balance` with
-//! `PendingRequests` over the same endpoints, in the same run.
+//! The pick path, one run, 3 / 100 / 10 000 endpoints:
+//!
+//! * `pick`: the floor (round-robin over a plain `Vec` with one shared atomic counter and no
+//!   snapshot, go-kit's `FixedEndpointer`) beside every sdkit balancer over a live
+//!   `EndpointSet`, with endpoints whose clone costs nothing (`pick`) or one reference count
+//!   (`pick_refcounted_endpoint`);
+//! * `pick_2_threads`: the same picks from two threads at once (time per pick per thread);
+//! * `pick_and_call`: pick + a trivial call, direct and through `BalancedService`'s
+//!   `ready`/`call`, beside `tower::balance::p2c` over `PendingRequests` and `PeakEwma`.
 //!
 //! `cargo bench -p sdkit-core --bench pick`
 
 use std::convert::Infallible;
 use std::future::{Ready, ready};
 use std::hint::black_box;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Barrier};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
-use sdkit_core::lb::{Balancer, Random, RoundRobin};
+use sdkit_core::lb::{
+    Balancer, Load, P2c, PickContext, Random, RoundRobin, WeightedRandom, WeightedRoundRobin,
+};
 use sdkit_core::{BalancedService, EndpointSet, Instance};
 use tower::balance::p2c::Balance;
 use tower::discover::ServiceList;
-use tower::load::{CompleteOnResponse, PendingRequests};
+use tower::load::{CompleteOnResponse, PeakEwma, PendingRequests};
 use tower::{Service, ServiceExt};
 
 /// An endpoint as cheap as a real client handle: cloning bumps one reference count (the
@@ -46,12 +55,13 @@ impl Service<u64> for Echo {
 
 const SIZES: [usize; 3] = [3, 100, 10_000];
 
+/// Endpoints with weights 1..=5 (the unweighted balancers ignore them).
 fn endpoints(n: usize) -> Vec<(Instance, Echo)> {
     (0..n)
         .map(|i| {
             let addr = format!("10.{}.{}.{}:8080", i / 65536, (i / 256) % 256, i % 256);
             (
-                Instance::from_addr(addr.clone()),
+                Instance::from_addr(addr.clone()).with_weight(1 + (i % 5) as u32),
                 Echo {
                     id: Arc::from(addr),
                 },
@@ -60,36 +70,164 @@ fn endpoints(n: usize) -> Vec<(Instance, Echo)> {
         .collect()
 }
 
+/// The floor: a plain slice and one shared atomic counter, reduced as sdkit reduces it
+/// (Lemire's fastmod), no snapshot, no readiness.
+struct Floor<S> {
+    items: Vec<S>,
+    magic: u64,
+    next: AtomicU32,
+}
+
+impl<S: Clone> Floor<S> {
+    fn new(items: Vec<S>) -> Self {
+        let len = items.len().max(1) as u64;
+        Floor {
+            items,
+            magic: (u64::MAX / len).wrapping_add(1),
+            next: AtomicU32::new(0),
+        }
+    }
+
+    #[inline]
+    fn pick(&self) -> S {
+        let n = self.next.fetch_add(1, Ordering::Relaxed);
+        let low = self.magic.wrapping_mul(u64::from(n));
+        let i = ((u128::from(low) * self.items.len() as u128) >> 64) as usize;
+        self.items[i].clone()
+    }
+}
+
+/// Runs `$body` once per sdkit balancer (concrete types, as callers hold them), with `$name`
+/// and `$b` bound; `$take` limits the list to the first few.
+macro_rules! each_balancer {
+    ($set:expr, $take:expr, |$name:ident, $b:ident| $body:block) => {{
+        let take: usize = $take;
+        if take > 0 {
+            let $name = "round_robin";
+            let $b = RoundRobin::new($set.clone());
+            $body
+        }
+        if take > 1 {
+            let $name = "random";
+            let $b = Random::with_seed($set.clone(), 1);
+            $body
+        }
+        if take > 2 {
+            let $name = "weighted_round_robin";
+            let $b = WeightedRoundRobin::new($set.clone());
+            $body
+        }
+        if take > 3 {
+            let $name = "weighted_random";
+            let $b = WeightedRandom::with_seed($set.clone(), 1);
+            $body
+        }
+        if take > 4 {
+            let $name = "p2c";
+            let $b = P2c::with_seed($set.clone(), Load::InFlight, 1);
+            $body
+        }
+        if take > 5 {
+            let $name = "p2c_peak_ewma";
+            let $b = P2c::with_seed($set.clone(), Load::PEAK_EWMA, 1);
+            $body
+        }
+    }};
+}
+
 fn pick(c: &mut Criterion) {
     let mut group = c.benchmark_group("pick");
     for n in SIZES {
-        let ids = EndpointSet::fixed(
-            endpoints(n)
-                .into_iter()
-                .enumerate()
-                .map(|(i, (instance, _))| (instance, Id(i as u32))),
-        );
-        let rr = RoundRobin::new(ids.clone());
-        group.bench_with_input(BenchmarkId::new("round_robin", n), &n, |b, _| {
-            b.iter(|| black_box(rr.pick()))
+        let list: Vec<(Instance, Id)> = endpoints(n)
+            .into_iter()
+            .enumerate()
+            .map(|(i, (instance, _))| (instance, Id(i as u32)))
+            .collect();
+        let floor = Floor::new(list.iter().map(|(_, id)| *id).collect());
+        group.bench_with_input(BenchmarkId::new("floor_vec_atomic", n), &n, |b, _| {
+            b.iter(|| black_box(floor.pick()))
         });
-        let random = Random::with_seed(ids, 1);
-        group.bench_with_input(BenchmarkId::new("random", n), &n, |b, _| {
-            b.iter(|| black_box(random.pick()))
+        let ids = EndpointSet::fixed(list);
+        each_balancer!(ids, 6, |name, balancer| {
+            // Feedback balancers: pick and end the guard (what a call does).
+            let feedback = name.starts_with("p2c");
+            group.bench_with_input(BenchmarkId::new(name, n), &n, |b, _| {
+                if feedback {
+                    b.iter(|| {
+                        let picked = balancer.pick_with(&PickContext::new()).unwrap();
+                        picked.guard.success();
+                        black_box(picked.service)
+                    })
+                } else {
+                    b.iter(|| black_box(balancer.pick()))
+                }
+            });
         });
     }
     group.finish();
 
     let mut group = c.benchmark_group("pick_refcounted_endpoint");
     for n in SIZES {
-        let set = EndpointSet::fixed(endpoints(n));
-        let rr = RoundRobin::new(set.clone());
-        group.bench_with_input(BenchmarkId::new("round_robin", n), &n, |b, _| {
-            b.iter(|| black_box(rr.pick()))
+        let floor = Floor::new(endpoints(n).into_iter().map(|(_, e)| e).collect());
+        group.bench_with_input(BenchmarkId::new("floor_vec_atomic", n), &n, |b, _| {
+            b.iter(|| black_box(floor.pick()))
         });
-        let random = Random::with_seed(set, 1);
-        group.bench_with_input(BenchmarkId::new("random", n), &n, |b, _| {
-            b.iter(|| black_box(random.pick()))
+        let set = EndpointSet::fixed(endpoints(n));
+        each_balancer!(set, 4, |name, balancer| {
+            group.bench_with_input(BenchmarkId::new(name, n), &n, |b, _| {
+                b.iter(|| black_box(balancer.pick()))
+            });
+        });
+    }
+    group.finish();
+}
+
+/// Runs `per_thread` picks on each of two threads at once; returns the wall time.
+fn two_threads(per_thread: u64, pick: &(dyn Fn() + Sync)) -> Duration {
+    let barrier = Barrier::new(2);
+    std::thread::scope(|scope| {
+        let other = scope.spawn(|| {
+            barrier.wait();
+            for _ in 0..per_thread {
+                pick();
+            }
+        });
+        barrier.wait();
+        let start = Instant::now();
+        for _ in 0..per_thread {
+            pick();
+        }
+        let mine = start.elapsed();
+        other.join().expect("picker thread");
+        mine.max(start.elapsed())
+    })
+}
+
+fn pick_2_threads(c: &mut Criterion) {
+    let mut group = c.benchmark_group("pick_2_threads");
+    for n in SIZES {
+        let list: Vec<(Instance, Id)> = endpoints(n)
+            .into_iter()
+            .enumerate()
+            .map(|(i, (instance, _))| (instance, Id(i as u32)))
+            .collect();
+        let floor = Floor::new(list.iter().map(|(_, id)| *id).collect());
+        group.bench_with_input(BenchmarkId::new("floor_vec_atomic", n), &n, |b, _| {
+            b.iter_custom(|iters| {
+                two_threads(iters, &|| {
+                    black_box(floor.pick());
+                })
+            })
+        });
+        let ids = EndpointSet::fixed(list);
+        each_balancer!(ids, 4, |name, balancer| {
+            group.bench_with_input(BenchmarkId::new(name, n), &n, |b, _| {
+                b.iter_custom(|iters| {
+                    two_threads(iters, &|| {
+                        black_box(balancer.pick().ok());
+                    })
+                })
+            });
         });
     }
     group.finish();
@@ -100,26 +238,61 @@ fn pick_and_call(c: &mut Criterion) {
         .build()
         .expect("runtime");
     let mut group = c.benchmark_group("pick_and_call");
+    let through = |b: &mut criterion::Bencher<'_>, service: &mut dyn FnMut() -> Option<u64>| {
+        b.iter(|| black_box(service()))
+    };
     for n in SIZES {
-        let mut sdkit = BalancedService::new(RoundRobin::new(EndpointSet::fixed(endpoints(n))));
-        group.bench_with_input(BenchmarkId::new("sdkit_round_robin", n), &n, |b, _| {
-            b.iter_custom(|iters| {
-                rt.block_on(async {
-                    let start = Instant::now();
-                    for _ in 0..iters {
-                        let ready = sdkit.ready().await.expect("ready");
-                        black_box(ready.call(1).await.expect("call"));
-                    }
-                    start.elapsed()
-                })
+        let floor = Floor::new(endpoints(n).into_iter().map(|(_, e)| e).collect());
+        let set = EndpointSet::fixed(endpoints(n));
+        let waker = std::task::Waker::noop();
+        let mut cx = Context::from_waker(waker);
+        // Direct: pick, then call the endpoint (its future is ready at once).
+        group.bench_with_input(BenchmarkId::new("floor_vec_atomic", n), &n, |b, _| {
+            through(b, &mut || {
+                let mut e = floor.pick();
+                match std::pin::pin!(e.call(1)).poll(&mut cx) {
+                    Poll::Ready(Ok(v)) => Some(v),
+                    _ => None,
+                }
             })
         });
+        each_balancer!(set, 2, |name, balancer| {
+            group.bench_with_input(BenchmarkId::new(format!("{name}_direct"), n), &n, |b, _| {
+                through(b, &mut || {
+                    let mut e = balancer.pick().ok()?;
+                    match std::pin::pin!(e.call(1)).poll(&mut cx) {
+                        Poll::Ready(Ok(v)) => Some(v),
+                        _ => None,
+                    }
+                })
+            });
+        });
+        // Through `ready`/`call` of the BalancedService (every balancer).
+        each_balancer!(set, 6, |name, balancer| {
+            let mut service = BalancedService::new(balancer);
+            group.bench_with_input(
+                BenchmarkId::new(format!("{name}_service"), n),
+                &n,
+                |b, _| {
+                    b.iter_custom(|iters| {
+                        rt.block_on(async {
+                            let start = Instant::now();
+                            for _ in 0..iters {
+                                let ready = service.ready().await.expect("ready");
+                                black_box(ready.call(1).await.expect("call"));
+                            }
+                            start.elapsed()
+                        })
+                    })
+                },
+            );
+        });
 
-        let services: Vec<_> = endpoints(n)
+        let pending: Vec<_> = endpoints(n)
             .into_iter()
             .map(|(_, echo)| PendingRequests::new(echo, CompleteOnResponse::default()))
             .collect();
-        let mut p2c = Balance::new(ServiceList::new(services));
+        let mut tower_pending = Balance::new(ServiceList::new(pending));
         group.bench_with_input(
             BenchmarkId::new("tower_p2c_pending_requests", n),
             &n,
@@ -128,7 +301,7 @@ fn pick_and_call(c: &mut Criterion) {
                     rt.block_on(async {
                         let start = Instant::now();
                         for _ in 0..iters {
-                            let ready = p2c.ready().await.expect("ready");
+                            let ready = tower_pending.ready().await.expect("ready");
                             black_box(ready.call(1).await.expect("call"));
                         }
                         start.elapsed()
@@ -136,6 +309,30 @@ fn pick_and_call(c: &mut Criterion) {
                 })
             },
         );
+        let ewma: Vec<_> = endpoints(n)
+            .into_iter()
+            .map(|(_, echo)| {
+                PeakEwma::new(
+                    echo,
+                    Duration::from_millis(30),
+                    10e9,
+                    CompleteOnResponse::default(),
+                )
+            })
+            .collect();
+        let mut tower_ewma = Balance::new(ServiceList::new(ewma));
+        group.bench_with_input(BenchmarkId::new("tower_p2c_peak_ewma", n), &n, |b, _| {
+            b.iter_custom(|iters| {
+                rt.block_on(async {
+                    let start = Instant::now();
+                    for _ in 0..iters {
+                        let ready = tower_ewma.ready().await.expect("ready");
+                        black_box(ready.call(1).await.expect("call"));
+                    }
+                    start.elapsed()
+                })
+            })
+        });
     }
     group.finish();
 }
@@ -146,5 +343,5 @@ fn config() -> Criterion {
         .measurement_time(Duration::from_secs(3))
 }
 
-criterion_group! { name = benches; config = config(); targets = pick, pick_and_call }
+criterion_group! { name = benches; config = config(); targets = pick, pick_2_threads, pick_and_call }
 criterion_main!(benches);

@@ -24,6 +24,7 @@
 //! ```
 
 use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -53,6 +54,9 @@ pub struct FailFast<S> {
     after: Duration,
     /// Since when no endpoint was ready, as seen by the checks.
     unready_since: Mutex<Option<Instant>>,
+    /// `unready_since.is_some()`, readable without the lock: the common check (an endpoint is
+    /// ready, and was at the last check) takes no lock.
+    unready: AtomicBool,
 }
 
 impl<S> fmt::Debug for FailFast<S> {
@@ -71,6 +75,7 @@ impl<S> FailFast<S> {
             set,
             after,
             unready_since: Mutex::new(None),
+            unready: AtomicBool::new(false),
         }
     }
 
@@ -109,11 +114,16 @@ impl<S> FailFast<S> {
     /// [`FailFastError`] once no endpoint has been ready for the fail-fast time.
     pub fn check_at(&self, now: Instant) -> Result<(), FailFastError> {
         let ready = self.any_ready();
+        if ready && !self.unready.load(Ordering::Acquire) {
+            return Ok(());
+        }
         let mut since = self.lock();
         if ready {
             *since = None;
+            self.unready.store(false, Ordering::Release);
             return Ok(());
         }
+        self.unready.store(true, Ordering::Release);
         let start = *since.get_or_insert(now);
         let unready_for = now.saturating_duration_since(start);
         if unready_for >= self.after {

@@ -33,7 +33,9 @@ fn state_of(set: &EndpointSet<String>, id: &str) -> Option<Arc<EndpointState>> {
 }
 
 /// Records the state the endpointer hands to the factory for each instance.
-struct Recording(Arc<Mutex<Vec<(String, Arc<EndpointState>)>>>);
+type Made = Arc<Mutex<Vec<(String, Arc<EndpointState>)>>>;
+
+struct Recording(Made);
 
 impl Factory<String> for Recording {
     fn make(&self, instance: &Instance) -> Result<String, BoxError> {
@@ -304,7 +306,7 @@ async fn served_by_the_slow_one<B: Balancer<Timed> + 'static>(
             }
         }))
     };
-    let fast = Duration::from_millis(5);
+    let fast = Duration::from_millis(10);
     let set = EndpointSet::fixed([
         (Instance::from_addr("10.0.0.1:80"), endpoint(0, fast)),
         (Instance::from_addr("10.0.0.2:80"), endpoint(1, fast)),
@@ -339,13 +341,13 @@ async fn served_by_the_slow_one<B: Balancer<Timed> + 'static>(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn least_loaded_sends_little_to_a_ten_times_slower_endpoint() {
     let start = Instant::now();
-    let slow = served_by_the_slow_one(P2c::least_in_flight, 3_000, 20).await;
+    let slow = served_by_the_slow_one(P2c::least_in_flight, 3_000, 32).await;
     eprintln!("p2c: {slow} of 3000");
     assert!(
         slow <= 300,
         "p2c: the slow endpoint served {slow} of 3000 (≤ 10 % wanted)"
     );
-    let slow = served_by_the_slow_one(P2c::peak_ewma, 3_000, 20).await;
+    let slow = served_by_the_slow_one(P2c::peak_ewma, 3_000, 32).await;
     eprintln!("p2c_peak_ewma: {slow} of 3000");
     assert!(
         slow <= 300,

@@ -231,3 +231,50 @@ async fn ejection_follows_identity_across_registry_updates() {
     until("i1 fresh", || !detector.is_ejected("i1")).await;
     assert!(set.load().get(0).unwrap().state().is_ready());
 }
+
+#[tokio::test(start_paused = true)]
+async fn every_balancer_feeds_and_honours_outlier_detection() {
+    use sdkit_core::lb::{P2c, Random, WeightedRandom, WeightedRoundRobin};
+    type Make = fn(EndpointSet<usize>) -> Box<dyn Balancer<usize>>;
+    let balancers: Vec<(&str, Make)> = vec![
+        ("round_robin", |s| Box::new(RoundRobin::new(s))),
+        ("random", |s| Box::new(Random::with_seed(s, 3))),
+        ("weighted_round_robin", |s| {
+            Box::new(WeightedRoundRobin::new(s))
+        }),
+        ("weighted_random", |s| {
+            Box::new(WeightedRandom::with_seed(s, 3))
+        }),
+        ("p2c_peak_ewma", |s| Box::new(P2c::peak_ewma(s))),
+    ];
+    for (name, make) in balancers {
+        let set = set(3);
+        let detector = OutlierDetector::spawn(&set, OutlierConfig::default());
+        let balancer = make(set.clone());
+        // Calls steered to endpoint 1 (the others avoided: least-loaded balancers would stop
+        // choosing it on their own after its first failure) all fail.
+        let others: Vec<_> = set
+            .load()
+            .iter()
+            .filter(|e| *e.service() != 1)
+            .map(|e| e.key())
+            .collect();
+        let mut calls = 0;
+        while !detector.is_ejected("i1") {
+            calls += 1;
+            assert!(calls <= 5, "{name}: not ejected after {calls} failures");
+            let picked = balancer
+                .pick_with(&PickContext::new().with_avoid(&others))
+                .unwrap();
+            assert_eq!(picked.service, 1, "{name}");
+            picked.guard.failure(FailureClass::ConnectFailed);
+        }
+        for _ in 0..50 {
+            assert_ne!(
+                balancer.pick().unwrap(),
+                1,
+                "{name} picked an ejected endpoint"
+            );
+        }
+    }
+}

@@ -8,7 +8,7 @@
 //!    seen at once (kratos users report plain watches that stop in that case).
 //! 2. **Read**: list the children and read every child's data (pipelined); publish the set. A
 //!    missing path is an empty set. A child whose data is neither JSON nor `host:port` (see
-//!    [`value`](crate::value)) is skipped with a warning; the rest is published.
+//!    [`value`]) is skipped with a warning; the rest is published.
 //! 3. **Apply events**: a child created or changed is read again, a child deleted is dropped,
 //!    the path deleted empties the set; each change is published.
 //! 4. **Disconnected**: an error event (subscribers keep the last good set) while the client

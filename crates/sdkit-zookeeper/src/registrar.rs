@@ -1,10 +1,11 @@
 //! The ZooKeeper registrar: one instance as an ephemeral sequential node
 //! `<path>/<id>-<sequence>`, on the shared keep-alive driver of `sdkit-core`.
 //!
-//! * **register**: create the service path's missing parents (persistent), then the ephemeral
-//!   sequential node with the [JSON data](crate::value); then remove any other node of this
-//!   instance owned by the same session (a create whose answer was lost in a failover and was
-//!   retried), so the set stays exact;
+//! * **register**: create the ephemeral sequential node with the [JSON data](crate::value) (one
+//!   round trip; the service path and its parents are created, persistent, only when missing).
+//!   After a failed create — whose answer may have been lost in a failover while the node was
+//!   made — the next successful one removes any other node of this instance owned by the same
+//!   session, so the set stays exact;
 //! * **renew** watches the node instead of polling it: it waits for the node's deletion, the
 //!   session's end, or `verify_interval`, whichever comes first. A node **deleted behind the
 //!   registrar's back**, or a **session that ended** (expired by the ensemble after a long
@@ -16,6 +17,7 @@
 //!   dropping the registrar deregisters in the background. When the registrar owns its client,
 //!   dropping it also closes the session, which removes the node at once.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -82,6 +84,7 @@ impl Registrar {
             data: value::encode(config.instance()),
             verify_interval: config.verify_interval(),
             node: Mutex::new(None),
+            uncertain: AtomicBool::new(false),
         };
         Ok(Registrar {
             inner: KeepAlive::new(Arc::new(steps), keep_alive),
@@ -141,6 +144,9 @@ pub(crate) struct Steps {
     data: Vec<u8>,
     verify_interval: Duration,
     node: Mutex<Option<Node>>,
+    /// Set when a create failed: it may have been applied all the same, so the next
+    /// successful registration looks for a duplicate to remove.
+    uncertain: AtomicBool,
 }
 
 impl std::fmt::Debug for Steps {
@@ -169,37 +175,56 @@ impl Steps {
 
     async fn do_register(&self) -> Result<(), Error> {
         let session = self.client.session().await?;
-        let acls = self.client.acls();
-        self.client
-            .call(
-                "mkdir",
-                &self.dir,
-                session.mkdir(&self.dir, &CreateMode::Persistent.with_acls(acls)),
-            )
-            .await?;
-        let (_, sequence) = self
-            .client
-            .call(
-                "create",
-                &self.prefix,
-                session.create(
-                    &self.prefix,
-                    &self.data,
-                    &CreateMode::EphemeralSequential.with_acls(acls),
-                ),
-            )
-            .await?;
-        let path = format!("{}{sequence}", self.prefix);
+        let created = match self.create(&session).await {
+            // The service path does not exist yet: create it (and its parents), then the node.
+            Err(error) if is_no_node(&error) => {
+                let parents = CreateMode::Persistent.with_acls(self.client.acls());
+                match self
+                    .client
+                    .call("mkdir", &self.dir, session.mkdir(&self.dir, &parents))
+                    .await
+                {
+                    Ok(()) => self.create(&session).await,
+                    Err(error) => Err(error),
+                }
+            }
+            other => other,
+        };
+        let path = match created {
+            Ok(path) => path,
+            Err(error) => {
+                // A create whose answer was lost may still have been applied.
+                self.uncertain.store(true, Ordering::SeqCst);
+                return Err(error);
+            }
+        };
         let session_id = session.session_id().0;
         self.set_node(Some(Node {
             path: path.clone(),
             session: session_id,
         }));
         tracing::info!(node = %path, session = format_args!("{session_id:#x}"), "zookeeper: registered");
-        if let Err(error) = self.sweep(&session, Some(&path)).await {
+        if self.uncertain.swap(false, Ordering::SeqCst)
+            && let Err(error) = self.sweep(&session, Some(&path)).await
+        {
+            self.uncertain.store(true, Ordering::SeqCst);
             tracing::warn!(%error, "zookeeper: could not check for duplicate nodes");
         }
         Ok(())
+    }
+
+    /// Creates the ephemeral sequential node; returns its path.
+    async fn create(&self, session: &zk::Client) -> Result<String, Error> {
+        let mode = CreateMode::EphemeralSequential.with_acls(self.client.acls());
+        let (_, sequence) = self
+            .client
+            .call(
+                "create",
+                &self.prefix,
+                session.create(&self.prefix, &self.data, &mode),
+            )
+            .await?;
+        Ok(format!("{}{sequence}", self.prefix))
     }
 
     /// Deletes this instance's nodes owned by `session`, except `keep`.

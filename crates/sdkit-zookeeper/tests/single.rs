@@ -205,7 +205,10 @@ async fn deleted_node_and_expired_session_are_recreated_and_an_outage_keeps_the_
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    eprintln!("node back {:?} after the session expired", expired_at.elapsed());
+    eprintln!(
+        "node back {:?} after the session expired",
+        expired_at.elapsed()
+    );
     assert_ne!(registrar_client.session_id(), Some(old_owner));
     wait_for(&mut sub, "registration after expiry", |s| {
         ids(s) == set(["api-1"]) && s.error().is_none()

@@ -51,6 +51,7 @@ pub use sdkit_core::{
     instancer, lb, registrar, retry, service,
 };
 pub use sdkit_core::{BoxFuture, FailureLoop, OwnedTask, Secret, secret, task};
+pub use sdkit_core::{fail_fast, health, hedge, retry_budget};
 
 /// The bilibili discovery backend.
 #[cfg(feature = "discovery")]

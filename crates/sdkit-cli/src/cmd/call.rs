@@ -21,8 +21,9 @@ Examples:
   sdkit call static://127.0.0.1:8081,127.0.0.1:8082 /health
   sdkit call 'discovery://127.0.0.1:7171/demo.hello?env=dev&scheme=http' / --requests 1000 --concurrency 8
   sdkit call consul://127.0.0.1:8500/web /api/ping --retries 3 --timeout 500ms
+  sdkit call static://127.0.0.1:8081,127.0.0.1:8082 / --lb p2c_peak_ewma --json
   sdkit call etcd://127.0.0.1:2379/services/greeter --grpc            # gRPC health checks
-  sdkit call etcd://127.0.0.1:2379/services/greeter --grpc greeter.Greeter --lb pick_first
+  sdkit call etcd://127.0.0.1:2379/services/greeter --grpc greeter.Greeter --lb p2c
 
 Exit status: 0 = every request succeeded, 1 = some failed (or no instance in time).";
 
@@ -35,10 +36,6 @@ pub struct Args {
     /// The path to GET on each instance, e.g. `/health` (not with `--grpc`).
     #[arg(required_unless_present = "grpc")]
     path: Option<String>,
-    /// Balancing policy: pick_first (gRPC only), round_robin, random, weighted_round_robin,
-    /// weighted_random, p2c, p2c_peak_ewma.
-    #[arg(long, value_name = "POLICY")]
-    lb: Option<String>,
     #[command(flatten)]
     grpc: super::grpc::GrpcArgs,
     /// Total requests.
@@ -56,6 +53,14 @@ pub struct Args {
     /// Longest wait for the first instances.
     #[arg(long, default_value = "5s", value_parser = duration::parse)]
     wait: Duration,
+    /// Balancer: round_robin, random, weighted_round_robin, weighted_random, p2c,
+    /// p2c_peak_ewma, or a JSON config such as '{"policy": "p2c", "slow_start": {"window": "30s"}}'.
+    #[arg(long, default_value = "round_robin", value_parser = traffic::parse_lb)]
+    lb: sdkit::lb::BalancerConfig,
+    /// Print one JSON summary object (per instance, totals, latency percentiles) instead of
+    /// the report.
+    #[arg(long)]
+    json: bool,
     /// Turn off outlier ejection (on by default: an instance failing 5 times in a row is left
     /// out for 30 s, longer if it keeps failing).
     #[arg(long)]
@@ -66,6 +71,11 @@ pub struct Args {
 pub async fn run(args: Args) -> Result<u8, CommandError> {
     let target = parse_target(&args.target)?;
     if let Some(service) = &args.grpc.grpc {
+        if args.json {
+            return Err(CommandError(
+                "--json is not supported with --grpc yet".to_owned(),
+            ));
+        }
         let plan = super::grpc::Plan {
             service: service.clone(),
             requests: args.requests,
@@ -76,11 +86,6 @@ pub async fn run(args: Args) -> Result<u8, CommandError> {
             lb: args.lb.clone(),
         };
         return super::grpc::run(&target, plan, &args.grpc).await;
-    }
-    if args.lb.is_some() {
-        return Err(CommandError(
-            "--lb is supported with --grpc (HTTP calls round-robin)".to_owned(),
-        ));
     }
     let path = args.path.unwrap_or_default();
     let instancer = target
@@ -119,26 +124,30 @@ pub async fn run(args: Args) -> Result<u8, CommandError> {
     let outlier = (!args.no_outlier)
         .then(|| OutlierDetector::spawn(&endpointer.endpoint_set(), OutlierConfig::default()));
     let style = Style::detect();
+    let policy = args.lb.policy();
     let path: Arc<str> = if path.starts_with('/') {
         path.into()
     } else {
         format!("/{path}").into()
     };
-    println_flush(&format!(
-        "{} GET {path} × {} over {} instances (concurrency {}, up to {} attempts, {} per attempt)",
-        style.bold("call"),
-        args.requests,
-        endpoints.len(),
-        args.concurrency,
-        args.retries + 1,
-        duration::format(args.timeout)
-    ))?;
+    if !args.json {
+        println_flush(&format!(
+            "{} GET {path} × {} over {} instances ({policy}, concurrency {}, up to {} attempts, {} per attempt)",
+            style.bold("call"),
+            args.requests,
+            endpoints.len(),
+            args.concurrency,
+            args.retries + 1,
+            duration::format(args.timeout)
+        ))?;
+    }
     let plan = Plan {
         path,
         requests: Some(args.requests),
         concurrency: args.concurrency.into(),
         attempts: args.retries + 1,
         attempt_timeout: args.timeout,
+        lb: args.lb,
     };
     let started = Instant::now();
     traffic::run(
@@ -153,22 +162,31 @@ pub async fn run(args: Args) -> Result<u8, CommandError> {
     drop(outlier);
     endpointer.stop();
     instancer.stop();
-    println_flush(&stats.report(style, &|_| None))?;
-    if let Some(ejected) = ejected.filter(|e| !e.is_empty()) {
-        println_flush(&format!(
-            "  {} ejected at the end (outlier detection): {}",
-            ejected.len(),
-            ejected.join(", ")
-        ))?;
+    if args.json {
+        println_flush(&stats.summary_json(policy, elapsed).to_string())?;
+    } else {
+        print_report(&stats, style, elapsed)?;
+        if let Some(ejected) = ejected.filter(|e| !e.is_empty()) {
+            println_flush(&format!(
+                "  {} ejected at the end (outlier detection): {}",
+                ejected.len(),
+                ejected.join(", ")
+            ))?;
+        }
     }
-    println_flush(&format!(
-        "  {:.0} requests/s over {:.2}s",
-        stats.completed() as f64 / elapsed.as_secs_f64().max(1e-9),
-        elapsed.as_secs_f64()
-    ))?;
     Ok(if stats.failed() == 0 {
         EXIT_OK
     } else {
         EXIT_ERROR
     })
+}
+
+fn print_report(stats: &Stats, style: Style, elapsed: Duration) -> Result<(), CommandError> {
+    println_flush(&stats.report(style, &|_| None))?;
+    println_flush(&format!(
+        "  {:.0} requests/s over {:.2}s",
+        stats.completed() as f64 / elapsed.as_secs_f64().max(1e-9),
+        elapsed.as_secs_f64()
+    ))?;
+    Ok(())
 }

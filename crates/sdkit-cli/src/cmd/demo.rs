@@ -2,7 +2,8 @@
 //!
 //! 1. starts the discovery server on a free port;
 //! 2. starts three HTTP backends that register themselves;
-//! 3. builds instancer → endpointer → round-robin → retry and sends traffic: the spread;
+//! 3. builds instancer → endpointer → balancer (`--lb`, round-robin by default) → retry and
+//!    sends traffic: the spread;
 //! 4. kills one backend while traffic continues: its calls fail over to the live backends
 //!    through retry (zero failed requests); outlier detection ejects it after a few failed
 //!    attempts (`--no-outlier`: a third of the attempts keep hitting it) until its registration
@@ -46,6 +47,10 @@ pub struct Args {
     /// Requests in flight at once.
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=256))]
     concurrency: u16,
+    /// Balancer: round_robin, random, weighted_round_robin, weighted_random, p2c,
+    /// p2c_peak_ewma, or a JSON config.
+    #[arg(long, default_value = "round_robin", value_parser = super::traffic::parse_lb)]
+    lb: sdkit::lb::BalancerConfig,
     /// Turn off outlier ejection (on by default: the crashed backend is left out after 5
     /// failed attempts in a row instead of taking a third of the attempts until it leaves the
     /// registry).
@@ -91,11 +96,15 @@ async fn demo(args: Args) -> Result<u8, CommandError> {
         style,
         started: Instant::now(),
     };
-    out.heading(if args.no_outlier {
-        "sdkit demo: discovery registry → 3 backends → endpointer → round-robin → retry"
-    } else {
-        "sdkit demo: discovery registry → 3 backends → endpointer → round-robin + outlier ejection → retry"
-    })?;
+    out.heading(&format!(
+        "sdkit demo: discovery registry → 3 backends → endpointer → {}{} → retry",
+        args.lb.policy(),
+        if args.no_outlier {
+            ""
+        } else {
+            " + outlier ejection"
+        }
+    ))?;
 
     // 1. The registry.
     let listener = TcpListener::bind("127.0.0.1:0")
@@ -184,6 +193,7 @@ async fn demo(args: Args) -> Result<u8, CommandError> {
         concurrency: args.concurrency.into(),
         attempts: 3,
         attempt_timeout,
+        lb: args.lb.clone(),
     };
     let show = |addrs: &[String]| {
         let names = names.lock().unwrap_or_else(PoisonError::into_inner);
@@ -208,8 +218,10 @@ async fn demo(args: Args) -> Result<u8, CommandError> {
     let mut failed_total = 0;
 
     out.heading(&format!(
-        "1. spread: {} requests, concurrency {}, round-robin, up to 3 attempts",
-        args.requests, args.concurrency
+        "1. spread: {} requests, concurrency {}, {}, up to 3 attempts",
+        args.requests,
+        args.concurrency,
+        args.lb.policy()
     ))?;
     let stats = phase(&current);
     traffic::run(

@@ -1,17 +1,17 @@
-//! Traffic for `call` and `demo`: workers that GET a path through retry → round-robin over an
-//! endpoint set, and the statistics they keep (per-instance served and failed attempts, failed
-//! requests, latency percentiles).
+//! Traffic for `call` and `demo`: workers that GET a path through retry → a balancer (`--lb`,
+//! round-robin by default) over an endpoint set, and the statistics they keep (per-instance
+//! served and failed attempts, failed requests, latency percentiles), as text or JSON.
 //!
-//! Every worker has its own round-robin over the shared endpoint set, so after a failed attempt
-//! a worker's retry always moves on to the *next* instance (with one shared counter, other
-//! workers' picks in between could send it back to the same one).
+//! Every worker has its own balancer over the shared endpoint set (per-endpoint state such as
+//! in-flight counts is shared through the endpoints); a retry avoids the instance that just
+//! failed while another is ready.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use sdkit::lb::RoundRobin;
+use sdkit::lb::BalancerConfig;
 use sdkit::retry::{Decision, Retry, RetryConfig};
 use sdkit::{Backoff, BoxError, CancellationToken, EndpointSet};
 use tokio::sync::watch;
@@ -207,6 +207,62 @@ impl Stats {
     }
 }
 
+impl Stats {
+    /// The summary as one JSON object (for `--json`): per instance (address, served, failed
+    /// attempts), totals, and latency percentiles in milliseconds.
+    pub fn summary_json(&self, policy: &str, elapsed: Duration) -> serde_json::Value {
+        let instances: Vec<serde_json::Value> = self
+            .per_instance()
+            .into_iter()
+            .map(|(addr, c)| {
+                serde_json::json!({
+                    "address": addr,
+                    "served": c.served,
+                    "failed_attempts": c.failed_attempts,
+                })
+            })
+            .collect();
+        let mut latencies = self
+            .latencies
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        latencies.sort_unstable();
+        let at = |p: f64| {
+            if latencies.is_empty() {
+                return serde_json::Value::Null;
+            }
+            let index = ((latencies.len() as f64 * p).ceil() as usize).clamp(1, latencies.len());
+            serde_json::json!(latencies[index - 1].as_secs_f64() * 1e3)
+        };
+        let errors: BTreeMap<String, u64> = self
+            .errors
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        serde_json::json!({
+            "policy": policy,
+            "instances": instances,
+            "totals": {
+                "requests": self.completed(),
+                "ok": self.ok(),
+                "failed": self.failed(),
+                "retried": self.retried(),
+                "elapsed_s": elapsed.as_secs_f64(),
+                "requests_per_s": self.completed() as f64 / elapsed.as_secs_f64().max(1e-9),
+            },
+            "errors": errors,
+            "latency_ms": { "p50": at(0.50), "p90": at(0.90), "p99": at(0.99), "max": at(1.0) },
+        })
+    }
+}
+
+/// Parses `--lb`: a policy name (`p2c_peak_ewma`) or a JSON balancer config.
+pub fn parse_lb(text: &str) -> Result<BalancerConfig, String> {
+    text.parse()
+        .map_err(|e: sdkit::lb::UnknownPolicy| e.to_string())
+}
+
 fn format_latency(d: Duration) -> String {
     if d < Duration::from_millis(10) {
         format!("{:.2}ms", d.as_secs_f64() * 1e3)
@@ -230,6 +286,8 @@ pub struct Plan {
     pub attempts: u32,
     /// Timeout of one attempt.
     pub attempt_timeout: Duration,
+    /// The balancer each worker picks with.
+    pub lb: BalancerConfig,
 }
 
 impl Plan {
@@ -262,7 +320,7 @@ pub async fn run(
     let mut workers = tokio::task::JoinSet::new();
     for _ in 0..plan.concurrency.max(1) {
         let retry =
-            Retry::balanced(RoundRobin::new(set.clone()), plan.retry_config()).with_policy(policy);
+            Retry::balanced(plan.lb.build(set.clone()), plan.retry_config()).with_policy(policy);
         let (plan, stats, stop, tickets) =
             (plan.clone(), stats.clone(), stop.clone(), tickets.clone());
         workers.spawn(async move {

@@ -144,7 +144,8 @@ impl StdError for Classified {
 /// ```
 #[must_use = "dropping the guard counts the call as cancelled"]
 pub struct CallGuard {
-    tracked: Option<(Arc<EndpointState>, Instant)>,
+    /// The state, and the start of the call when latency is recorded.
+    tracked: Option<(Arc<EndpointState>, Option<Instant>)>,
     /// Reports the outcome only (no in-flight count, no clock): see [`CallGuard::outcomes`].
     reported: Option<Arc<EndpointState>>,
 }
@@ -170,11 +171,28 @@ impl CallGuard {
         }
     }
 
-    /// A guard that counts one call in flight on `state` from now on and records its outcome.
+    /// A guard that counts one call in flight on `state` from now on and records its outcome
+    /// and latency.
     pub fn track(state: Arc<EndpointState>) -> Self {
+        Self::track_from(state, Instant::now())
+    }
+
+    /// Like [`track`](Self::track), the call having started at `start` (a balancer that read
+    /// the clock to pick passes that reading).
+    pub fn track_from(state: Arc<EndpointState>, start: Instant) -> Self {
         state.begin();
         CallGuard {
-            tracked: Some((state, Instant::now())),
+            tracked: Some((state, Some(start))),
+            reported: None,
+        }
+    }
+
+    /// A guard that counts one call in flight on `state` and records its outcome but no
+    /// latency: no clock read (what least-in-flight balancing needs).
+    pub fn track_untimed(state: Arc<EndpointState>) -> Self {
+        state.begin();
+        CallGuard {
+            tracked: Some((state, None)),
             reported: None,
         }
     }
@@ -213,9 +231,16 @@ impl CallGuard {
     fn end(&mut self, outcome: Outcome) {
         if let Some((state, start)) = self.tracked.take() {
             state.end();
-            state.record(outcome, start.elapsed());
+            match (start, outcome) {
+                (_, Outcome::Cancelled) => {}
+                (Some(start), _) => {
+                    let now = Instant::now();
+                    state.record_at(outcome, now.saturating_duration_since(start), now);
+                }
+                (None, _) => state.record_outcome(outcome),
+            }
         } else if let Some(state) = self.reported.take() {
-            state.report(outcome);
+            state.record_outcome(outcome);
         }
     }
 }

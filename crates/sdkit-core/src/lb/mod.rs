@@ -15,6 +15,9 @@
 //!
 //! [`BalancerConfig`] builds any of them from configuration (`{"policy": "p2c_peak_ewma"}`).
 //! Weighted and least-loaded balancers can ramp new endpoints up ([`SlowStart`]).
+//! [`outlier`] detection works with all of them: once an
+//! [`OutlierDetector`](outlier::OutlierDetector) watches a set, the guards of balancers without
+//! feedback report each call's outcome too (only the outcome: no clock, no in-flight count).
 //!
 //! Every balancer skips endpoints that are not [ready](EndpointState::is_ready) (transport
 //! down, ejected, unhealthy) while at least half of the set is ready (below that, Envoy's panic
@@ -46,6 +49,7 @@ mod config;
 mod context;
 mod guard;
 pub mod hash;
+mod metered;
 pub mod outlier;
 mod p2c;
 mod prefer;
@@ -66,6 +70,7 @@ pub mod zone;
 pub use config::{BalancerConfig, POLICIES, UnknownPolicy};
 pub use context::PickContext;
 pub use guard::{CallGuard, Classified, FailureClass, Outcome, Picked};
+pub use metered::Metered;
 pub use p2c::{DEFAULT_RTT, Load, P2c};
 pub use random::Random;
 pub use ready::PANIC_THRESHOLD_PERCENT;

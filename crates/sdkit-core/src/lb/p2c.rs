@@ -65,8 +65,8 @@ impl Load {
 /// other.guard.success();
 /// ```
 #[derive(Debug)]
-pub struct P2c<S> {
-    reader: Reader<S>,
+pub struct P2c<S: Send + Sync> {
+    reader: Reader<S, Candidates>,
     load: Load,
     slow_start: Option<SlowStart>,
 }
@@ -90,7 +90,7 @@ impl<S: Send + Sync + 'static> P2c<S> {
     /// With a fixed seed for the random draws.
     pub fn with_seed(set: EndpointSet<S>, load: Load, seed: u64) -> Self {
         P2c {
-            reader: Reader::new(set, seed),
+            reader: Reader::with_table(set, seed, Candidates::build),
             load,
             slow_start: None,
         }
@@ -173,39 +173,40 @@ impl Candidates {
 impl<S: Clone + Send + Sync + 'static> P2c<S> {
     #[inline]
     fn choose(&self, cx: &PickContext<'_>) -> Result<Picked<S>, NoEndpoints> {
-        self.reader.with(|endpoints, local| {
-            local.with_derived(endpoints, Candidates::build, |candidates, local| {
-                let len = endpoints.len();
-                let m = candidates.len(len);
-                if m == 0 {
-                    return Err(NoEndpoints);
-                }
-                let (a, b) = candidates.two(local, len);
-                let (first, other) = if a == b {
-                    (a, b)
+        self.reader.with(|endpoints, candidates, local| {
+            let len = endpoints.len();
+            let m = candidates.len(len);
+            if m == 0 {
+                return Err(NoEndpoints);
+            }
+            let (a, b) = candidates.two(local, len);
+            let now = match self.load {
+                Load::PeakEwma { .. } => Some(Instant::now()),
+                Load::InFlight => None,
+            };
+            let (first, other) = if a == b {
+                (a, b)
+            } else {
+                let ramp_now =
+                    now_if_warming(self.slow_start.as_ref(), candidates.latest_join, local);
+                let cost = |i: usize| self.cost(endpoints, i, now, ramp_now);
+                if cost(b) < cost(a) { (b, a) } else { (a, b) }
+            };
+            let i = ready::filter(endpoints, local, cx, true, first, |local, k| {
+                if k == 1 {
+                    other
                 } else {
-                    let now = match self.load {
-                        Load::PeakEwma { .. } => Some(Instant::now()),
-                        Load::InFlight => None,
-                    };
-                    let ramp_now =
-                        now_if_warming(self.slow_start.as_ref(), candidates.latest_join, local);
-                    let cost = |i: usize| self.cost(endpoints, i, now, ramp_now);
-                    if cost(b) < cost(a) { (b, a) } else { (a, b) }
-                };
-                let i = ready::filter(endpoints, local, cx, true, first, |local, k| {
-                    if k == 1 {
-                        other
-                    } else {
-                        candidates.draw(local, len)
-                    }
-                });
-                let e = &endpoints.as_slice()[i];
-                Ok(Picked {
-                    service: e.service().clone(),
-                    guard: CallGuard::track(Arc::clone(e.state())),
-                    key: e.key(),
-                })
+                    candidates.draw(local, len)
+                }
+            });
+            let e = &endpoints.as_slice()[i];
+            Ok(Picked {
+                service: e.service().clone(),
+                guard: match now {
+                    Some(now) => CallGuard::track_from(Arc::clone(e.state()), now),
+                    None => CallGuard::track_untimed(Arc::clone(e.state())),
+                },
+                key: e.key(),
             })
         })
     }

@@ -12,10 +12,11 @@ use crate::registrar::BoxFuture;
 /// Uniformly random choice over the current endpoints.
 ///
 /// Each thread draws from its own SplitMix64 sequence (the first thread's is the seed's), so
-/// picks from many threads write nothing shared. Seedable for reproducible tests. No feedback:
-/// its guards are detached.
+/// picks from many threads write nothing shared. Seedable for reproducible tests. No feedback
+/// of its own: its guards are detached unless outlier detection watches the set (then they
+/// report the outcome alone).
 #[derive(Debug)]
-pub struct Random<S> {
+pub struct Random<S: Send + Sync> {
     reader: Reader<S>,
 }
 
@@ -46,7 +47,7 @@ fn index<S>(endpoints: &Endpoints<S>, local: &mut Local, cx: &PickContext<'_>) -
 impl<S: Clone + Send + Sync + 'static> Balancer<S> for Random<S> {
     #[inline]
     fn pick(&self) -> Result<S, NoEndpoints> {
-        self.reader.with(|endpoints, local| {
+        self.reader.with(|endpoints, (), local| {
             if endpoints.is_empty() {
                 return Err(NoEndpoints);
             }
@@ -57,7 +58,7 @@ impl<S: Clone + Send + Sync + 'static> Balancer<S> for Random<S> {
 
     #[inline]
     fn pick_with(&self, cx: &PickContext<'_>) -> Result<Picked<S>, NoEndpoints> {
-        self.reader.with(|endpoints, local| {
+        self.reader.with(|endpoints, (), local| {
             if endpoints.is_empty() {
                 return Err(NoEndpoints);
             }

@@ -1,41 +1,28 @@
 //! A per-thread cached view of an [`EndpointSet`]: the pick path's snapshot load.
 //!
-//! Each balancer owns one [`Reader`]. On each thread the reader keeps, in a small thread-local
-//! table, an owned handle to the snapshot it last used together with the set's version at
-//! that time, and a little per-thread scratch ([`Local`]: a round-robin counter, a random
-//! state, the balancer's table derived from the snapshot). A pick on an unchanged set costs
-//! one atomic load (the version) and a lookup in that table; no reference count is touched
-//! and nothing shared is written.
+//! Each balancer owns one [`Reader`]. For each thread that picks, the reader keeps (in a
+//! `thread_local::ThreadLocal` owned by the reader, so it is freed with the balancer) an owned
+//! handle to the snapshot it last used, the set's version at that time, the balancer's table
+//! derived from that snapshot, and a little per-thread scratch ([`Local`]: a round-robin
+//! position, a random state). A pick on an unchanged set costs one atomic load (the version)
+//! and a lookup by thread; no reference count is touched and nothing shared is written.
 //!
-//! Why it is sound without `unsafe`: the cached snapshot is an owned `Arc`, so it can never be
-//! freed or torn while a pick reads it; at worst it is stale until the pick checks the version,
-//! and a snapshot loaded after reading version `v` is at least as new as `v`.
-//!
-//! Memory: a thread keeps the snapshot of each reader it picked from until the version moves
-//! and it picks again, until the reader is dropped and the thread next picks from a reader it
-//! has not cached, or until the thread exits; at most [`MAX_SLOTS`] readers per thread.
+//! Why it is sound without `unsafe` here: the cached snapshot is an owned `Arc`, so it can
+//! never be freed or torn while a pick reads it; at worst it is stale until the pick checks the
+//! version, and a snapshot loaded after reading version `v` is at least as new as `v`. A thread
+//! that stops picking keeps its last snapshot until the balancer is dropped.
 
 use std::any::Any;
 use std::cell::RefCell;
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use thread_local::ThreadLocal;
 
 use super::state::readiness_epoch;
 use crate::endpoint::Endpoints;
 use crate::endpoint_set::EndpointSet;
-
-/// Readers cached per thread; the least recently added is evicted beyond this.
-pub(crate) const MAX_SLOTS: usize = 16;
-
-static NEXT_ID: AtomicU64 = AtomicU64::new(1);
-
-struct Token {
-    id: u64,
-    alive: AtomicBool,
-    threads: AtomicU32,
-    seed: u64,
-}
 
 /// Per-thread, per-reader scratch.
 pub(crate) struct Local {
@@ -43,10 +30,11 @@ pub(crate) struct Local {
     pub(crate) counter: u32,
     /// SplitMix64 state.
     pub(crate) rng: u64,
-    /// The balancer's table for the current snapshot (cleared on a new snapshot).
-    pub(crate) derived: Option<Arc<dyn Any + Send + Sync>>,
     /// Set once this snapshot has no endpoint left in slow start.
     pub(crate) warm: bool,
+    /// A table with options of its own (zone groups, a subset, a Maglev table of a chosen
+    /// size) cached for this snapshot by `snapshot_cache`; cleared on every new snapshot.
+    pub(crate) derived: Option<Arc<dyn Any + Send + Sync>>,
     ready_epoch: u64,
     ready_count: usize,
 }
@@ -62,25 +50,24 @@ pub(crate) fn mix(mut z: u64) -> u64 {
 }
 
 impl Local {
-    fn new(token: &Token) -> Self {
-        let thread = token.threads.fetch_add(1, Ordering::Relaxed);
+    fn new(thread: u32, seed: u64) -> Self {
         Local {
             counter: thread,
             rng: if thread == 0 {
-                token.seed
+                seed
             } else {
-                mix(token.seed ^ mix(u64::from(thread)))
+                mix(seed ^ mix(u64::from(thread)))
             },
-            derived: None,
             warm: false,
+            derived: None,
             ready_epoch: u64::MAX,
             ready_count: 0,
         }
     }
 
     fn new_snapshot(&mut self) {
-        self.derived = None;
         self.warm = false;
+        self.derived = None;
         self.ready_epoch = u64::MAX;
     }
 
@@ -112,74 +99,55 @@ impl Local {
         }
         self.ready_count
     }
-
-    /// Runs `f` with the table of type `T` derived from `endpoints` (built once per snapshot,
-    /// cached here per thread: no reference count is touched once cached).
-    #[inline]
-    pub(crate) fn with_derived<S, T, R>(
-        &mut self,
-        endpoints: &Endpoints<S>,
-        build: impl FnOnce(&Endpoints<S>) -> T,
-        f: impl FnOnce(&T, &mut Local) -> R,
-    ) -> R
-    where
-        T: Any + Send + Sync,
-    {
-        let table = match self.derived.take() {
-            Some(table) if table.is::<T>() => table,
-            _ => endpoints.derived(build) as Arc<dyn Any + Send + Sync>,
-        };
-        let result = match table.downcast_ref::<T>() {
-            Some(t) => f(t, self),
-            // Unreachable: the table was just checked or built as a `T`.
-            None => unreachable!("derived table of the wrong type"),
-        };
-        self.derived = Some(table);
-        result
-    }
 }
 
-struct Slot {
-    id: u64,
+/// One thread's view.
+struct Slot<S, T> {
     version: u64,
-    endpoints: Arc<dyn Any + Send + Sync>,
-    token: Arc<Token>,
+    endpoints: Arc<Endpoints<S>>,
+    table: Option<Arc<T>>,
     local: Local,
 }
 
-thread_local! {
-    static SLOTS: RefCell<Vec<Slot>> = const { RefCell::new(Vec::new()) };
-}
-
-/// A balancer's cached view of an [`EndpointSet`]. See the [module docs](self).
-pub(crate) struct Reader<S> {
+/// A balancer's cached view of an [`EndpointSet`], with its per-snapshot table of type `T`
+/// (`()` for balancers without one). See the [module docs](self).
+pub(crate) struct Reader<S: Send + Sync, T: Send + Sync = ()> {
     set: EndpointSet<S>,
-    token: Arc<Token>,
+    slots: ThreadLocal<RefCell<Slot<S, T>>>,
+    build: fn(&Endpoints<S>) -> T,
+    threads: AtomicU32,
+    seed: u64,
 }
 
-impl<S> fmt::Debug for Reader<S> {
+impl<S: Send + Sync, T: Send + Sync> fmt::Debug for Reader<S, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Debug::fmt(&self.set, f)
     }
 }
 
-impl<S> Drop for Reader<S> {
-    fn drop(&mut self) {
-        self.token.alive.store(false, Ordering::Relaxed);
+fn no_table<S>(_: &Endpoints<S>) {}
+
+impl<S: Send + Sync + 'static> Reader<S, ()> {
+    /// A reader of `set` without a derived table; `seed` seeds the per-thread random states.
+    pub(crate) fn new(set: EndpointSet<S>, seed: u64) -> Self {
+        Reader::with_table(set, seed, no_table::<S>)
     }
 }
 
-impl<S: Send + Sync + 'static> Reader<S> {
-    /// A reader of `set`; `seed` seeds the per-thread random states.
-    pub(crate) fn new(set: EndpointSet<S>, seed: u64) -> Self {
+impl<S: Send + Sync + 'static, T: Any + Send + Sync> Reader<S, T> {
+    /// A reader of `set` whose balancer derives a `T` from each snapshot with `build` (built
+    /// once per snapshot, shared by every thread and every balancer of that kind).
+    pub(crate) fn with_table(
+        set: EndpointSet<S>,
+        seed: u64,
+        build: fn(&Endpoints<S>) -> T,
+    ) -> Self {
         Reader {
             set,
-            token: Arc::new(Token {
-                id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
-                alive: AtomicBool::new(true),
-                threads: AtomicU32::new(0),
-                seed,
-            }),
+            slots: ThreadLocal::new(),
+            build,
+            threads: AtomicU32::new(0),
+            seed,
         }
     }
 
@@ -188,56 +156,44 @@ impl<S: Send + Sync + 'static> Reader<S> {
         &self.set
     }
 
-    /// Runs `f` on the current snapshot and this thread's scratch.
-    #[inline]
-    pub(crate) fn with<R>(&self, f: impl FnOnce(&Endpoints<S>, &mut Local) -> R) -> R {
+    fn fresh(&self) -> Slot<S, T> {
         let version = self.set.version();
-        let mut f = Some(f);
-        let cached = SLOTS.try_with(|slots| {
-            // Re-entered (a service's clone picking from a balancer): take the slow path.
-            let mut slots = slots.try_borrow_mut().ok()?;
-            let index = match slots.iter().position(|s| s.id == self.token.id) {
-                Some(index) => index,
-                None => self.insert(&mut slots),
-            };
-            let slot = &mut slots[index];
-            if slot.version != version {
-                slot.endpoints = self.set.snapshot();
-                slot.version = version;
-                slot.local.new_snapshot();
-            }
-            let endpoints = slot.endpoints.downcast_ref::<Endpoints<S>>()?;
-            let f = f.take()?;
-            Some(f(endpoints, &mut slot.local))
-        });
-        match (cached, f) {
-            (Ok(Some(result)), _) => result,
-            (_, Some(f)) => self.uncached(f),
-            // Unreachable: `f` is only taken right before it runs and returns `Some`.
-            (_, None) => unreachable!("pick closure consumed without a result"),
+        Slot {
+            version,
+            endpoints: self.set.snapshot(),
+            table: None,
+            local: Local::new(self.threads.fetch_add(1, Ordering::Relaxed), self.seed),
         }
     }
 
-    #[cold]
-    fn insert(&self, slots: &mut Vec<Slot>) -> usize {
-        slots.retain(|s| s.token.alive.load(Ordering::Relaxed));
-        if slots.len() >= MAX_SLOTS {
-            slots.remove(0);
+    /// Runs `f` on the current snapshot, its table and this thread's scratch.
+    #[inline]
+    pub(crate) fn with<R>(&self, f: impl FnOnce(&Endpoints<S>, &T, &mut Local) -> R) -> R {
+        let version = self.set.version();
+        let cell = self.slots.get_or(|| RefCell::new(self.fresh()));
+        // Re-entered on this thread (a service's `clone` picking from this balancer): a
+        // one-off view.
+        let Ok(mut slot) = cell.try_borrow_mut() else {
+            return self.uncached(f);
+        };
+        let slot = &mut *slot;
+        if slot.version != version {
+            slot.endpoints = self.set.snapshot();
+            slot.version = version;
+            slot.table = None;
+            slot.local.new_snapshot();
         }
-        slots.push(Slot {
-            id: self.token.id,
-            // Never a real version: the first use loads the snapshot.
-            version: u64::MAX,
-            endpoints: Arc::new(()),
-            token: Arc::clone(&self.token),
-            local: Local::new(&self.token),
-        });
-        slots.len() - 1
+        let table = match &slot.table {
+            Some(table) => table,
+            None => slot.table.insert(slot.endpoints.derived(self.build)),
+        };
+        f(&slot.endpoints, table, &mut slot.local)
     }
 
     #[cold]
-    fn uncached<R>(&self, f: impl FnOnce(&Endpoints<S>, &mut Local) -> R) -> R {
-        let endpoints = self.set.load();
-        f(&endpoints, &mut Local::new(&self.token))
+    fn uncached<R>(&self, f: impl FnOnce(&Endpoints<S>, &T, &mut Local) -> R) -> R {
+        let mut slot = self.fresh();
+        let table = slot.endpoints.derived(self.build);
+        f(&slot.endpoints, &table, &mut slot.local)
     }
 }

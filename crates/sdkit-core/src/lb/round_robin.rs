@@ -13,9 +13,10 @@ use crate::registrar::BoxFuture;
 ///
 /// Each thread keeps its own position (thread `t` starts at `t`), so picks from many threads
 /// write nothing shared and stay fair: each thread's picks cycle through the set, so every
-/// endpoint gets its share within one pick per thread. No feedback: its guards are detached.
+/// endpoint gets its share within one pick per thread. No feedback of its own: its guards are
+/// detached unless outlier detection watches the set (then they report the outcome alone).
 #[derive(Debug)]
-pub struct RoundRobin<S> {
+pub struct RoundRobin<S: Send + Sync> {
     reader: Reader<S>,
 }
 
@@ -45,7 +46,7 @@ fn index<S>(endpoints: &Endpoints<S>, local: &mut Local, cx: &PickContext<'_>) -
 impl<S: Clone + Send + Sync + 'static> Balancer<S> for RoundRobin<S> {
     #[inline]
     fn pick(&self) -> Result<S, NoEndpoints> {
-        self.reader.with(|endpoints, local| {
+        self.reader.with(|endpoints, (), local| {
             if endpoints.is_empty() {
                 return Err(NoEndpoints);
             }
@@ -56,7 +57,7 @@ impl<S: Clone + Send + Sync + 'static> Balancer<S> for RoundRobin<S> {
 
     #[inline]
     fn pick_with(&self, cx: &PickContext<'_>) -> Result<Picked<S>, NoEndpoints> {
-        self.reader.with(|endpoints, local| {
+        self.reader.with(|endpoints, (), local| {
             if endpoints.is_empty() {
                 return Err(NoEndpoints);
             }

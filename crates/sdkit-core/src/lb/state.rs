@@ -205,37 +205,39 @@ impl EndpointState {
     /// failures, a failure counts one and feeds the latency estimate at least twice its current
     /// value (so a failing endpoint never looks fast), a cancelled call records nothing.
     pub fn record(&self, outcome: Outcome, latency: Duration) {
+        self.record_at(outcome, latency, Instant::now());
+    }
+
+    /// Records an outcome without a latency: the consecutive failures, and the observer (outlier
+    /// detection) if one is attached — what guards without a clock report.
+    pub fn record_outcome(&self, outcome: Outcome) {
         if let Some(observer) = self.observer.get() {
             observer.observe(outcome);
         }
         match outcome {
             Outcome::Success => {
-                self.consecutive_failures.store(0, Ordering::Relaxed);
-                self.observe(latency, Instant::now());
+                if self.consecutive_failures.load(Ordering::Relaxed) != 0 {
+                    self.consecutive_failures.store(0, Ordering::Relaxed);
+                }
             }
-            Outcome::Failure(class) => {
+            Outcome::Failure(_) => {
                 self.consecutive_failures.fetch_add(1, Ordering::Relaxed);
-                let now = Instant::now();
-                let penalty = match class {
-                    FailureClass::Other => latency,
-                    _ => latency.max(self.latency_at(now, DEFAULT_DECAY).saturating_mul(2)),
-                };
-                self.observe(penalty, now);
             }
             Outcome::Cancelled => {}
         }
     }
 
-    /// Records an outcome without a latency (what a guard of a balancer without feedback
-    /// reports while an observer is attached): the consecutive failures and the observer only.
-    pub fn report(&self, outcome: Outcome) {
-        if let Some(observer) = self.observer.get() {
-            observer.observe(outcome);
-        }
+    /// [`record`](Self::record) with the current time given.
+    pub(crate) fn record_at(&self, outcome: Outcome, latency: Duration, now: Instant) {
+        self.record_outcome(outcome);
         match outcome {
-            Outcome::Success => self.consecutive_failures.store(0, Ordering::Relaxed),
-            Outcome::Failure(_) => {
-                self.consecutive_failures.fetch_add(1, Ordering::Relaxed);
+            Outcome::Success => self.observe(latency, now),
+            Outcome::Failure(class) => {
+                let penalty = match class {
+                    FailureClass::Other => latency,
+                    _ => latency.max(self.latency_at(now, DEFAULT_DECAY).saturating_mul(2)),
+                };
+                self.observe(penalty, now);
             }
             Outcome::Cancelled => {}
         }

@@ -67,7 +67,7 @@ pub enum Client {
 /// assert_eq!(lb.members().len(), 5);
 /// ```
 #[derive(Debug)]
-pub struct Subset<S> {
+pub struct Subset<S: Send + Sync> {
     reader: Reader<S>,
     cache: SnapshotCache<S, Groups>,
     client: Client,
@@ -126,7 +126,7 @@ impl<S: Send + Sync + 'static> Subset<S> {
         &self,
         f: impl FnOnce(&Endpoints<S>, &Groups, &mut super::reader::Local) -> R,
     ) -> R {
-        self.reader.with(|endpoints, local| {
+        self.reader.with(|endpoints, _, local| {
             self.cache.with(
                 self.reader.set(),
                 endpoints,

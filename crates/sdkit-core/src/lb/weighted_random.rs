@@ -18,7 +18,8 @@ use crate::registrar::BoxFuture;
 /// pick then draws one 64-bit random number and reads two table entries, whatever the number of
 /// endpoints. Weight 0 is never picked; a set whose weights are all 0 has [`NoEndpoints`].
 /// Per-thread random sequences (seedable), nothing shared written. Opt-in [`SlowStart`].
-/// No feedback: its guards are detached.
+/// No feedback of its own: its guards are detached unless outlier detection
+/// watches the set (then they report the outcome alone).
 ///
 /// ```
 /// use sdkit_core::lb::{Balancer, WeightedRandom};
@@ -32,8 +33,8 @@ use crate::registrar::BoxFuture;
 /// assert!((0..1000).all(|_| wr.pick().unwrap() == 'b'));
 /// ```
 #[derive(Debug)]
-pub struct WeightedRandom<S> {
-    reader: Reader<S>,
+pub struct WeightedRandom<S: Send + Sync> {
+    reader: Reader<S, Alias>,
     slow_start: Option<SlowStart>,
 }
 
@@ -46,7 +47,7 @@ impl<S: Send + Sync + 'static> WeightedRandom<S> {
     /// Weighted random choice over `set` with a fixed seed.
     pub fn with_seed(set: EndpointSet<S>, seed: u64) -> Self {
         WeightedRandom {
-            reader: Reader::new(set, seed),
+            reader: Reader::with_table(set, seed, Alias::build),
             slow_start: None,
         }
     }
@@ -134,21 +135,18 @@ impl<S: Clone + Send + Sync + 'static> WeightedRandom<S> {
         cx: &PickContext<'_>,
         f: impl FnOnce(&Endpoints<S>, usize) -> R,
     ) -> Result<R, NoEndpoints> {
-        self.reader.with(|endpoints, local| {
-            local.with_derived(endpoints, Alias::build, |alias, local| {
-                if alias.index.is_empty() {
-                    return Err(NoEndpoints);
-                }
-                let mut first = alias.draw(local);
-                if let Some(now) =
-                    now_if_warming(self.slow_start.as_ref(), alias.latest_join, local)
-                    && let Some(slow_start) = &self.slow_start
-                {
-                    first = ramp(slow_start, endpoints, now, local, first, |l| alias.draw(l));
-                }
-                let i = ready::filter(endpoints, local, cx, true, first, |l, _| alias.draw(l));
-                Ok(f(endpoints, i))
-            })
+        self.reader.with(|endpoints, alias, local| {
+            if alias.index.is_empty() {
+                return Err(NoEndpoints);
+            }
+            let mut first = alias.draw(local);
+            if let Some(now) = now_if_warming(self.slow_start.as_ref(), alias.latest_join, local)
+                && let Some(slow_start) = &self.slow_start
+            {
+                first = ramp(slow_start, endpoints, now, local, first, |l| alias.draw(l));
+            }
+            let i = ready::filter(endpoints, local, cx, true, first, |l, _| alias.draw(l));
+            Ok(f(endpoints, i))
         })
     }
 }
@@ -167,7 +165,7 @@ impl<S: Clone + Send + Sync + 'static> Balancer<S> for WeightedRandom<S> {
             let e = &e.as_slice()[i];
             Picked {
                 service: e.service().clone(),
-                guard: CallGuard::detached(),
+                guard: CallGuard::outcomes(e.state()),
                 key: e.key(),
             }
         })

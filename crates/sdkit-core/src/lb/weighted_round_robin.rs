@@ -30,7 +30,8 @@ pub const MAX_SCHEDULE_PER_ENDPOINT: u64 = 64;
 /// are scaled down to that total (each keeps at least 1), so shares are exact to within one
 /// pick per scaled cycle. Each thread walks the schedule from its own position (thread `t`
 /// starts at `t`), so picks write nothing shared. Opt-in [`SlowStart`] ramps new endpoints up.
-/// No feedback: its guards are detached.
+/// No feedback of its own: its guards are detached unless outlier detection
+/// watches the set (then they report the outcome alone).
 ///
 /// ```
 /// use sdkit_core::lb::{Balancer, WeightedRoundRobin};
@@ -45,8 +46,8 @@ pub const MAX_SCHEDULE_PER_ENDPOINT: u64 = 64;
 /// assert_eq!(picks, "aaba".repeat(2));
 /// ```
 #[derive(Debug)]
-pub struct WeightedRoundRobin<S> {
-    reader: Reader<S>,
+pub struct WeightedRoundRobin<S: Send + Sync> {
+    reader: Reader<S, Schedule>,
     slow_start: Option<SlowStart>,
 }
 
@@ -54,7 +55,7 @@ impl<S: Send + Sync + 'static> WeightedRoundRobin<S> {
     /// Weighted round-robin over `set`.
     pub fn new(set: EndpointSet<S>) -> Self {
         WeightedRoundRobin {
-            reader: Reader::new(set, 0x5EED),
+            reader: Reader::with_table(set, 0x5EED, Schedule::build),
             slow_start: None,
         }
     }
@@ -176,26 +177,23 @@ impl<S: Clone + Send + Sync + 'static> WeightedRoundRobin<S> {
         cx: &PickContext<'_>,
         f: impl FnOnce(&Endpoints<S>, usize) -> R,
     ) -> Result<R, NoEndpoints> {
-        self.reader.with(|endpoints, local| {
-            local.with_derived(endpoints, Schedule::build, |schedule, local| {
-                if schedule.order.is_empty() {
-                    return Err(NoEndpoints);
-                }
-                let next = |local: &mut Local| {
-                    let n = local.counter;
-                    local.counter = n.wrapping_add(1);
-                    schedule.at(n)
-                };
-                let mut first = next(local);
-                if let Some(now) =
-                    now_if_warming(self.slow_start.as_ref(), schedule.latest_join, local)
-                    && let Some(slow_start) = &self.slow_start
-                {
-                    first = ramp(slow_start, endpoints, now, local, first, next);
-                }
-                let i = ready::filter(endpoints, local, cx, true, first, |local, _| next(local));
-                Ok(f(endpoints, i))
-            })
+        self.reader.with(|endpoints, schedule, local| {
+            if schedule.order.is_empty() {
+                return Err(NoEndpoints);
+            }
+            let next = |local: &mut Local| {
+                let n = local.counter;
+                local.counter = n.wrapping_add(1);
+                schedule.at(n)
+            };
+            let mut first = next(local);
+            if let Some(now) = now_if_warming(self.slow_start.as_ref(), schedule.latest_join, local)
+                && let Some(slow_start) = &self.slow_start
+            {
+                first = ramp(slow_start, endpoints, now, local, first, next);
+            }
+            let i = ready::filter(endpoints, local, cx, true, first, |local, _| next(local));
+            Ok(f(endpoints, i))
         })
     }
 }
@@ -214,7 +212,7 @@ impl<S: Clone + Send + Sync + 'static> Balancer<S> for WeightedRoundRobin<S> {
             let e = &e.as_slice()[i];
             Picked {
                 service: e.service().clone(),
-                guard: CallGuard::detached(),
+                guard: CallGuard::outcomes(e.state()),
                 key: e.key(),
             }
         })

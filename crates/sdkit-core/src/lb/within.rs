@@ -76,7 +76,7 @@ pub(crate) mod tests {
     /// Runs `f` with a thread scratch seeded by `seed`.
     pub(crate) fn with_local<R>(seed: u64, f: impl FnOnce(&mut Local) -> R) -> R {
         let reader = Reader::new(EndpointSet::fixed([(Instance::from_addr("x:1"), ())]), seed);
-        reader.with(|_, local| f(local))
+        reader.with(|_, _, local| f(local))
     }
 
     #[test]

@@ -53,7 +53,7 @@ pub const DEFAULT_MIN_LOCAL_SHARE: f64 = 0.5;
 
 /// Zone-preferring balancer. See the [module docs](self).
 #[derive(Debug)]
-pub struct ZoneAware<S> {
+pub struct ZoneAware<S: Send + Sync> {
     reader: Reader<S>,
     cache: SnapshotCache<S, Zones>,
     zone: Option<CompactString>,
@@ -147,7 +147,7 @@ impl<S: Send + Sync + 'static> ZoneAware<S> {
         cx: &PickContext<'_>,
         then: impl FnOnce(&Endpoints<S>, usize) -> R,
     ) -> Result<R, NoEndpoints> {
-        self.reader.with(|endpoints, local| {
+        self.reader.with(|endpoints, _, local| {
             self.cache.with(
                 self.reader.set(),
                 endpoints,
