@@ -100,6 +100,20 @@ pub const TOOLS: &[Tool] = &[
             ],
         ),
     },
+    Tool {
+        // The registry metrics test runs a real Prometheus scraping `sdkit serve`.
+        name: "prometheus",
+        packages: &["prometheus"],
+        need: Need::Test,
+        probe: Probe::Runs("prometheus", &["--version"]),
+    },
+    Tool {
+        // Lints the registry's exposition (`promtool check metrics`); same package.
+        name: "promtool",
+        packages: &["prometheus"],
+        need: Need::Test,
+        probe: Probe::Runs("promtool", &["--version"]),
+    },
 ];
 
 impl Tool {

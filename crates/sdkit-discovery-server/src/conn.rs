@@ -72,7 +72,12 @@ async fn serve(shared: Arc<Shared>, http: &http1::Builder, stream: TcpStream, pe
     let svc_shared = Arc::clone(&shared);
     let service = service_fn(move |req| {
         let shared = Arc::clone(&svc_shared);
-        async move { Ok::<_, Infallible>(http::handle(&shared, req, caller).await) }
+        async move {
+            let route = crate::metrics::Route::of(req.uri().path());
+            let resp = http::handle(&shared, req, caller).await;
+            shared.requests.record(route, &resp);
+            Ok::<_, Infallible>(resp)
+        }
     });
     let conn = http.serve_connection(io, service);
     tokio::pin!(conn);

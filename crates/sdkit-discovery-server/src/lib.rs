@@ -18,7 +18,8 @@
 //! cursors, change topics, self-preservation, eviction), `shared` (state of one server),
 //! `http` (access control, routing, forms, handlers, long polls), `io` and `conn` (one
 //! connection with its deadlines), `lease` (the periodic lease check), `server` (accept
-//! loop, task ownership and shutdown), `builder`.
+//! loop, task ownership and shutdown), `builder`, `metrics` (the Prometheus exposition and
+//! its own listener).
 //!
 //! [bilibili discovery]: https://github.com/bilibili/discovery
 #![deny(missing_docs)]
@@ -37,6 +38,7 @@ mod http;
 mod io;
 mod lease;
 mod limits;
+mod metrics;
 mod registry;
 mod server;
 mod shared;

@@ -59,7 +59,7 @@ pub struct Server {
 /// Controls a [`Server`] from outside: shutdown and statistics. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Handle {
-    shared: Arc<Shared>,
+    pub(crate) shared: Arc<Shared>,
 }
 
 /// A snapshot of the server's state.

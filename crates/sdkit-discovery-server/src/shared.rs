@@ -44,6 +44,8 @@ pub(crate) struct Shared {
     /// Open connections, in total and per client address.
     pub(crate) connections: Arc<Budget>,
     pub(crate) protect_until: OnceLock<Instant>,
+    /// Requests answered, by route and code (the metrics listener shows them).
+    pub(crate) requests: crate::metrics::Requests,
 }
 
 impl Shared {
@@ -68,6 +70,7 @@ impl Shared {
                 limits.max_connections_per_addr,
             )),
             protect_until: OnceLock::new(),
+            requests: crate::metrics::Requests::default(),
             config,
         }
     }

@@ -12,6 +12,8 @@
 //! * [`eureka`]: an in-process Eureka REST API double ([`EurekaDouble`]).
 //! * [`pause_proxy`]: a TCP proxy that cuts a client off from its server ([`PausableProxy`]).
 //! * [`zookeeper`]: a real ZooKeeper server or three-server ensemble ([`ZooKeeper`]).
+//! * [`prometheus`]: a real Prometheus scraping given targets ([`Prometheus`]), and
+//!   `promtool check metrics`.
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
@@ -24,6 +26,7 @@ mod eureka_registry;
 pub mod logs;
 pub mod pause_proxy;
 pub mod process;
+pub mod prometheus;
 pub mod wait;
 pub mod zookeeper;
 
@@ -35,4 +38,5 @@ pub use pause_proxy::PausableProxy;
 pub use process::{
     ChildProcess, free_port, free_ports, free_udp_port, wait_until, wait_until_async,
 };
+pub use prometheus::Prometheus;
 pub use zookeeper::ZooKeeper;

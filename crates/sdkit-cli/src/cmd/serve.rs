@@ -1,7 +1,8 @@
 //! `sdkit serve`: run the embedded discovery registry until SIGINT or SIGTERM.
 //!
 //! When the listener is bound, one line `listening on <addr>` goes to stdout, so
-//! `--listen 127.0.0.1:0` is usable from scripts. On a signal, parked polls are answered
+//! `--listen 127.0.0.1:0` is usable from scripts. With `--metrics-listen`, a second line
+//! `metrics on <addr>` follows, and Prometheus metrics are served at `/metrics` there. On a signal, parked polls are answered
 //! -304 at once and open connections get a short grace period.
 
 use super::CommandError;
@@ -19,6 +20,7 @@ Examples:
   sdkit serve --listen 127.0.0.1:0 --env prod --zone sh001
   sdkit serve --hold 5s --evict-after 20s --evict-interval 5s
   SDKIT_SERVE_TOKEN=s3cret sdkit serve --listen 0.0.0.0:7171
+  sdkit serve --metrics-listen 127.0.0.1:9171   # Prometheus scrapes /metrics there
   curl 'http://127.0.0.1:7171/discovery/fetch?env=dev&appid=infra.discovery&status=1'";
 
 /// Options of `sdkit serve`.
@@ -92,6 +94,10 @@ pub struct Args {
     /// Require the token for reads too.
     #[arg(long)]
     token_reads: bool,
+    /// Serve Prometheus metrics at `/metrics` on this address (off by default; port 0 picks
+    /// a free one). No token is asked there: keep it on loopback or a private network.
+    #[arg(long)]
+    metrics_listen: Option<SocketAddr>,
 }
 
 /// The token from `--token` or `SDKIT_SERVE_TOKEN` (empty means none).
@@ -154,6 +160,14 @@ pub async fn run(args: Args) -> Result<(), CommandError> {
     let addr = listener
         .local_addr()
         .map_err(|e| CommandError(format!("listener address: {e}")))?;
+    let metrics = match args.metrics_listen {
+        Some(at) => Some(
+            TcpListener::bind(at)
+                .await
+                .map_err(|e| CommandError(format!("cannot listen on {at} for metrics: {e}")))?,
+        ),
+        None => None,
+    };
     let signal = shutdown_signal()
         .map_err(|e| CommandError(format!("cannot install signal handlers: {e}")))?;
     {
@@ -161,11 +175,31 @@ pub async fn run(args: Args) -> Result<(), CommandError> {
         writeln!(stdout, "listening on {addr}")
             .and_then(|()| stdout.flush())
             .map_err(|e| CommandError(format!("writing to stdout: {e}")))?;
+        if let Some(metrics) = &metrics {
+            let at = metrics
+                .local_addr()
+                .map_err(|e| CommandError(format!("metrics listener address: {e}")))?;
+            writeln!(stdout, "metrics on {at}")
+                .and_then(|()| stdout.flush())
+                .map_err(|e| CommandError(format!("writing to stdout: {e}")))?;
+        }
     }
+    let metrics = metrics.map(|listener| {
+        let handle = server.handle();
+        tokio::spawn(async move { handle.serve_metrics(listener).await })
+    });
     server
         .serve_with_shutdown(listener, signal)
         .await
         .map_err(|e| CommandError(e.to_string()))?;
+    if let Some(metrics) = metrics {
+        // The serve future cancelled the shared shutdown token: the metrics listener ends.
+        match metrics.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(CommandError(format!("metrics listener: {e}"))),
+            Err(e) => return Err(CommandError(format!("metrics listener task: {e}"))),
+        }
+    }
     info!("stopped");
     Ok(())
 }
