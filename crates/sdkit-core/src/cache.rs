@@ -126,21 +126,6 @@ impl InstanceCache {
         true
     }
 
-    /// Replaces the current state with an empty set carrying `error`. This is what
-    /// `invalidate_on_error` does once its timeout passes; backends should use
-    /// [`error`](Self::error), which keeps the last good set.
-    pub fn invalidate(&self, error: SourceError) -> bool {
-        let guard = self.sender();
-        let Some(tx) = guard.as_ref() else {
-            return false;
-        };
-        tx.send_replace(Some(Arc::new(Snapshot {
-            instances: Arc::new(Vec::new()),
-            error: Some(error),
-        })));
-        true
-    }
-
     /// A subscription that yields the current state at once (if there is one), then each new
     /// distinct state.
     pub fn subscribe(&self) -> Subscription {

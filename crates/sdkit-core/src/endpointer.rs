@@ -41,13 +41,14 @@ use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use arc_swap::ArcSwap;
-use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::endpoint::{Endpoint, Endpoints};
+use crate::endpoint_set::EndpointSet;
 use crate::error::{BoxError, NoInstancesYet};
-use crate::{Backoff, Instance, Instancer, Snapshot, SourceError, Subscription};
+use crate::lb::EndpointState;
+use crate::{Backoff, Instance, Instancer, Snapshot, Subscription};
 
 /// Makes an endpoint for an instance. Implemented by every
 /// `Fn(&Instance) -> Result<S, E> + Send + Sync + 'static` with `E: Into<BoxError>`.
@@ -55,6 +56,19 @@ pub trait Factory<S>: Send + Sync + 'static {
     /// Creates the endpoint for `instance` (connects lazily, ideally: it is called on the
     /// endpointer's task).
     fn make(&self, instance: &Instance) -> Result<S, BoxError>;
+
+    /// Creates the endpoint for `instance`, given the endpoint's shared [`EndpointState`]: a
+    /// transport keeps the state to mark its connection ready or not
+    /// ([`set_transport_ready`](EndpointState::set_transport_ready)) and to record what it sees.
+    /// The endpointer calls this method; the default calls [`make`](Self::make).
+    fn make_with_state(
+        &self,
+        instance: &Instance,
+        state: &Arc<EndpointState>,
+    ) -> Result<S, BoxError> {
+        let _ = state;
+        self.make(instance)
+    }
 }
 
 impl<S, E, F> Factory<S> for F
@@ -64,246 +78,6 @@ where
 {
     fn make(&self, instance: &Instance) -> Result<S, BoxError> {
         self(instance).map_err(Into::into)
-    }
-}
-
-/// One endpoint: the instance it was made for and the callable `service`.
-#[derive(Clone)]
-pub struct Endpoint<S> {
-    instance: Arc<Instance>,
-    service: S,
-}
-
-impl<S> Endpoint<S> {
-    /// The instance this endpoint reaches.
-    pub fn instance(&self) -> &Instance {
-        &self.instance
-    }
-
-    /// The callable endpoint.
-    pub fn service(&self) -> &S {
-        &self.service
-    }
-}
-
-impl<S> fmt::Debug for Endpoint<S> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Endpoint")
-            .field("instance", &self.instance)
-            .finish_non_exhaustive()
-    }
-}
-
-/// An immutable snapshot of the endpoint set, sorted by instance identity.
-pub struct Endpoints<S> {
-    items: Vec<Endpoint<S>>,
-    error: Option<SourceError>,
-    /// `⌈2⁶⁴ / len⌉`, so that pickers reduce a counter modulo `len` without a division.
-    modulus_magic: u64,
-}
-
-impl<S> Endpoints<S> {
-    fn new(items: Vec<Endpoint<S>>, error: Option<SourceError>) -> Self {
-        let len = u64::try_from(items.len()).unwrap_or(u64::MAX).max(1);
-        Endpoints {
-            items,
-            error,
-            modulus_magic: (u64::MAX / len).wrapping_add(1),
-        }
-    }
-
-    fn empty() -> Self {
-        Self::new(Vec::new(), None)
-    }
-
-    /// `n % len` by Lemire's fastmod (exact for any 32-bit `n` and `len` < 2³²); `len` must be
-    /// non-zero.
-    #[inline]
-    pub(crate) fn reduce(&self, n: u32) -> usize {
-        let low = self.modulus_magic.wrapping_mul(u64::from(n));
-        ((u128::from(low) * self.items.len() as u128) >> 64) as usize
-    }
-
-    /// The endpoints.
-    pub fn as_slice(&self) -> &[Endpoint<S>] {
-        &self.items
-    }
-
-    /// One endpoint by position.
-    pub fn get(&self, index: usize) -> Option<&Endpoint<S>> {
-        self.items.get(index)
-    }
-
-    /// The number of endpoints.
-    pub fn len(&self) -> usize {
-        self.items.len()
-    }
-
-    /// `true` when there is no endpoint.
-    pub fn is_empty(&self) -> bool {
-        self.items.is_empty()
-    }
-
-    /// The source's error while it is failing (the endpoints are the last good ones, or none
-    /// once invalidated).
-    pub fn error(&self) -> Option<&SourceError> {
-        self.error.as_ref()
-    }
-
-    /// Iterates over the endpoints.
-    pub fn iter(&self) -> std::slice::Iter<'_, Endpoint<S>> {
-        self.items.iter()
-    }
-}
-
-impl<S> fmt::Debug for Endpoints<S> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Endpoints")
-            .field("items", &self.items)
-            .field("error", &self.error)
-            .finish()
-    }
-}
-
-struct Shared<S> {
-    current: ArcSwap<Endpoints<S>>,
-    /// Serialises publishers (never pickers); `true` once closed by stop.
-    closed: Mutex<bool>,
-    /// Counts published snapshots; 0 until the first.
-    version: watch::Sender<u64>,
-}
-
-/// A cheap, cloneable, lock-free view of an endpointer's current endpoints: what balancers hold.
-pub struct EndpointSet<S> {
-    shared: Arc<Shared<S>>,
-}
-
-impl<S> Clone for EndpointSet<S> {
-    fn clone(&self) -> Self {
-        EndpointSet {
-            shared: Arc::clone(&self.shared),
-        }
-    }
-}
-
-impl<S> fmt::Debug for EndpointSet<S> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("EndpointSet")
-            .field("len", &self.shared.current.load().len())
-            .field("version", &*self.shared.version.borrow())
-            .finish()
-    }
-}
-
-impl<S> EndpointSet<S> {
-    fn new() -> Self {
-        EndpointSet {
-            shared: Arc::new(Shared {
-                current: ArcSwap::from_pointee(Endpoints::empty()),
-                closed: Mutex::new(false),
-                version: watch::channel(0).0,
-            }),
-        }
-    }
-
-    /// A set that never changes (tests, benchmarks, `static` use without an instancer).
-    pub fn fixed(endpoints: impl IntoIterator<Item = (Instance, S)>) -> Self {
-        let set = EndpointSet::new();
-        let mut items: Vec<Endpoint<S>> = endpoints
-            .into_iter()
-            .map(|(instance, service)| Endpoint {
-                instance: Arc::new(instance),
-                service,
-            })
-            .collect();
-        items.sort_by(|a, b| a.instance.id().cmp(b.instance.id()));
-        items.dedup_by(|later, earlier| later.instance.id() == earlier.instance.id());
-        set.publish(Endpoints::new(items, None));
-        set
-    }
-
-    /// The current snapshot, without touching a reference count: the pick path.
-    #[inline]
-    pub fn load(&self) -> arc_swap::Guard<Arc<Endpoints<S>>> {
-        self.shared.current.load()
-    }
-
-    /// The current snapshot as an owned handle.
-    pub fn snapshot(&self) -> Arc<Endpoints<S>> {
-        self.shared.current.load_full()
-    }
-
-    /// How many snapshots were published (0 before the first).
-    pub fn version(&self) -> u64 {
-        *self.shared.version.borrow()
-    }
-
-    /// Resolves once a snapshot newer than `version` (from [`version`](Self::version)) is
-    /// published — at once if one already was, so no change between reading the version and
-    /// waiting is lost — or never, once the endpointer is gone.
-    ///
-    /// ```
-    /// # use sdkit_core::{EndpointSet, Instance};
-    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
-    /// let set = EndpointSet::fixed([(Instance::from_addr("10.0.0.1:80"), ())]);
-    /// let seen = set.version();
-    /// // … look at set.load() …
-    /// # let seen = seen - 1;
-    /// set.changed_since(seen).await; // returns at once: a newer snapshot exists
-    /// # }
-    /// ```
-    pub async fn changed_since(&self, version: u64) {
-        let mut rx = self.shared.version.subscribe();
-        if rx.wait_for(|v| *v > version).await.is_err() {
-            std::future::pending::<()>().await;
-        }
-    }
-
-    /// Resolves once the set holds at least one endpoint (at once if it does), or never, once
-    /// the endpointer is gone.
-    pub async fn non_empty(&self) {
-        let mut rx = self.shared.version.subscribe();
-        if rx.wait_for(|_| !self.load().is_empty()).await.is_err() {
-            std::future::pending::<()>().await;
-        }
-    }
-
-    /// Publishes a snapshot unless closed; the previous one is dropped after the publishers' lock
-    /// is released (pickers never take it), unless a reader still holds it.
-    fn publish(&self, endpoints: Endpoints<S>) {
-        let previous = {
-            let closed = self
-                .shared
-                .closed
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            if *closed {
-                return;
-            }
-            let previous = self.shared.current.swap(Arc::new(endpoints));
-            self.shared.version.send_modify(|v| *v += 1);
-            previous
-        };
-        drop(previous);
-    }
-
-    /// Publishes an empty set and refuses every later publication.
-    fn close(&self) {
-        let previous = {
-            let mut closed = self
-                .shared
-                .closed
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            if *closed {
-                return;
-            }
-            *closed = true;
-            let previous = self.shared.current.swap(Arc::new(Endpoints::empty()));
-            self.shared.version.send_modify(|v| *v += 1);
-            previous
-        };
-        drop(previous);
     }
 }
 
@@ -425,10 +199,9 @@ impl<S> Endpointer<S> {
     ///
     /// [`NoInstancesYet`] when the instancer published nothing in time.
     pub async fn ready(&self, timeout: Duration) -> Result<Arc<Endpoints<S>>, NoInstancesYet> {
-        let mut rx = self.set.shared.version.subscribe();
-        match tokio::time::timeout(timeout, rx.wait_for(|v| *v > 0)).await {
-            Ok(Ok(_)) => Ok(self.set.snapshot()),
-            _ => Err(NoInstancesYet { waited: timeout }),
+        match tokio::time::timeout(timeout, self.set.first_published()).await {
+            Ok(()) => Ok(self.set.snapshot()),
+            Err(_) => Err(NoInstancesYet { waited: timeout }),
         }
     }
 
@@ -530,12 +303,13 @@ where
     S: Clone,
     F: Factory<S>,
 {
+    let first = set.version() == 0;
     let old = set.load();
-    let (items, failed) = merge(old.as_slice(), snapshot.instances(), factory);
+    let (items, failed) = merge(old.as_slice(), snapshot.instances(), factory, first);
     // The first snapshot is always published, even an empty one: it answers `ready`.
-    let unchanged = set.version() > 0
+    let unchanged = !first
         && items.len() == old.len()
-        && old.error.as_ref() == snapshot.error()
+        && old.error() == snapshot.error()
         && items
             .iter()
             .zip(old.as_slice())
@@ -547,8 +321,15 @@ where
     failed
 }
 
-/// Walks the old endpoints and the new instances (both sorted by identity) together.
-fn merge<S, F>(old: &[Endpoint<S>], new: &[Instance], factory: &F) -> (Vec<Endpoint<S>>, bool)
+/// Walks the old endpoints and the new instances (both sorted by identity) together. An
+/// instance with the same identity and address keeps its endpoint and state; any other gets a
+/// new endpoint with fresh state (warm when `first`: the first snapshot is not slow-started).
+fn merge<S, F>(
+    old: &[Endpoint<S>],
+    new: &[Instance],
+    factory: &F,
+    first: bool,
+) -> (Vec<Endpoint<S>>, bool)
 where
     S: Clone,
     F: Factory<S>,
@@ -574,22 +355,24 @@ where
         if let Some(existing) = same_id
             && existing.instance.addr() == instance.addr()
         {
-            let instance = if *existing.instance == *instance {
-                Arc::clone(&existing.instance)
-            } else {
-                Arc::new(instance.clone())
-            };
-            items.push(Endpoint {
-                instance,
-                service: existing.service.clone(),
-            });
+            let mut endpoint = existing.clone();
+            if *existing.instance != *instance {
+                endpoint.instance = Arc::new(instance.clone());
+            }
+            items.push(endpoint);
             continue;
         }
-        match factory.make(instance) {
-            Ok(service) => items.push(Endpoint {
-                instance: Arc::new(instance.clone()),
+        let state = Arc::new(if first {
+            EndpointState::warm()
+        } else {
+            EndpointState::new()
+        });
+        match factory.make_with_state(instance, &state) {
+            Ok(service) => items.push(Endpoint::with_state(
+                Arc::new(instance.clone()),
                 service,
-            }),
+                state,
+            )),
             Err(error) => {
                 failed = true;
                 tracing::warn!(id = instance.id(), addr = instance.addr(), %error, "factory failed; instance skipped, will retry");
@@ -597,25 +380,4 @@ where
         }
     }
     (items, failed)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn reduce_is_exact_modulo() {
-        for len in [1usize, 2, 3, 7, 100, 10_000, 65_537] {
-            let items: Vec<Endpoint<()>> = (0..len)
-                .map(|i| Endpoint {
-                    instance: Arc::new(Instance::from_addr(i.to_string())),
-                    service: (),
-                })
-                .collect();
-            let e = Endpoints::new(items, None);
-            for n in (0..5_000u32).chain([u32::MAX - 3, u32::MAX - 1, u32::MAX]) {
-                assert_eq!(e.reduce(n), n as usize % len, "n={n} len={len}");
-            }
-        }
-    }
 }

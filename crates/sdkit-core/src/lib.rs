@@ -14,8 +14,11 @@
 //!   latest-value fan-out that never blocks the publisher).
 //! * [`Instancer`] (with [`TaskInstancer`] for backends and [`FixedInstancer`] for static sets)
 //!   and [`Registrar`] (with the shared [`KeepAlive`](registrar::KeepAlive) driver).
-//! * [`Endpointer`]: one endpoint per instance, made by a [`Factory`], published as an immutable
-//!   snapshot that [`lb`] balancers read without locks.
+//! * [`Endpoint`], [`Endpoints`], [`EndpointSet`] (data): one endpoint per instance with its
+//!   shared [`EndpointState`](lb::EndpointState), immutable snapshots, the lock-free view
+//!   [`lb`] balancers read; [`Endpointer`] (a task) keeps them in step with an instancer,
+//!   making endpoints with a [`Factory`].
+//! * [`lb`]: balancers and the feedback path (pick context, call guards, per-endpoint state).
 //! * [`retry`]: attempts within a budget, backoff, a policy, every error kept.
 //! * tower: [`BalancedService`], [`Retry`](retry::Retry) and [`RetryLayer`](retry::RetryLayer)
 //!   are `tower::Service`s / `Layer`s; [`discover`](discover::discover) feeds
@@ -58,6 +61,8 @@ pub mod backoff;
 pub mod cache;
 pub mod discover;
 pub mod duration;
+pub mod endpoint;
+pub mod endpoint_set;
 pub mod endpointer;
 pub mod error;
 pub mod event;
@@ -70,7 +75,9 @@ pub mod service;
 
 pub use backoff::Backoff;
 pub use cache::{InstanceCache, NotReached, Subscription};
-pub use endpointer::{Endpoint, EndpointSet, Endpointer, EndpointerOptions, Endpoints, Factory};
+pub use endpoint::{Endpoint, EndpointKey, Endpoints};
+pub use endpoint_set::EndpointSet;
+pub use endpointer::{Endpointer, EndpointerOptions, Factory};
 pub use error::{BoxError, NoEndpoints, NoInstancesYet, RegistrarError};
 pub use event::{Event, Snapshot, SourceError};
 pub use instance::Instance;

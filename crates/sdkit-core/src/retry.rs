@@ -10,6 +10,13 @@
 //! budget ran out in the middle of an attempt — and implements `std::error::Error` with
 //! `source()`.
 //!
+//! Built with [`Retry::balanced`], each attempt picks through the balancer's feedback path
+//! ([`Balancer::pick_with`]): the attempt's outcome is reported to the endpoint it used, and a
+//! retry avoids every endpoint that already failed this call while another ready one exists.
+//!
+//! A [`RetryBudget`] ([`Retry::with_budget`]) can cap retries across calls (a retry budget, as in
+//! Finagle and linkerd): it is told of each call and asked before each retry.
+//!
 //! `Retry` is a `tower::Service`; [`RetryLayer`] builds it in a `tower::ServiceBuilder`.
 //!
 //! ```
@@ -47,6 +54,7 @@ use std::time::Duration;
 use tower::{Layer, Service, ServiceExt};
 
 use crate::Backoff;
+use crate::endpoint::EndpointKey;
 use crate::error::{BoxError, NoEndpoints};
 use crate::lb::Balancer;
 use crate::registrar::BoxFuture;
@@ -122,8 +130,19 @@ impl Policy for RetryAll {
     }
 }
 
+/// Caps retries across calls: told of each call, asked before each retry (Finagle's and
+/// linkerd's retry budget is one). Shared by every clone of a [`Retry`].
+pub trait RetryBudget: Send + Sync + 'static {
+    /// A call (its first attempt) starts.
+    fn deposit(&self);
+    /// A retry is about to start: `false` refuses it (the retry gives up with
+    /// [`GaveUp::Budget`]).
+    fn withdraw(&self) -> bool;
+}
+
 /// Why a [`Retry`] gave up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum GaveUp {
     /// Every allowed attempt failed.
     MaxAttempts,
@@ -131,6 +150,8 @@ pub enum GaveUp {
     Timeout,
     /// The policy stopped.
     Policy,
+    /// The [`RetryBudget`] refused a retry.
+    Budget,
 }
 
 /// An attempt was cut short because the retry budget ran out.
@@ -184,6 +205,7 @@ impl fmt::Display for RetryError {
                 self.budget
             )?,
             GaveUp::Policy => write!(f, "retry stopped by policy after {n} attempt(s)")?,
+            GaveUp::Budget => write!(f, "retry budget refused a retry after {n} attempt(s)")?,
         }
         match self.final_error() {
             Some(last) => write!(f, "; last error: {last}"),
@@ -201,12 +223,31 @@ impl StdError for RetryError {
 
 type Wake = Arc<dyn Fn() -> BoxFuture<'static, ()> + Send + Sync>;
 
+/// What a retry over a [`BalancedService`] knows beyond a plain service: how to wait for
+/// endpoints, which endpoint an attempt used, and how to avoid the failed ones.
+struct Balanced<S> {
+    wake: Wake,
+    last_picked: fn(&S) -> Option<EndpointKey>,
+    set_avoid: fn(&mut S, &[EndpointKey]),
+}
+
+impl<S> Clone for Balanced<S> {
+    fn clone(&self) -> Self {
+        Balanced {
+            wake: Arc::clone(&self.wake),
+            last_picked: self.last_picked,
+            set_avoid: self.set_avoid,
+        }
+    }
+}
+
 /// Calls an inner service with retries. See the [module docs](self).
 pub struct Retry<S, P = RetryAll> {
     inner: S,
     config: RetryConfig,
     policy: Arc<P>,
-    wake: Option<Wake>,
+    balanced: Option<Balanced<S>>,
+    budget: Option<Arc<dyn RetryBudget>>,
 }
 
 impl<S: Clone, P> Clone for Retry<S, P> {
@@ -215,7 +256,8 @@ impl<S: Clone, P> Clone for Retry<S, P> {
             inner: self.inner.clone(),
             config: self.config,
             policy: Arc::clone(&self.policy),
-            wake: self.wake.clone(),
+            balanced: self.balanced.clone(),
+            budget: self.budget.clone(),
         }
     }
 }
@@ -237,14 +279,16 @@ impl<S> Retry<S, RetryAll> {
             inner,
             config,
             policy: Arc::new(RetryAll),
-            wake: None,
+            balanced: None,
+            budget: None,
         }
     }
 }
 
 impl<B, E> Retry<BalancedService<B, E>, RetryAll> {
-    /// Retries through `balancer`: each attempt picks an endpoint; with no endpoints, the retry
-    /// waits for the set to change rather than for its backoff.
+    /// Retries through `balancer`: each attempt picks an endpoint, avoiding those that failed
+    /// earlier attempts of the same call while another ready one exists; with no endpoints,
+    /// the retry waits for the set to change rather than for its backoff.
     pub fn balanced(balancer: B, config: RetryConfig) -> Self
     where
         B: Balancer<E> + 'static,
@@ -255,7 +299,12 @@ impl<B, E> Retry<BalancedService<B, E>, RetryAll> {
             inner: BalancedService::from_arc(balancer),
             config,
             policy: Arc::new(RetryAll),
-            wake: Some(Arc::new(move || watcher.endpoints_available())),
+            balanced: Some(Balanced {
+                wake: Arc::new(move || watcher.endpoints_available()),
+                last_picked: BalancedService::last_picked,
+                set_avoid: BalancedService::set_avoid,
+            }),
+            budget: None,
         }
     }
 }
@@ -267,8 +316,15 @@ impl<S, P> Retry<S, P> {
             inner: self.inner,
             config: self.config,
             policy: Arc::new(policy),
-            wake: self.wake,
+            balanced: self.balanced,
+            budget: self.budget,
         }
+    }
+
+    /// Caps retries with a budget shared by every clone.
+    pub fn with_budget(mut self, budget: Arc<dyn RetryBudget>) -> Self {
+        self.budget = Some(budget);
+        self
     }
 
     /// The configuration.
@@ -299,7 +355,8 @@ impl<S, P> Retry<S, P> {
             self.inner.clone(),
             self.config,
             Arc::clone(&self.policy),
-            self.wake.clone(),
+            self.balanced.clone(),
+            self.budget.clone(),
             request,
         ))
     }
@@ -309,7 +366,8 @@ async fn run<S, P, Req>(
     inner: S,
     config: RetryConfig,
     policy: Arc<P>,
-    wake: Option<Wake>,
+    balanced: Option<Balanced<S>>,
+    budget: Option<Arc<dyn RetryBudget>>,
     request: Req,
 ) -> Result<S::Response, RetryError>
 where
@@ -327,12 +385,32 @@ where
         replacement,
         budget: config.timeout,
     };
+    if let Some(budget) = &budget {
+        budget.deposit();
+    }
+    let mut failed: Vec<EndpointKey> = Vec::new();
     for attempt in 1..=config.max_attempts {
-        let service = inner.clone();
-        let call = service.oneshot(request.clone());
+        let mut service = inner.clone();
+        if let Some(b) = &balanced {
+            (b.set_avoid)(&mut service, &failed);
+        }
+        let request = request.clone();
+        let call = async {
+            service.ready().await.map_err(|e| (None, e.into()))?;
+            let future = service.call(request);
+            let picked = balanced.as_ref().and_then(|b| (b.last_picked)(&service));
+            future.await.map_err(|e| (picked, e.into()))
+        };
         let error: BoxError = match tokio::time::timeout_at(deadline, call).await {
             Ok(Ok(response)) => return Ok(response),
-            Ok(Err(error)) => error.into(),
+            Ok(Err((picked, error))) => {
+                if let Some(key) = picked
+                    && !failed.contains(&key)
+                {
+                    failed.push(key);
+                }
+                error
+            }
             Err(_) => {
                 errors.push(Box::new(BudgetExhausted {
                     budget: config.timeout,
@@ -349,8 +427,13 @@ where
         if attempt == config.max_attempts {
             break;
         }
-        let wait: Pin<Box<dyn Future<Output = ()> + Send>> = match (&wake, no_endpoints) {
-            (Some(wake), true) => wake(),
+        if let Some(budget) = &budget
+            && !budget.withdraw()
+        {
+            return Err(give_up(errors, GaveUp::Budget, None));
+        }
+        let wait: Pin<Box<dyn Future<Output = ()> + Send>> = match (&balanced, no_endpoints) {
+            (Some(b), true) => (b.wake)(),
             _ => Box::pin(tokio::time::sleep(backoff.next_delay())),
         };
         if tokio::time::timeout_at(deadline, wait).await.is_err() {
@@ -434,7 +517,8 @@ impl<S, P> Layer<S> for RetryLayer<P> {
             inner,
             config: self.config,
             policy: Arc::clone(&self.policy),
-            wake: None,
+            balanced: None,
+            budget: None,
         }
     }
 }

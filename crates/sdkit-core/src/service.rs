@@ -25,16 +25,26 @@ use std::task::{Context, Poll};
 use tower::util::Oneshot;
 use tower::{Service, ServiceExt};
 
+use crate::endpoint::EndpointKey;
 use crate::error::BoxError;
-use crate::lb::Balancer;
+use crate::lb::{Balancer, CallGuard, PickContext};
 
 /// Calls one endpoint picked by a [`Balancer`] per request. Cheap to clone.
+///
+/// Each call picks with [`Balancer::pick_with`] and ends the pick's
+/// [`CallGuard`](crate::lb::CallGuard) with the call's outcome (errors classified by
+/// [`FailureClass::of`](crate::lb::FailureClass::of)); a call dropped before it ends counts as
+/// cancelled.
 ///
 /// Always ready: the endpoint's own readiness is awaited inside the returned future. With no
 /// endpoints the call fails at once with [`NoEndpoints`](crate::NoEndpoints) (wrap it in a
 /// [`Retry`](crate::retry::Retry) to wait).
 pub struct BalancedService<B, S> {
     balancer: Arc<B>,
+    /// Endpoints this handle's calls avoid (a retry's failed ones).
+    avoid: Vec<EndpointKey>,
+    /// The endpoint of this handle's last call.
+    last: Option<EndpointKey>,
     _service: PhantomData<fn() -> S>,
 }
 
@@ -48,6 +58,8 @@ impl<B, S> BalancedService<B, S> {
     pub fn from_arc(balancer: Arc<B>) -> Self {
         BalancedService {
             balancer,
+            avoid: Vec::new(),
+            last: None,
             _service: PhantomData,
         }
     }
@@ -56,12 +68,25 @@ impl<B, S> BalancedService<B, S> {
     pub fn balancer(&self) -> &Arc<B> {
         &self.balancer
     }
+
+    /// Makes this handle's calls avoid `keys` while another ready endpoint exists.
+    pub fn set_avoid(&mut self, keys: &[EndpointKey]) {
+        self.avoid.clear();
+        self.avoid.extend_from_slice(keys);
+    }
+
+    /// The endpoint this handle's last call picked.
+    pub fn last_picked(&self) -> Option<EndpointKey> {
+        self.last
+    }
 }
 
 impl<B, S> Clone for BalancedService<B, S> {
     fn clone(&self) -> Self {
         BalancedService {
             balancer: Arc::clone(&self.balancer),
+            avoid: self.avoid.clone(),
+            last: self.last,
             _service: PhantomData,
         }
     }
@@ -88,10 +113,15 @@ where
     }
 
     fn call(&mut self, request: Req) -> Self::Future {
-        let state = match self.balancer.pick() {
-            Ok(service) => State::Call {
-                call: service.oneshot(request),
-            },
+        let cx = PickContext::new().with_avoid(&self.avoid);
+        let state = match self.balancer.pick_with(&cx) {
+            Ok(picked) => {
+                self.last = Some(picked.key);
+                State::Call {
+                    call: picked.service.oneshot(request),
+                    guard: Some(picked.guard),
+                }
+            }
             Err(error) => State::Failed {
                 error: Some(error.into()),
             },
@@ -111,7 +141,7 @@ pin_project_lite::pin_project! {
 pin_project_lite::pin_project! {
     #[project = StateProj]
     enum State<S: Service<Req>, Req> {
-        Call { #[pin] call: Oneshot<S, Req> },
+        Call { #[pin] call: Oneshot<S, Req>, guard: Option<CallGuard> },
         Failed { error: Option<BoxError> },
     }
 }
@@ -125,7 +155,13 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match self.project().state.project() {
-            StateProj::Call { call } => call.poll(cx).map_err(Into::into),
+            StateProj::Call { call, guard } => {
+                let result = std::task::ready!(call.poll(cx)).map_err(Into::into);
+                if let Some(guard) = guard.take() {
+                    guard.finish_result(&result);
+                }
+                Poll::Ready(result)
+            }
             StateProj::Failed { error } => Poll::Ready(Err(error
                 .take()
                 .unwrap_or_else(|| "BalancedService future polled after completion".into()))),

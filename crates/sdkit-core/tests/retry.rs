@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use sdkit_core::lb::{Balancer, RoundRobin};
+use sdkit_core::lb::{Balancer, PickContext, Picked, RoundRobin};
 use sdkit_core::registrar::BoxFuture;
 use sdkit_core::retry::{BudgetExhausted, Decision, GaveUp, Retry, RetryConfig, RetryLayer};
 use sdkit_core::{
@@ -152,9 +152,12 @@ struct CountingBalancer {
 }
 
 impl Balancer<tower::util::BoxCloneSyncService<u32, u32, BoxError>> for CountingBalancer {
-    fn pick(&self) -> Result<tower::util::BoxCloneSyncService<u32, u32, BoxError>, NoEndpoints> {
+    fn pick_with(
+        &self,
+        cx: &PickContext<'_>,
+    ) -> Result<Picked<tower::util::BoxCloneSyncService<u32, u32, BoxError>>, NoEndpoints> {
         self.picks.fetch_add(1, Ordering::SeqCst);
-        self.inner.pick()
+        self.inner.pick_with(cx)
     }
     fn endpoints_available(&self) -> BoxFuture<'static, ()> {
         self.inner.endpoints_available()

@@ -1,0 +1,228 @@
+//! What a pick hands back: the service and a [`CallGuard`] that reports the call's outcome.
+
+use std::error::Error as StdError;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::state::EndpointState;
+use crate::endpoint::EndpointKey;
+use crate::error::{BoxError, NoEndpoints};
+
+/// Why a call failed, as far as balancing and outlier detection care.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum FailureClass {
+    /// The connection could not be made (refused, reset while connecting, DNS).
+    ConnectFailed,
+    /// The call or connection timed out.
+    Timeout,
+    /// The endpoint said it cannot serve now (gRPC `UNAVAILABLE`, HTTP 503, no endpoints).
+    Unavailable,
+    /// The endpoint failed the request (HTTP 5xx, gRPC `INTERNAL`…).
+    ServerError,
+    /// Anything else (unknown errors, application errors).
+    Other,
+}
+
+impl FailureClass {
+    /// The class of `error`: the first [`Classified`] in its `source()` chain, else a
+    /// well-known error type (`std::io::Error` kinds, Tokio's and tower's timeouts,
+    /// [`NoEndpoints`]), else [`Other`](Self::Other).
+    ///
+    /// ```
+    /// use sdkit_core::BoxError;
+    /// use sdkit_core::lb::{Classified, FailureClass};
+    /// let refused: BoxError = std::io::Error::from(std::io::ErrorKind::ConnectionRefused).into();
+    /// assert_eq!(FailureClass::of(&refused), FailureClass::ConnectFailed);
+    /// let wrapped: BoxError = Classified::new(FailureClass::ServerError, "HTTP 502").into();
+    /// assert_eq!(FailureClass::of(&wrapped), FailureClass::ServerError);
+    /// assert_eq!(FailureClass::of(&BoxError::from("boom")), FailureClass::Other);
+    /// ```
+    pub fn of(error: &BoxError) -> FailureClass {
+        let mut current: Option<&(dyn StdError + 'static)> = Some(&**error);
+        while let Some(e) = current {
+            if let Some(c) = e.downcast_ref::<Classified>() {
+                return c.class;
+            }
+            if let Some(io) = e.downcast_ref::<std::io::Error>() {
+                use std::io::ErrorKind as K;
+                match io.kind() {
+                    K::ConnectionRefused
+                    | K::ConnectionReset
+                    | K::ConnectionAborted
+                    | K::NotConnected
+                    | K::AddrNotAvailable => return FailureClass::ConnectFailed,
+                    K::TimedOut => return FailureClass::Timeout,
+                    _ => {}
+                }
+            }
+            if e.is::<tokio::time::error::Elapsed>() || e.is::<tower::timeout::error::Elapsed>() {
+                return FailureClass::Timeout;
+            }
+            if e.is::<NoEndpoints>() {
+                return FailureClass::Unavailable;
+            }
+            current = e.source();
+        }
+        FailureClass::Other
+    }
+}
+
+/// How a call ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Outcome {
+    /// It succeeded.
+    Success,
+    /// It failed.
+    Failure(FailureClass),
+    /// It was dropped before it ended (neither a success nor a failure).
+    Cancelled,
+}
+
+/// An error tagged with its [`FailureClass`]: transports wrap their errors in it so that the
+/// call layer ([`FailureClass::of`]) knows what happened. `Display` and `source()` are the
+/// inner error's.
+#[derive(Debug)]
+pub struct Classified {
+    class: FailureClass,
+    source: BoxError,
+}
+
+impl Classified {
+    /// Tags `error` with `class`.
+    pub fn new(class: FailureClass, error: impl Into<BoxError>) -> Self {
+        Classified {
+            class,
+            source: error.into(),
+        }
+    }
+
+    /// The class.
+    pub fn class(&self) -> FailureClass {
+        self.class
+    }
+
+    /// The inner error.
+    pub fn into_inner(self) -> BoxError {
+        self.source
+    }
+}
+
+impl fmt::Display for Classified {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.source, f)
+    }
+}
+
+impl StdError for Classified {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        Some(&*self.source)
+    }
+}
+
+/// Reports the outcome of one call to the endpoint's [`EndpointState`].
+///
+/// A *tracking* guard (from least-loaded balancers) raised the endpoint's in-flight count at
+/// pick and lowers it when it ends; it records the outcome and the latency since the pick. A
+/// *detached* guard (from round-robin, random, weighted) does nothing at all: no clock read, no
+/// atomic write. Ending a guard: [`success`](Self::success), [`failure`](Self::failure),
+/// [`finish`](Self::finish); dropping it unfinished records [`Outcome::Cancelled`] (not a
+/// failure).
+///
+/// ```
+/// use std::sync::Arc;
+/// use sdkit_core::lb::{CallGuard, EndpointState, FailureClass};
+///
+/// let state = Arc::new(EndpointState::new());
+/// let guard = CallGuard::track(Arc::clone(&state));
+/// assert_eq!(state.in_flight(), 1);
+/// guard.failure(FailureClass::Timeout);
+/// assert_eq!((state.in_flight(), state.consecutive_failures()), (0, 1));
+/// drop(CallGuard::track(Arc::clone(&state))); // cancelled: no failure counted
+/// assert_eq!((state.in_flight(), state.consecutive_failures()), (0, 1));
+/// ```
+#[must_use = "dropping the guard counts the call as cancelled"]
+pub struct CallGuard {
+    tracked: Option<(Arc<EndpointState>, Instant)>,
+}
+
+impl CallGuard {
+    /// A guard that reports nothing.
+    #[inline]
+    pub const fn detached() -> Self {
+        CallGuard { tracked: None }
+    }
+
+    /// A guard that counts one call in flight on `state` from now on and records its outcome.
+    pub fn track(state: Arc<EndpointState>) -> Self {
+        state.begin();
+        CallGuard {
+            tracked: Some((state, Instant::now())),
+        }
+    }
+
+    /// `true` when the guard reports to an endpoint's state.
+    pub fn is_tracking(&self) -> bool {
+        self.tracked.is_some()
+    }
+
+    /// The call succeeded.
+    pub fn success(self) {
+        self.finish(Outcome::Success);
+    }
+
+    /// The call failed with `class`.
+    pub fn failure(self, class: FailureClass) {
+        self.finish(Outcome::Failure(class));
+    }
+
+    /// Ends the call with the outcome of `result` (errors classified by [`FailureClass::of`]).
+    pub fn finish_result<T>(self, result: &Result<T, BoxError>) {
+        if !self.is_tracking() {
+            return;
+        }
+        match result {
+            Ok(_) => self.success(),
+            Err(error) => self.failure(FailureClass::of(error)),
+        }
+    }
+
+    /// Ends the call with `outcome`.
+    pub fn finish(mut self, outcome: Outcome) {
+        self.end(outcome);
+    }
+
+    fn end(&mut self, outcome: Outcome) {
+        if let Some((state, start)) = self.tracked.take() {
+            state.end();
+            state.record(outcome, start.elapsed());
+        }
+    }
+}
+
+impl Drop for CallGuard {
+    fn drop(&mut self) {
+        self.end(Outcome::Cancelled);
+    }
+}
+
+impl fmt::Debug for CallGuard {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CallGuard")
+            .field("tracking", &self.is_tracking())
+            .finish()
+    }
+}
+
+/// One pick: the endpoint's service, the guard to end when the call ends, and the endpoint's
+/// key (to avoid it on a retry).
+#[derive(Debug)]
+pub struct Picked<S> {
+    /// The endpoint's service.
+    pub service: S,
+    /// Reports the call's outcome.
+    pub guard: CallGuard,
+    /// The picked endpoint.
+    pub key: EndpointKey,
+}

@@ -1,0 +1,109 @@
+//! Balancers: pick one endpoint from the current set, and the feedback path calls report on.
+//!
+//! A [`Balancer`] reads an [`EndpointSet`](crate::EndpointSet) snapshot without locks and
+//! returns a clone of one endpoint's service ([`pick`](Balancer::pick)), or — with a
+//! [`PickContext`] — the service plus a [`CallGuard`] that reports the call's outcome to the
+//! endpoint's [`EndpointState`] ([`pick_with`](Balancer::pick_with)).
+//!
+//! | balancer | picks | feedback |
+//! |---|---|---|
+//! | [`RoundRobin`] | each endpoint in turn | none |
+//! | [`Random`] | uniformly | none |
+//!
+//! Every balancer skips endpoints that are not [ready](EndpointState::is_ready) (transport
+//! down, ejected, unhealthy) while at least half of the set is ready (below that, Envoy's panic
+//! mode: readiness is ignored), and skips the context's [avoided](PickContext::with_avoid)
+//! endpoints while another ready one exists. The cost of a pick does not depend on the number
+//! of endpoints; an unchanged set costs one atomic load per pick (see the per-thread cache in
+//! `reader.rs`), and round-robin and random write nothing shared.
+//!
+//! ```
+//! use sdkit_core::lb::{Balancer, PickContext, RoundRobin};
+//! use sdkit_core::{EndpointSet, Instance};
+//!
+//! let set = EndpointSet::fixed([
+//!     (Instance::from_addr("10.0.0.1:80"), "a"),
+//!     (Instance::from_addr("10.0.0.2:80"), "b"),
+//! ]);
+//! let rr = RoundRobin::new(set);
+//! assert_eq!(rr.pick().unwrap(), "a");
+//! assert_eq!(rr.pick().unwrap(), "b");
+//! // A retry after "a" failed avoids it while "b" is ready.
+//! let first = rr.pick_with(&PickContext::new()).unwrap();
+//! assert_eq!(first.service, "a");
+//! let failed = [first.key];
+//! first.guard.failure(sdkit_core::lb::FailureClass::Timeout);
+//! assert_eq!(rr.pick_with(&PickContext::new().with_avoid(&failed)).unwrap().service, "b");
+//! ```
+
+mod context;
+mod guard;
+mod random;
+mod reader;
+mod ready;
+mod round_robin;
+mod state;
+
+pub use context::PickContext;
+pub use guard::{CallGuard, Classified, FailureClass, Outcome, Picked};
+pub use random::Random;
+pub use ready::PANIC_THRESHOLD_PERCENT;
+pub use round_robin::RoundRobin;
+pub use state::{DEFAULT_DECAY, EndpointState};
+
+use crate::endpoint_set::EndpointSet;
+use crate::error::NoEndpoints;
+use crate::registrar::BoxFuture;
+
+/// Picks one endpoint.
+pub trait Balancer<S>: Send + Sync {
+    /// A clone of one endpoint's service, or [`NoEndpoints`] when the set is empty. The
+    /// default picks with an empty context and drops the guard (a cancelled call); balancers
+    /// without feedback implement it directly.
+    fn pick(&self) -> Result<S, NoEndpoints> {
+        self.pick_with(&PickContext::new())
+            .map(|picked| picked.service)
+    }
+
+    /// Picks with a request context; the returned guard is to be ended with the call's
+    /// outcome (dropping it counts the call as cancelled).
+    fn pick_with(&self, cx: &PickContext<'_>) -> Result<Picked<S>, NoEndpoints>;
+
+    /// Resolves once the balancer has an endpoint to pick (at once if it has one); used to wait
+    /// instead of spinning while the set is empty. The default never resolves (callers then
+    /// rely on their backoff).
+    fn endpoints_available(&self) -> BoxFuture<'static, ()> {
+        Box::pin(std::future::pending())
+    }
+}
+
+impl<S, B: Balancer<S> + ?Sized> Balancer<S> for std::sync::Arc<B> {
+    fn pick(&self) -> Result<S, NoEndpoints> {
+        (**self).pick()
+    }
+    fn pick_with(&self, cx: &PickContext<'_>) -> Result<Picked<S>, NoEndpoints> {
+        (**self).pick_with(cx)
+    }
+    fn endpoints_available(&self) -> BoxFuture<'static, ()> {
+        (**self).endpoints_available()
+    }
+}
+
+impl<S, B: Balancer<S> + ?Sized> Balancer<S> for Box<B> {
+    fn pick(&self) -> Result<S, NoEndpoints> {
+        (**self).pick()
+    }
+    fn pick_with(&self, cx: &PickContext<'_>) -> Result<Picked<S>, NoEndpoints> {
+        (**self).pick_with(cx)
+    }
+    fn endpoints_available(&self) -> BoxFuture<'static, ()> {
+        (**self).endpoints_available()
+    }
+}
+
+/// A future that resolves once `set` is non-empty: what balancers return from
+/// [`Balancer::endpoints_available`].
+pub fn non_empty<S: Send + Sync + 'static>(set: &EndpointSet<S>) -> BoxFuture<'static, ()> {
+    let set = set.clone();
+    Box::pin(async move { set.non_empty().await })
+}

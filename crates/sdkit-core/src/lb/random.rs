@@ -1,0 +1,74 @@
+//! [`Random`]: a uniformly random endpoint.
+
+use super::context::PickContext;
+use super::guard::{CallGuard, Picked};
+use super::reader::{Local, Reader};
+use super::{Balancer, non_empty, ready};
+use crate::endpoint::Endpoints;
+use crate::endpoint_set::EndpointSet;
+use crate::error::NoEndpoints;
+use crate::registrar::BoxFuture;
+
+/// Uniformly random choice over the current endpoints.
+///
+/// Each thread draws from its own SplitMix64 sequence (the first thread's is the seed's), so
+/// picks from many threads write nothing shared. Seedable for reproducible tests. No feedback:
+/// its guards are detached.
+#[derive(Debug)]
+pub struct Random<S> {
+    reader: Reader<S>,
+}
+
+impl<S: Send + Sync + 'static> Random<S> {
+    /// Random choice over `set`, seeded from the thread RNG.
+    pub fn new(set: EndpointSet<S>) -> Self {
+        Self::with_seed(set, rand::random())
+    }
+
+    /// Random choice over `set` with a fixed seed: the same seed gives the same sequence of
+    /// indices (for a single picking thread).
+    pub fn with_seed(set: EndpointSet<S>, seed: u64) -> Self {
+        Random {
+            reader: Reader::new(set, seed),
+        }
+    }
+}
+
+#[inline]
+fn index<S>(endpoints: &Endpoints<S>, local: &mut Local, cx: &PickContext<'_>) -> usize {
+    let len = endpoints.len();
+    let first = local.below(len);
+    ready::filter(endpoints, local, cx, first, |local, _| local.below(len))
+}
+
+impl<S: Clone + Send + Sync + 'static> Balancer<S> for Random<S> {
+    #[inline]
+    fn pick(&self) -> Result<S, NoEndpoints> {
+        self.reader.with(|endpoints, local| {
+            if endpoints.is_empty() {
+                return Err(NoEndpoints);
+            }
+            let i = index(endpoints, local, &PickContext::new());
+            Ok(endpoints.as_slice()[i].service().clone())
+        })
+    }
+
+    #[inline]
+    fn pick_with(&self, cx: &PickContext<'_>) -> Result<Picked<S>, NoEndpoints> {
+        self.reader.with(|endpoints, local| {
+            if endpoints.is_empty() {
+                return Err(NoEndpoints);
+            }
+            let e = &endpoints.as_slice()[index(endpoints, local, cx)];
+            Ok(Picked {
+                service: e.service().clone(),
+                guard: CallGuard::detached(),
+                key: e.key(),
+            })
+        })
+    }
+
+    fn endpoints_available(&self) -> BoxFuture<'static, ()> {
+        non_empty(self.reader.set())
+    }
+}

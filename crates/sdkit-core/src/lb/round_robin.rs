@@ -1,0 +1,75 @@
+//! [`RoundRobin`]: each endpoint in turn.
+
+use super::context::PickContext;
+use super::guard::{CallGuard, Picked};
+use super::reader::{Local, Reader};
+use super::{Balancer, non_empty, ready};
+use crate::endpoint::Endpoints;
+use crate::endpoint_set::EndpointSet;
+use crate::error::NoEndpoints;
+use crate::registrar::BoxFuture;
+
+/// Round-robin over the current endpoints; the first pick (on the first thread) is index 0.
+///
+/// Each thread keeps its own position (thread `t` starts at `t`), so picks from many threads
+/// write nothing shared and stay fair: each thread's picks cycle through the set, so every
+/// endpoint gets its share within one pick per thread. No feedback: its guards are detached.
+#[derive(Debug)]
+pub struct RoundRobin<S> {
+    reader: Reader<S>,
+}
+
+impl<S: Send + Sync + 'static> RoundRobin<S> {
+    /// Round-robin over `set`.
+    pub fn new(set: EndpointSet<S>) -> Self {
+        RoundRobin {
+            reader: Reader::new(set, 0),
+        }
+    }
+}
+
+#[inline]
+fn index<S>(endpoints: &Endpoints<S>, local: &mut Local, cx: &PickContext<'_>) -> usize {
+    // A 32-bit counter reduced without a division; it wraps after 2³² picks, which only
+    // shifts the rotation once.
+    let n = local.counter;
+    local.counter = n.wrapping_add(1);
+    let first = endpoints.reduce(n);
+    ready::filter(endpoints, local, cx, first, |local, _| {
+        let n = local.counter;
+        local.counter = n.wrapping_add(1);
+        endpoints.reduce(n)
+    })
+}
+
+impl<S: Clone + Send + Sync + 'static> Balancer<S> for RoundRobin<S> {
+    #[inline]
+    fn pick(&self) -> Result<S, NoEndpoints> {
+        self.reader.with(|endpoints, local| {
+            if endpoints.is_empty() {
+                return Err(NoEndpoints);
+            }
+            let i = index(endpoints, local, &PickContext::new());
+            Ok(endpoints.as_slice()[i].service().clone())
+        })
+    }
+
+    #[inline]
+    fn pick_with(&self, cx: &PickContext<'_>) -> Result<Picked<S>, NoEndpoints> {
+        self.reader.with(|endpoints, local| {
+            if endpoints.is_empty() {
+                return Err(NoEndpoints);
+            }
+            let e = &endpoints.as_slice()[index(endpoints, local, cx)];
+            Ok(Picked {
+                service: e.service().clone(),
+                guard: CallGuard::detached(),
+                key: e.key(),
+            })
+        })
+    }
+
+    fn endpoints_available(&self) -> BoxFuture<'static, ()> {
+        non_empty(self.reader.set())
+    }
+}
