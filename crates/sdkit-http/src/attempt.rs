@@ -75,7 +75,7 @@ pub fn may_retry(
 /// The retry policy of every call: an attempt error retries when the call layer marked it
 /// retryable; "no endpoints" retries (the retry waits within its budget); anything else stops.
 pub(crate) fn policy(_attempt: u32, error: &BoxError) -> Decision {
-    if let Some(attempt) = error.downcast_ref::<AttemptError>() {
+    if let Some(attempt) = AttemptError::find(error) {
         return if attempt.retryable() {
             Decision::Retry
         } else {
@@ -89,19 +89,30 @@ pub(crate) fn policy(_attempt: u32, error: &BoxError) -> Decision {
     }
 }
 
+impl std::fmt::Debug for Call {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Call")
+            .field("attempts", &self.attempts())
+            .field("idempotent", &self.shared.idempotent)
+            .field("replayable", &self.shared.replayable)
+            .finish_non_exhaustive()
+    }
+}
+
 struct Shared {
     template: Mutex<Option<reqwest::Request>>,
     replayable: bool,
     idempotent: bool,
     retry_statuses: bool,
     attempts: AtomicU32,
-    failed: Mutex<Vec<(Arc<str>, Arc<str>)>>,
+    failed: Mutex<Vec<Arc<str>>>,
 }
 
 /// One call: the request template and what its attempts met. Cheap to clone (the retry clones
-/// it per attempt).
+/// it per attempt). Made by the [`Client`](crate::Client); an [`Endpoint`](crate::Endpoint)
+/// serves one attempt of it.
 #[derive(Clone)]
-pub(crate) struct Call {
+pub struct Call {
     shared: Arc<Shared>,
 }
 
@@ -141,23 +152,13 @@ impl Call {
         self.shared.attempts.load(Ordering::Relaxed)
     }
 
-    /// `true` when `id` failed an earlier attempt of this call (the next pick avoids it).
-    pub(crate) fn tried(&self, id: &str) -> bool {
-        self.shared
-            .failed
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .iter()
-            .any(|(tried, _)| &**tried == id)
-    }
-
     /// Records a failed attempt and decides whether it may be retried.
-    pub(crate) fn failed(&self, id: &Arc<str>, error: &mut AttemptError) {
+    pub(crate) fn failed(&self, addr: &Arc<str>, error: &mut AttemptError) {
         self.shared
             .failed
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .push((Arc::clone(id), error.addr().into()));
+            .push(Arc::clone(addr));
         let retry = may_retry(
             error.failure(),
             self.shared.idempotent,
@@ -174,9 +175,7 @@ impl Call {
             .failed
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .iter()
-            .map(|(_, addr)| Arc::clone(addr))
-            .collect();
+            .clone();
         Served {
             id: Arc::clone(id),
             addr: Arc::clone(addr),

@@ -29,12 +29,11 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use sdkit_core::retry::{BudgetExhausted, Retry, RetryConfig, RetryError};
+use sdkit_core::retry::{BudgetExhausted, RetryError};
 use sdkit_core::{EndpointSet, Instancer, NoEndpoints};
 use url::Url;
 
-use crate::attempt::{Call, Served, policy};
-use crate::balanced::Balanced;
+use crate::attempt::{Call, Served};
 use crate::config::{Config, UnknownNames};
 use crate::endpoint::{Endpoint, EndpointFactory};
 use crate::error::{AttemptError, Error};
@@ -178,6 +177,7 @@ impl Client {
             instancer,
             self.inner.factory.clone(),
             &self.inner.make_balancer,
+            &self.inner.config,
         );
         let _writer = self
             .inner
@@ -320,15 +320,15 @@ impl Client {
     ) -> Result<reqwest::Response, Error> {
         let config = &self.inner.config;
         let started = tokio::time::Instant::now();
-        service.ready(config.timeout()).await?;
-        let budget = config.timeout().saturating_sub(started.elapsed());
-        let retry = Retry::new(
-            Balanced::new(Arc::clone(&service.balancer)),
-            RetryConfig::new(config.max_attempts(), budget).with_backoff(config.backoff()),
-        )
-        .with_policy(policy);
+        let waited = service.ready(config.timeout()).await?;
         let call = Call::new(request, config.retry_statuses());
-        match retry.call(call.clone()).await {
+        let result = if waited {
+            let budget = config.timeout().saturating_sub(started.elapsed());
+            service.retry_within(budget).call(call.clone()).await
+        } else {
+            service.retry.call(call.clone()).await
+        };
+        match result {
             Ok(response) => Ok(response),
             Err(error) => finish(service, &call, error, config.timeout()),
         }
@@ -343,9 +343,7 @@ fn finish(
     error: RetryError,
     timeout: Duration,
 ) -> Result<reqwest::Response, Error> {
-    if let Some(attempt) = error
-        .final_error()
-        .and_then(|e| e.downcast_ref::<AttemptError>())
+    if let Some(attempt) = error.final_error().and_then(AttemptError::find)
         && let Some(mut response) = attempt.take_response()
     {
         let mut served = call.served(&Arc::from(attempt.addr()), &Arc::from(attempt.addr()));

@@ -9,8 +9,10 @@
 //!
 //! An endpoint sends one attempt: it never retries. A connect failure, a timeout or a 5xx answer
 //! ends the attempt with an [`AttemptError`] that says what happened
-//! ([`AttemptFailure`]); a 5xx keeps the response inside. The failure is reported to the
-//! endpoint's [`Feedback`](crate::feedback) so failure-aware balancers can avoid it.
+//! ([`AttemptFailure`]); a 5xx keeps the response inside. Made by the endpointer through
+//! [`Factory::make_with_state`], the endpoint marks its instance not ready after a connect
+//! failure and ready again once it answers (see `feedback.rs`); as a service of a [`Call`] it
+//! tags its errors with the core's failure class so the balancer's guard records them.
 //!
 //! ```
 //! use sdkit_core::{Factory, Instance};
@@ -26,12 +28,14 @@
 use std::fmt;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use sdkit_core::lb::{Classified, EndpointState};
 use sdkit_core::registrar::BoxFuture;
 use sdkit_core::{BoxError, Factory, Instance};
 use url::Url;
 
+use crate::attempt::Call;
 use crate::config::{Config, Scheme};
 use crate::error::{AttemptError, AttemptFailure, chain};
 use crate::feedback::Feedback;
@@ -55,7 +59,11 @@ impl EndpointFactory {
         }
     }
 
-    fn build(&self, instance: &Instance, feedback: Feedback) -> Result<Endpoint, BoxError> {
+    fn build(
+        &self,
+        instance: &Instance,
+        state: Option<Arc<EndpointState>>,
+    ) -> Result<Endpoint, BoxError> {
         let addr = instance.addr();
         let text = if addr.contains("://") {
             addr.to_owned()
@@ -83,7 +91,7 @@ impl EndpointFactory {
                 addr: addr.into(),
                 base,
                 attempt_timeout: self.attempt_timeout,
-                feedback,
+                feedback: Feedback::new(state),
             }),
         })
     }
@@ -97,7 +105,15 @@ fn has_explicit_port(addr: &str) -> bool {
 
 impl Factory<Endpoint> for EndpointFactory {
     fn make(&self, instance: &Instance) -> Result<Endpoint, BoxError> {
-        self.build(instance, Feedback::none())
+        self.build(instance, None)
+    }
+
+    fn make_with_state(
+        &self,
+        instance: &Instance,
+        state: &Arc<EndpointState>,
+    ) -> Result<Endpoint, BoxError> {
+        self.build(instance, Some(Arc::clone(state)))
     }
 }
 
@@ -164,7 +180,6 @@ impl Endpoint {
         let this = self.clone();
         Box::pin(async move {
             let inner = &this.inner;
-            let started = Instant::now();
             let call = inner.http.execute(request);
             let result = match tokio::time::timeout(inner.attempt_timeout, call).await {
                 Ok(Ok(response)) if response.status().is_server_error() => {
@@ -191,9 +206,65 @@ impl Endpoint {
                     )),
                 )),
             };
-            let failure = result.as_ref().err().map(AttemptError::failure);
-            inner.feedback.record(failure, started.elapsed());
+            match result.as_ref().map_err(AttemptError::failure) {
+                Err(AttemptFailure::Connect) => this.connect_failed(),
+                Err(AttemptFailure::Timeout) => {}
+                _ => inner.feedback.reached(),
+            }
             result
+        })
+    }
+}
+
+impl Endpoint {
+    fn connect_failed(&self) {
+        let base = &self.inner.base;
+        let (Some(host), Some(port)) = (base.host_str(), base.port_or_known_default()) else {
+            return;
+        };
+        let host = host.trim_start_matches('[').trim_end_matches(']').to_owned();
+        self.inner
+            .feedback
+            .connect_failed(host, port, Arc::downgrade(&self.inner));
+    }
+}
+
+/// One attempt of a [`Call`]: the request (a copy, or the request itself once), the served
+/// record on success, and on failure an [`AttemptError`] tagged with its failure class.
+impl tower::Service<Call> for Endpoint {
+    type Response = reqwest::Response;
+    type Error = BoxError;
+    type Future = BoxFuture<'static, Result<reqwest::Response, BoxError>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, call: Call) -> Self::Future {
+        let request = call.next_request();
+        let this = self.clone();
+        Box::pin(async move {
+            let addr = &this.inner.addr;
+            let result = match request {
+                Some(request) => this.send(request).await,
+                None => Err(AttemptError::new(
+                    addr,
+                    AttemptFailure::BodyNotReplayable,
+                    None,
+                )),
+            };
+            match result {
+                Ok(mut response) => {
+                    let served = call.served(&this.inner.id, addr);
+                    response.extensions_mut().insert(served);
+                    Ok(response)
+                }
+                Err(mut error) => {
+                    call.failed(addr, &mut error);
+                    let class = error.failure().class();
+                    Err(Classified::new(class, error).into())
+                }
+            }
         })
     }
 }

@@ -11,6 +11,7 @@ use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use http::StatusCode;
+use sdkit_core::lb::FailureClass;
 use sdkit_core::retry::RetryError;
 
 /// The error of a call through the [`Client`](crate::Client) or the
@@ -101,6 +102,19 @@ pub enum AttemptFailure {
 }
 
 impl AttemptFailure {
+    /// The core's failure class: what the balancer's guard records.
+    pub fn class(self) -> FailureClass {
+        match self {
+            AttemptFailure::Connect => FailureClass::ConnectFailed,
+            AttemptFailure::Timeout => FailureClass::Timeout,
+            AttemptFailure::Status(status) if crate::attempt::is_retryable_status(status) => {
+                FailureClass::Unavailable
+            }
+            AttemptFailure::Status(_) => FailureClass::ServerError,
+            AttemptFailure::Transport | AttemptFailure::BodyNotReplayable => FailureClass::Other,
+        }
+    }
+
     /// `true` when nothing of the request reached the instance: retrying is safe for any method.
     pub fn nothing_sent(self) -> bool {
         matches!(self, AttemptFailure::Connect)
@@ -149,6 +163,19 @@ impl AttemptError {
             retryable: false,
             response: Mutex::new(Some(response)),
         }
+    }
+
+    /// The attempt error inside `error` (itself, or anywhere in its `source()` chain: the
+    /// endpoint wraps it in a [`Classified`](sdkit_core::lb::Classified) for the balancer).
+    pub fn find(error: &sdkit_core::BoxError) -> Option<&AttemptError> {
+        let mut current: Option<&(dyn std::error::Error + 'static)> = Some(&**error);
+        while let Some(e) = current {
+            if let Some(attempt) = e.downcast_ref::<AttemptError>() {
+                return Some(attempt);
+            }
+            current = e.source();
+        }
+        None
     }
 
     /// The instance's address.

@@ -36,7 +36,6 @@
 #![forbid(unsafe_code)]
 
 pub mod attempt;
-mod balanced;
 pub mod client;
 pub mod config;
 pub mod endpoint;
@@ -45,7 +44,7 @@ mod feedback;
 pub mod middleware;
 pub mod registry;
 
-pub use attempt::Served;
+pub use attempt::{Call, Served};
 pub use client::Client;
 pub use config::{Config, Scheme, UnknownNames};
 pub use endpoint::{Endpoint, EndpointFactory};

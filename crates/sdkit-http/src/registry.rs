@@ -10,8 +10,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sdkit_core::lb::{Balancer, RoundRobin};
-use sdkit_core::{BoxError, EndpointSet, Endpointer, Instancer};
+use sdkit_core::retry::{Decision, Retry, RetryConfig};
+use sdkit_core::{BalancedService, BoxError, EndpointSet, Endpointer, Instancer};
 
+use crate::attempt::policy;
+use crate::config::Config;
 use crate::endpoint::{Endpoint, EndpointFactory};
 use crate::error::Error;
 
@@ -37,12 +40,21 @@ pub(crate) fn round_robin() -> MakeBalancer {
     Arc::new(|set| Arc::new(RoundRobin::new(set)))
 }
 
+/// The retry every call of a service goes through.
+pub(crate) type CallRetry = Retry<
+    BalancedService<Arc<dyn Balancer<Endpoint>>, Endpoint>,
+    fn(u32, &BoxError) -> Decision,
+>;
+
 /// One registered name.
 pub(crate) struct Service {
     pub(crate) name: Arc<str>,
     pub(crate) registry: Arc<str>,
     pub(crate) endpointer: Endpointer<Endpoint>,
     pub(crate) balancer: Arc<dyn Balancer<Endpoint>>,
+    /// The retry with the configuration's whole budget.
+    pub(crate) retry: CallRetry,
+    retry_config: RetryConfig,
     instancer: Box<dyn Instancer>,
 }
 
@@ -62,26 +74,38 @@ impl Service {
         instancer: Box<dyn Instancer>,
         factory: EndpointFactory,
         make_balancer: &MakeBalancer,
+        config: &Config,
     ) -> Service {
         let endpointer = Endpointer::new(&instancer, factory);
         let balancer = make_balancer(endpointer.endpoint_set());
+        let retry_config = RetryConfig::new(config.max_attempts(), config.timeout())
+            .with_backoff(config.backoff());
         Service {
             name: name.into(),
             registry: registry.into(),
             endpointer,
+            retry: retry(&balancer, retry_config),
             balancer,
+            retry_config,
             instancer,
         }
     }
 
-    /// Waits at most `timeout` for at least one endpoint.
-    pub(crate) async fn ready(&self, timeout: Duration) -> Result<(), Error> {
+    /// The retry for a call left with `budget` (after waiting for the first instance).
+    pub(crate) fn retry_within(&self, budget: Duration) -> CallRetry {
+        let mut config = self.retry_config;
+        config.timeout = budget;
+        retry(&self.balancer, config)
+    }
+
+    /// Waits at most `timeout` for at least one endpoint; `Ok(true)` when it had to wait.
+    pub(crate) async fn ready(&self, timeout: Duration) -> Result<bool, Error> {
         let set = self.endpointer.endpoint_set();
         if !set.load().is_empty() {
-            return Ok(());
+            return Ok(false);
         }
         if tokio::time::timeout(timeout, set.non_empty()).await.is_ok() {
-            return Ok(());
+            return Ok(true);
         }
         Err(self.no_instances(timeout))
     }
@@ -95,6 +119,11 @@ impl Service {
             source_error: endpoints.error().map(ToString::to_string),
         }
     }
+}
+
+fn retry(balancer: &Arc<dyn Balancer<Endpoint>>, config: RetryConfig) -> CallRetry {
+    let policy: fn(u32, &BoxError) -> Decision = policy;
+    Retry::balanced(Arc::clone(balancer), config).with_policy(policy)
 }
 
 impl Drop for Service {

@@ -42,8 +42,8 @@ fn failures(error: &Error) -> Vec<AttemptFailure> {
         .attempts()
         .iter()
         .map(|e| {
-            e.downcast_ref::<AttemptError>()
-                .expect("attempt error")
+            AttemptError::find(e)
+                .unwrap_or_else(|| panic!("not an attempt error: {e:?}"))
                 .failure()
         })
         .collect()
