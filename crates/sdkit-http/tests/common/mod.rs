@@ -58,12 +58,26 @@ impl TestServer {
         Self::serve(name, behaviour, Some(tokio_rustls::TlsAcceptor::from(tls))).await
     }
 
+    /// A server on a given address (one that was free).
+    pub async fn start_on(name: &str, behaviour: Behaviour, addr: SocketAddr) -> TestServer {
+        Self::serve_on(name, behaviour, None, addr).await
+    }
+
     async fn serve(
         name: &str,
         behaviour: Behaviour,
         tls: Option<tokio_rustls::TlsAcceptor>,
     ) -> TestServer {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        Self::serve_on(name, behaviour, tls, SocketAddr::from(([127, 0, 0, 1], 0))).await
+    }
+
+    async fn serve_on(
+        name: &str,
+        behaviour: Behaviour,
+        tls: Option<tokio_rustls::TlsAcceptor>,
+        addr: SocketAddr,
+    ) -> TestServer {
+        let listener = TcpListener::bind(addr).await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let seen = Arc::new(Seen::default());
         let mut tasks = JoinSet::new();
