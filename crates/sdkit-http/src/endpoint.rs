@@ -222,7 +222,10 @@ impl Endpoint {
         let (Some(host), Some(port)) = (base.host_str(), base.port_or_known_default()) else {
             return;
         };
-        let host = host.trim_start_matches('[').trim_end_matches(']').to_owned();
+        let host = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_owned();
         self.inner
             .feedback
             .connect_failed(host, port, Arc::downgrade(&self.inner));

@@ -67,7 +67,8 @@ impl Feedback {
         };
         let (state, probing) = (Arc::clone(state), Arc::clone(&self.probing));
         runtime.spawn(async move {
-            let mut backoff = Backoff::new(Duration::from_millis(50), Duration::from_secs(2)).start();
+            let mut backoff =
+                Backoff::new(Duration::from_millis(50), Duration::from_secs(2)).start();
             loop {
                 tokio::time::sleep(backoff.next_delay()).await;
                 if alive.strong_count() == 0 || state.is_transport_ready() {

@@ -41,10 +41,8 @@ pub(crate) fn round_robin() -> MakeBalancer {
 }
 
 /// The retry every call of a service goes through.
-pub(crate) type CallRetry = Retry<
-    BalancedService<Arc<dyn Balancer<Endpoint>>, Endpoint>,
-    fn(u32, &BoxError) -> Decision,
->;
+pub(crate) type CallRetry =
+    Retry<BalancedService<Arc<dyn Balancer<Endpoint>>, Endpoint>, fn(u32, &BoxError) -> Decision>;
 
 /// One registered name.
 pub(crate) struct Service {
