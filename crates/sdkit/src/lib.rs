@@ -35,6 +35,8 @@
 
 mod backends;
 mod error;
+#[cfg(feature = "http")]
+mod http_source;
 mod target;
 mod url;
 
@@ -64,3 +66,8 @@ pub use sdkit_etcd as etcd;
 /// The DNS SRV backend.
 #[cfg(feature = "dnssrv")]
 pub use sdkit_dnssrv as dnssrv;
+
+/// The reqwest integration: HTTP endpoints per instance and a client that resolves service
+/// names (`http://<name>/path`); a [`Target`] is a name's [`Source`](sdkit_http::Source).
+#[cfg(feature = "http")]
+pub use sdkit_http as http;
