@@ -51,3 +51,8 @@ pub use endpoint::{Endpoint, EndpointFactory};
 pub use error::{AttemptError, AttemptFailure, Error};
 pub use middleware::NameResolver;
 pub use registry::{MakeBalancer, Source};
+
+/// Re-exported: the reqwest this crate is built on (its `Request`, `Response`, `Body`).
+pub use reqwest;
+/// Re-exported: the reqwest-middleware the [`NameResolver`] plugs into.
+pub use reqwest_middleware;

@@ -1,18 +1,22 @@
-//! `sdkit call <target> <path>`: HTTP GETs through endpointer → round-robin → retry, then how
-//! many requests each instance served, failures, and latency percentiles.
+//! `sdkit call <target> <path>`: HTTP GETs through the sdkit-http client (endpointer →
+//! round-robin → safe retries), then how many requests each instance served, failures, and
+//! latency percentiles.
 //!
 //! `--timeout` bounds each attempt; a request may take up to `--retries + 1` attempts (transport
-//! errors and 5xx are retried on the next instance, a 4xx is final). Exit 0 when every request
-//! succeeded, 1 otherwise.
+//! errors, timeouts and 502/503/504 are retried on another instance; other answers are final).
+//! Exit 0 when every request succeeded, 1 otherwise.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::http::{self, HttpEndpoint};
+use super::http;
 use super::output::{Style, println_flush};
 use super::traffic::{self, Plan, Stats};
 use super::{CommandError, EXIT_ERROR, EXIT_OK, parse_target};
-use sdkit::{CancellationToken, Endpointer, Instancer, duration};
+use sdkit::{CancellationToken, duration};
+
+/// The name the target is registered under in the client.
+const SERVICE: &str = "target";
 
 const EXAMPLES: &str = "\
 Examples:
@@ -54,15 +58,17 @@ pub async fn run(args: Args) -> Result<u8, CommandError> {
         .instancer()
         .map_err(|e| CommandError(e.to_string()))?;
     let stats = Arc::new(Stats::default());
-    let hook = {
-        let stats = stats.clone();
-        Arc::new(move |addr: &str, ok: bool| stats.attempt(addr, ok))
-    };
-    let endpointer: Endpointer<HttpEndpoint> = Endpointer::new(
-        &instancer,
-        http::factory(http::client(args.timeout), args.timeout, Some(hook)),
-    );
-    let ready = endpointer.ready(args.wait).await;
+    let client = http::client(args.retries + 1, args.timeout)?;
+    client
+        .add_instancer(SERVICE, target.to_string(), instancer)
+        .map_err(|e| CommandError(e.to_string()))?;
+    let set = client
+        .endpoint_set(SERVICE)
+        .ok_or_else(|| CommandError(format!("{target}: not registered")))?;
+    // The first snapshot (even an empty one) answers.
+    let ready = tokio::time::timeout(args.wait, set.changed_since(0))
+        .await
+        .map(|()| set.snapshot());
     let ready = match ready {
         Ok(endpoints) if !endpoints.is_empty() => Ok(endpoints),
         Ok(endpoints) => Err(match endpoints.error() {
@@ -76,11 +82,7 @@ pub async fn run(args: Args) -> Result<u8, CommandError> {
     };
     let endpoints = match ready {
         Ok(endpoints) => endpoints,
-        Err(message) => {
-            endpointer.stop();
-            instancer.stop();
-            return Err(CommandError(message));
-        }
+        Err(message) => return Err(CommandError(message)),
     };
     let style = Style::detect();
     let path: Arc<str> = if args.path.starts_with('/') {
@@ -98,23 +100,21 @@ pub async fn run(args: Args) -> Result<u8, CommandError> {
         duration::format(args.timeout)
     ))?;
     let plan = Plan {
+        service: SERVICE.into(),
         path,
         requests: Some(args.requests),
         concurrency: args.concurrency.into(),
-        attempts: args.retries + 1,
-        attempt_timeout: args.timeout,
     };
     let started = Instant::now();
     traffic::run(
-        endpointer.endpoint_set(),
+        client.clone(),
         plan,
         stats.clone(),
         CancellationToken::new(),
     )
     .await;
     let elapsed = started.elapsed();
-    endpointer.stop();
-    instancer.stop();
+    client.remove_service(SERVICE);
     println_flush(&stats.report(style, &|_| None))?;
     println_flush(&format!(
         "  {:.0} requests/s over {:.2}s",

@@ -15,11 +15,12 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use super::http::{self, Backend, HttpEndpoint};
+use super::http::{self, Backend};
 use super::output::{Style, println_flush};
 use super::traffic::{self, Plan, Stats};
 use super::{CommandError, EXIT_OK, parse_target, shutdown_signal};
-use sdkit::{CancellationToken, EndpointSet, Endpointer, Instance, Instancer, Registrar, Target};
+use sdkit::http::Endpoint as HttpEndpoint;
+use sdkit::{CancellationToken, EndpointSet, Instance, Registrar, Target};
 use sdkit_discovery_server::Server;
 use tokio::net::TcpListener;
 
@@ -138,29 +139,19 @@ async fn demo(args: Args) -> Result<u8, CommandError> {
     let instancer = target
         .instancer()
         .map_err(|e| CommandError(e.to_string()))?;
-    let current: Arc<Mutex<Arc<Stats>>> = Arc::new(Mutex::new(Arc::new(Stats::default())));
-    let hook = {
-        let current = current.clone();
-        Arc::new(move |addr: &str, ok: bool| {
-            current
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .attempt(addr, ok)
-        })
-    };
-    let attempt_timeout = Duration::from_secs(1);
-    let endpointer: Endpointer<HttpEndpoint> = Endpointer::new(
-        &instancer,
-        http::factory(http::client(attempt_timeout), attempt_timeout, Some(hook)),
-    );
-    let set = endpointer.endpoint_set();
+    let client = http::client(3, Duration::from_secs(1))?;
+    client
+        .add_instancer(APPID, target.to_string(), instancer)
+        .map_err(|e| CommandError(e.to_string()))?;
+    let set = client
+        .endpoint_set(APPID)
+        .ok_or_else(|| CommandError(format!("{APPID}: not registered")))?;
     let seen = wait_for_set(&set, |addrs| addrs.len() == 3).await?;
     let plan = Plan {
+        service: APPID.into(),
         path: "/hello".into(),
         requests: Some(args.requests),
         concurrency: args.concurrency.into(),
-        attempts: 3,
-        attempt_timeout,
     };
     let show = |addrs: &[String]| {
         let names = names.lock().unwrap_or_else(PoisonError::into_inner);
@@ -188,9 +179,9 @@ async fn demo(args: Args) -> Result<u8, CommandError> {
         "1. spread: {} requests, concurrency {}, round-robin, up to 3 attempts",
         args.requests, args.concurrency
     ))?;
-    let stats = phase(&current);
+    let stats = phase();
     traffic::run(
-        set.clone(),
+        client.clone(),
         plan.clone(),
         stats.clone(),
         CancellationToken::new(),
@@ -201,10 +192,10 @@ async fn demo(args: Args) -> Result<u8, CommandError> {
 
     // 4. A crash while traffic flows.
     out.heading("2. crash: backend-2 dies while traffic continues")?;
-    let stats = phase(&current);
+    let stats = phase();
     let stop = CancellationToken::new();
     let load = tokio::spawn(traffic::run(
-        set.clone(),
+        client.clone(),
         Plan {
             requests: None,
             ..plan.clone()
@@ -285,8 +276,14 @@ async fn demo(args: Args) -> Result<u8, CommandError> {
         seen.len(),
         show(&seen)
     ))?;
-    let stats = phase(&current);
-    traffic::run(set.clone(), plan, stats.clone(), CancellationToken::new()).await;
+    let stats = phase();
+    traffic::run(
+        client.clone(),
+        plan,
+        stats.clone(),
+        CancellationToken::new(),
+    )
+    .await;
     failed_total += stats.failed();
     println_flush(&stats.report(style, &label(&names)))?;
     let joined_served = stats.per_instance().get(&joined).map_or(0, |p| p.served);
@@ -301,8 +298,7 @@ async fn demo(args: Args) -> Result<u8, CommandError> {
             .map_err(|e| CommandError::with(format!("deregistering {name}"), e))?;
     }
     out.step(&format!("deregistered {} backends", backends.len()))?;
-    endpointer.stop();
-    instancer.stop();
+    client.remove_service(APPID);
     backends.clear();
     server_stop.cancel();
     server_task
@@ -329,11 +325,9 @@ async fn demo(args: Args) -> Result<u8, CommandError> {
     Ok(EXIT_OK)
 }
 
-/// Fresh statistics for a phase, installed where the endpoint hook reports attempts.
-fn phase(current: &Arc<Mutex<Arc<Stats>>>) -> Arc<Stats> {
-    let stats = Arc::new(Stats::default());
-    *current.lock().unwrap_or_else(PoisonError::into_inner) = stats.clone();
-    stats
+/// Fresh statistics for a phase.
+fn phase() -> Arc<Stats> {
+    Arc::new(Stats::default())
 }
 
 async fn start_backend(target: &Target, name: &str) -> Result<Running, CommandError> {

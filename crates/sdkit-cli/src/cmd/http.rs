@@ -1,217 +1,40 @@
-//! HTTP for `call` and `demo`: the per-instance client endpoint (a `tower::Service`) and the
+//! HTTP for `call` and `demo`: the sdkit-http client they send through (one implementation:
+//! the same name-resolving client, balancer and safe retries library users get), and the
 //! small backend server the demo runs.
-//!
-//! Every endpoint shares one hyper-util legacy client (connection pool); an endpoint is that
-//! client's clone plus the instance's base URI, so making one is cheap and connects lazily.
-//! Response bodies are read up to [`MAX_BODY`] bytes; each attempt has its own timeout.
 
 use std::convert::Infallible;
-use std::fmt;
 use std::net::SocketAddr;
-use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Empty, Full, Limited};
+use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use sdkit::registrar::BoxFuture;
-use sdkit::{BoxError, Instance};
+use hyper_util::rt::TokioIo;
+use sdkit::Backoff;
+use sdkit::http::{Client, Config};
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 
-/// Largest response body read; a longer one fails the attempt.
+use super::CommandError;
+
+/// Largest response body read; a longer one fails the request.
 pub const MAX_BODY: usize = 1 << 20;
 
-/// The shared HTTP/1 client.
-pub type HttpClient = Client<HttpConnector, Empty<Bytes>>;
-
-/// A new client with a pool (idle connections kept 30 s) and a connect timeout.
-pub fn client(connect_timeout: Duration) -> HttpClient {
-    let mut connector = HttpConnector::new();
-    connector.set_connect_timeout(Some(connect_timeout));
-    connector.set_nodelay(true);
-    Client::builder(TokioExecutor::new())
-        .pool_idle_timeout(Duration::from_secs(30))
-        .build(connector)
-}
-
-/// Told about every attempt: the instance's address and whether the attempt succeeded.
-pub type AttemptHook = Arc<dyn Fn(&str, bool) + Send + Sync>;
-
-/// A successful reply (2xx or 3xx, body read within [`MAX_BODY`]): which instance served it.
-#[derive(Debug, Clone)]
-pub struct Reply {
-    /// The serving instance's address.
-    pub addr: Arc<str>,
-}
-
-/// An HTTP error status (4xx or 5xx) from an instance.
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("{addr}: HTTP {status}")]
-pub struct StatusError {
-    /// The instance.
-    pub addr: Arc<str>,
-    /// The status.
-    pub status: StatusCode,
-}
-
-/// A failed attempt (connection, timeout, body) on one instance.
-#[derive(Debug, thiserror::Error)]
-#[error("{addr}: {message}")]
-pub struct AttemptError {
-    /// The instance.
-    pub addr: Arc<str>,
-    /// What went wrong.
-    pub message: String,
-}
-
-/// One GET request: the path, and a count of the attempts made for it (shared by the clones
-/// the retry makes, so the caller learns how many attempts a success took).
-#[derive(Debug, Clone)]
-pub struct Get {
-    path: Arc<str>,
-    attempts: Arc<std::sync::atomic::AtomicU32>,
-}
-
-impl Get {
-    /// A request for `path`.
-    pub fn new(path: Arc<str>) -> Get {
-        Get {
-            path,
-            attempts: Arc::default(),
-        }
-    }
-
-    /// Attempts made so far.
-    pub fn attempts(&self) -> u32 {
-        self.attempts.load(std::sync::atomic::Ordering::Relaxed)
-    }
-}
-
-/// The endpoint of one instance: `GET {base}{path}`.
-#[derive(Clone)]
-pub struct HttpEndpoint {
-    client: HttpClient,
-    base: Arc<str>,
-    addr: Arc<str>,
-    timeout: Duration,
-    on_attempt: Option<AttemptHook>,
-}
-
-impl fmt::Debug for HttpEndpoint {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("HttpEndpoint")
-            .field("base", &self.base)
-            .field("timeout", &self.timeout)
-            .finish_non_exhaustive()
-    }
-}
-
-/// A `call`/`demo` endpoint factory for the endpointer: one [`HttpEndpoint`] per instance.
-///
-/// `on_attempt(addr, ok)` is told about every attempt (for per-instance statistics).
-pub fn factory(
-    client: HttpClient,
-    timeout: Duration,
-    on_attempt: Option<AttemptHook>,
-) -> impl Fn(&Instance) -> Result<HttpEndpoint, BoxError> + Send + Sync + 'static {
-    move |instance: &Instance| {
-        let addr = instance.addr();
-        let base = if addr.contains("://") {
-            addr.trim_end_matches('/').to_owned()
-        } else {
-            format!("http://{addr}")
-        };
-        // Validate once here, so a bad address is skipped by the endpointer (and logged).
-        let _: hyper::Uri = format!("{base}/")
-            .parse()
-            .map_err(|e| format!("instance {}: bad address `{addr}`: {e}", instance.id()))?;
-        Ok(HttpEndpoint {
-            client: client.clone(),
-            base: base.into(),
-            addr: addr.into(),
-            timeout,
-            on_attempt: on_attempt.clone(),
-        })
-    }
-}
-
-impl tower::Service<Get> for HttpEndpoint {
-    type Response = Reply;
-    type Error = BoxError;
-    type Future = BoxFuture<'static, Result<Reply, BoxError>>;
-
-    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        // The legacy client is always ready (it queues on its pool).
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, request: Get) -> Self::Future {
-        let this = self.clone();
-        request
-            .attempts
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        Box::pin(async move {
-            let result = match tokio::time::timeout(this.timeout, this.get(&request.path)).await {
-                Ok(result) => result,
-                Err(_) => Err(Box::new(AttemptError {
-                    addr: this.addr.clone(),
-                    message: format!("timed out after {}", sdkit::duration::format(this.timeout)),
-                }) as BoxError),
-            };
-            if let Some(on_attempt) = &this.on_attempt {
-                on_attempt(&this.addr, result.is_ok());
-            }
-            result
-        })
-    }
-}
-
-impl HttpEndpoint {
-    async fn get(&self, path: &str) -> Result<Reply, BoxError> {
-        let fail = |message: String| -> BoxError {
-            Box::new(AttemptError {
-                addr: self.addr.clone(),
-                message,
-            })
-        };
-        let slash = if path.starts_with('/') { "" } else { "/" };
-        let uri: hyper::Uri = format!("{}{slash}{path}", self.base)
-            .parse()
-            .map_err(|e| fail(format!("bad path `{path}`: {e}")))?;
-        let response = self.client.get(uri).await.map_err(|e| fail(describe(&e)))?;
-        let status = response.status();
-        Limited::new(response.into_body(), MAX_BODY)
-            .collect()
-            .await
-            .map_err(|e| fail(format!("reading the body: {e}")))?;
-        if status.is_client_error() || status.is_server_error() {
-            return Err(Box::new(StatusError {
-                addr: self.addr.clone(),
-                status,
-            }));
-        }
-        Ok(Reply {
-            addr: self.addr.clone(),
-        })
-    }
-}
-
-/// The error and its causes on one line (hyper's own messages are terse).
-fn describe(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
+/// The client `call` and `demo` send through: `attempts` attempts (transport errors and
+/// 502/503/504 retried on another instance, GETs being idempotent), `attempt_timeout` each
+/// (connecting included), all within `attempts × attempt_timeout` plus one second.
+pub fn client(attempts: u32, attempt_timeout: Duration) -> Result<Client, CommandError> {
+    let config = Config::default()
+        .with_max_attempts(attempts)
+        .with_attempt_timeout(attempt_timeout)
+        .with_connect_timeout(attempt_timeout)
+        .with_timeout(attempt_timeout * attempts.max(1) + Duration::from_secs(1))
+        .with_backoff(Backoff::new(
+            Duration::from_millis(5),
+            Duration::from_millis(200),
+        ));
+    Client::new(config).map_err(|e| CommandError::with("HTTP client", e))
 }
 
 /// A small HTTP backend: answers every GET with `hello from <name>`. Dropping (or
