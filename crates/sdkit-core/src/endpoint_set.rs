@@ -76,7 +76,7 @@ impl<S> EndpointSet<S> {
         let mut items: Vec<Endpoint<S>> = endpoints.into_iter().collect();
         items.sort_by(|a, b| a.instance.id().cmp(b.instance.id()));
         items.dedup_by(|later, earlier| later.instance.id() == earlier.instance.id());
-        set.publish(Endpoints::new(items, None));
+        drop(set.publish(Endpoints::new(items, None)));
         set
     }
 
@@ -141,18 +141,18 @@ impl<S> EndpointSet<S> {
         }
     }
 
-    /// Publishes a snapshot unless closed; the previous one is dropped after the publishers' lock
-    /// is released (pickers never take it), unless a reader still holds it.
-    pub(crate) fn publish(&self, endpoints: Endpoints<S>) {
-        self.replace(endpoints, false);
+    /// Publishes a snapshot unless closed; returns the previous one, to drop outside the
+    /// publishers' lock (pickers never take it).
+    pub(crate) fn publish(&self, endpoints: Endpoints<S>) -> Option<Arc<Endpoints<S>>> {
+        self.replace(endpoints, false)
     }
 
     /// Publishes an empty set and refuses every later publication.
     pub(crate) fn close(&self) {
-        self.replace(Endpoints::empty(), true);
+        drop(self.replace(Endpoints::empty(), true));
     }
 
-    fn replace(&self, endpoints: Endpoints<S>, close: bool) {
+    fn replace(&self, endpoints: Endpoints<S>, close: bool) -> Option<Arc<Endpoints<S>>> {
         let previous = {
             let mut closed = self
                 .shared
@@ -160,7 +160,7 @@ impl<S> EndpointSet<S> {
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner);
             if *closed {
-                return;
+                return None;
             }
             *closed = close;
             let previous = self.shared.current.swap(Arc::new(endpoints));
@@ -170,6 +170,6 @@ impl<S> EndpointSet<S> {
             self.shared.notify.send_replace(version);
             previous
         };
-        drop(previous);
+        Some(previous)
     }
 }

@@ -259,9 +259,9 @@ async fn run<S, F>(
                     }
                     if invalidated {
                         // Still failing after invalidation: keep the set empty, carry the news.
-                        set.publish(Endpoints::new(Vec::new(), snapshot.error().cloned()));
+                        reclaim(set.publish(Endpoints::new(Vec::new(), snapshot.error().cloned())));
                         retry_at = None;
-                        last = Some(snapshot);
+                        reclaim(last.replace(snapshot));
                         continue;
                     }
                     invalidate_at = match (snapshot.error(), options.invalidate_on_error) {
@@ -273,7 +273,7 @@ async fn run<S, F>(
                     };
                     let failed = apply(&set, &factory, &snapshot);
                     retry_at = failed.then(|| tokio::time::Instant::now() + retry_backoff.next_delay());
-                    last = Some(snapshot);
+                    reclaim(last.replace(snapshot));
                 }
                 // The instancer stopped: keep the endpoints until we are stopped.
                 None => source_open = false,
@@ -284,7 +284,7 @@ async fn run<S, F>(
                 retry_at = None;
                 let error = last.as_ref().and_then(|s| s.error().cloned());
                 tracing::warn!(error = ?error.as_ref().map(ToString::to_string), "source failing for too long; invalidating endpoints");
-                set.publish(Endpoints::new(Vec::new(), error));
+                reclaim(set.publish(Endpoints::new(Vec::new(), error)));
             }
             _ = retry_sleep, if retry_at.is_some() => {
                 retry_at = None;
@@ -300,7 +300,7 @@ async fn run<S, F>(
 /// Merges `snapshot` into the published endpoints; returns `true` when a factory call failed.
 fn apply<S, F>(set: &EndpointSet<S>, factory: &F, snapshot: &Snapshot) -> bool
 where
-    S: Clone,
+    S: Clone + Send + Sync + 'static,
     F: Factory<S>,
 {
     let first = set.version() == 0;
@@ -316,9 +316,44 @@ where
             .all(|(a, b)| Arc::ptr_eq(&a.instance, &b.instance));
     drop(old);
     if !unchanged {
-        set.publish(Endpoints::new(items, snapshot.error().cloned()));
+        reclaim(set.publish(Endpoints::new(items, snapshot.error().cloned())));
     }
     failed
+}
+
+/// Sets at least this large are dropped off the endpointer's task.
+const RECLAIM_OFF_TASK: usize = 1024;
+
+/// Something a superseded snapshot leaves to drop, and how many items it holds.
+trait Reclaim: Send + 'static {
+    fn items(&self) -> usize;
+}
+
+impl<S: Send + Sync + 'static> Reclaim for Arc<Endpoints<S>> {
+    fn items(&self) -> usize {
+        self.len()
+    }
+}
+
+impl Reclaim for Arc<Snapshot> {
+    fn items(&self) -> usize {
+        self.instances().len()
+    }
+}
+
+/// Drops a superseded snapshot. A large one (thousands of endpoints or instances, each with
+/// strings and maps to free) is dropped on Tokio's blocking pool, so that the endpointer's
+/// next update and the pickers' tasks never wait for the deallocation; a small one is dropped
+/// here.
+fn reclaim<T: Reclaim>(superseded: Option<T>) {
+    let Some(superseded) = superseded else {
+        return;
+    };
+    if superseded.items() >= RECLAIM_OFF_TASK
+        && let Ok(runtime) = tokio::runtime::Handle::try_current()
+    {
+        drop(runtime.spawn_blocking(move || drop(superseded)));
+    }
 }
 
 /// Walks the old endpoints and the new instances (both sorted by identity) together. An
@@ -352,15 +387,19 @@ where
                 std::cmp::Ordering::Greater => break,
             }
         }
-        if let Some(existing) = same_id
-            && existing.instance.addr() == instance.addr()
-        {
-            let mut endpoint = existing.clone();
-            if *existing.instance != *instance {
-                endpoint.instance = Arc::new(instance.clone());
+        if let Some(existing) = same_id {
+            // The common case first: the very same instance (one comparison of every field).
+            if *existing.instance == *instance {
+                items.push(existing.clone());
+                continue;
             }
-            items.push(endpoint);
-            continue;
+            // Same identity and address, other weight, zone, tags or metadata: same endpoint.
+            if existing.instance.addr() == instance.addr() {
+                let mut endpoint = existing.clone();
+                endpoint.instance = Arc::new(instance.clone());
+                items.push(endpoint);
+                continue;
+            }
         }
         let state = Arc::new(if first {
             EndpointState::warm()

@@ -9,6 +9,12 @@
 //! |---|---|---|
 //! | [`RoundRobin`] | each endpoint in turn | none |
 //! | [`Random`] | uniformly | none |
+//! | [`WeightedRoundRobin`] | in turn, in proportion to weight (exact over a cycle) | none |
+//! | [`WeightedRandom`] | at random, in proportion to weight (alias table) | none |
+//! | [`P2c`] | the less loaded of two random ones: in flight, or PeakEWMA × in flight | tracks calls |
+//!
+//! [`BalancerConfig`] builds any of them from configuration (`{"policy": "p2c_peak_ewma"}`).
+//! Weighted and least-loaded balancers can ramp new endpoints up ([`SlowStart`]).
 //!
 //! Every balancer skips endpoints that are not [ready](EndpointState::is_ready) (transport
 //! down, ejected, unhealthy) while at least half of the set is ready (below that, Envoy's panic
@@ -36,20 +42,30 @@
 //! assert_eq!(rr.pick_with(&PickContext::new().with_avoid(&failed)).unwrap().service, "b");
 //! ```
 
+mod config;
 mod context;
 mod guard;
+mod p2c;
 mod random;
 mod reader;
 mod ready;
 mod round_robin;
+mod slow_start;
 mod state;
+mod weighted_random;
+mod weighted_round_robin;
 
+pub use config::{BalancerConfig, POLICIES, UnknownPolicy};
 pub use context::PickContext;
 pub use guard::{CallGuard, Classified, FailureClass, Outcome, Picked};
+pub use p2c::{DEFAULT_RTT, Load, P2c};
 pub use random::Random;
 pub use ready::PANIC_THRESHOLD_PERCENT;
 pub use round_robin::RoundRobin;
+pub use slow_start::SlowStart;
 pub use state::{DEFAULT_DECAY, EndpointState};
+pub use weighted_random::WeightedRandom;
+pub use weighted_round_robin::{MAX_SCHEDULE_PER_ENDPOINT, WeightedRoundRobin};
 
 use crate::endpoint_set::EndpointSet;
 use crate::error::NoEndpoints;

@@ -38,7 +38,9 @@ impl<S: Send + Sync + 'static> Random<S> {
 fn index<S>(endpoints: &Endpoints<S>, local: &mut Local, cx: &PickContext<'_>) -> usize {
     let len = endpoints.len();
     let first = local.below(len);
-    ready::filter(endpoints, local, cx, first, |local, _| local.below(len))
+    ready::filter(endpoints, local, cx, false, first, |local, _| {
+        local.below(len)
+    })
 }
 
 impl<S: Clone + Send + Sync + 'static> Balancer<S> for Random<S> {

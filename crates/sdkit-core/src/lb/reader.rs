@@ -45,6 +45,8 @@ pub(crate) struct Local {
     pub(crate) rng: u64,
     /// The balancer's table for the current snapshot (cleared on a new snapshot).
     pub(crate) derived: Option<Arc<dyn Any + Send + Sync>>,
+    /// Set once this snapshot has no endpoint left in slow start.
+    pub(crate) warm: bool,
     ready_epoch: u64,
     ready_count: usize,
 }
@@ -70,6 +72,7 @@ impl Local {
                 mix(token.seed ^ mix(u64::from(thread)))
             },
             derived: None,
+            warm: false,
             ready_epoch: u64::MAX,
             ready_count: 0,
         }
@@ -77,6 +80,7 @@ impl Local {
 
     fn new_snapshot(&mut self) {
         self.derived = None;
+        self.warm = false;
         self.ready_epoch = u64::MAX;
     }
 
@@ -109,21 +113,29 @@ impl Local {
         self.ready_count
     }
 
-    /// The table of type `T` derived from `endpoints`, cached for this snapshot.
+    /// Runs `f` with the table of type `T` derived from `endpoints` (built once per snapshot,
+    /// cached here per thread: no reference count is touched once cached).
     #[inline]
-    pub(crate) fn derived<S, T, F>(&mut self, endpoints: &Endpoints<S>, build: F) -> Arc<T>
+    pub(crate) fn with_derived<S, T, R>(
+        &mut self,
+        endpoints: &Endpoints<S>,
+        build: impl FnOnce(&Endpoints<S>) -> T,
+        f: impl FnOnce(&T, &mut Local) -> R,
+    ) -> R
     where
         T: Any + Send + Sync,
-        F: FnOnce(&Endpoints<S>) -> T,
     {
-        if let Some(table) = &self.derived
-            && let Ok(table) = Arc::clone(table).downcast::<T>()
-        {
-            return table;
-        }
-        let table = endpoints.derived(build);
-        self.derived = Some(Arc::clone(&table) as Arc<dyn Any + Send + Sync>);
-        table
+        let table = match self.derived.take() {
+            Some(table) if table.is::<T>() => table,
+            _ => endpoints.derived(build) as Arc<dyn Any + Send + Sync>,
+        };
+        let result = match table.downcast_ref::<T>() {
+            Some(t) => f(t, self),
+            // Unreachable: the table was just checked or built as a `T`.
+            None => unreachable!("derived table of the wrong type"),
+        };
+        self.derived = Some(table);
+        result
     }
 }
 

@@ -19,19 +19,20 @@ pub(crate) const PROBES: u32 = 8;
 pub const PANIC_THRESHOLD_PERCENT: usize = 50;
 
 /// `first`, or the first acceptable alternative. `probe(k)` proposes the balancer's k-th
-/// alternative (k ≥ 1).
+/// alternative (k ≥ 1). A `weighted` balancer's scan skips endpoints of weight 0.
 #[inline]
 pub(crate) fn filter<S>(
     endpoints: &Endpoints<S>,
     local: &mut Local,
     cx: &PickContext<'_>,
+    weighted: bool,
     first: usize,
     probe: impl FnMut(&mut Local, u32) -> usize,
 ) -> usize {
     if cx.avoid().is_empty() && !any_not_ready() {
         return first;
     }
-    slow(endpoints, local, cx, first, probe)
+    slow(endpoints, local, cx, weighted, first, probe)
 }
 
 /// `true` when readiness is to be ignored for `endpoints` (the panic mode).
@@ -45,10 +46,12 @@ fn slow<S>(
     endpoints: &Endpoints<S>,
     local: &mut Local,
     cx: &PickContext<'_>,
+    weighted: bool,
     first: usize,
     mut probe: impl FnMut(&mut Local, u32) -> usize,
 ) -> usize {
     let items = endpoints.as_slice();
+    let eligible = |i: usize| !weighted || items[i].instance().weight() > 0;
     let panic = panicking(endpoints, local);
     if panic {
         tracing::debug!(
@@ -70,7 +73,7 @@ fn slow<S>(
         }
     }
     let n = items.len();
-    let scan = (first..n).chain(0..first);
+    let scan = (first..n).chain(0..first).filter(|&i| eligible(i));
     if let Some(i) = scan.clone().find(|&i| acceptable(i)) {
         return i;
     }

@@ -35,7 +35,7 @@ fn index<S>(endpoints: &Endpoints<S>, local: &mut Local, cx: &PickContext<'_>) -
     let n = local.counter;
     local.counter = n.wrapping_add(1);
     let first = endpoints.reduce(n);
-    ready::filter(endpoints, local, cx, first, |local, _| {
+    ready::filter(endpoints, local, cx, false, first, |local, _| {
         let n = local.counter;
         local.counter = n.wrapping_add(1);
         endpoints.reduce(n)
