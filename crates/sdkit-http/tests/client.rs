@@ -79,7 +79,7 @@ async fn get_spreads_round_robin_and_says_who_served() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_killed_mid_traffic_fails_no_get() {
-    let mut servers = vec![
+    let mut servers = [
         TestServer::start("a", Behaviour::Ok).await,
         TestServer::start("b", Behaviour::Ok).await,
         TestServer::start("c", Behaviour::Ok).await,
