@@ -179,31 +179,28 @@ impl Client {
             &self.inner.make_balancer,
             &self.inner.config,
         );
+        self.update(|services| services.insert(key.into(), Arc::new(service)));
+        Ok(())
+    }
+
+    /// Publishes a changed copy of the name table (readers never wait).
+    fn update<T>(&self, change: impl FnOnce(&mut Services) -> T) -> T {
         let _writer = self
             .inner
             .writers
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         let mut services = Services::clone(&self.inner.services.load());
-        services.insert(key.into(), Arc::new(service));
+        let result = change(&mut services);
         self.inner.services.store(Arc::new(services));
-        Ok(())
+        result
     }
 
     /// Forgets `name`; its instancer and endpoints stop once no call uses them. Returns whether
     /// it was registered.
     pub fn remove_service(&self, name: &str) -> bool {
-        let _writer = self
-            .inner
-            .writers
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        let mut services = Services::clone(&self.inner.services.load());
-        let removed = services
-            .remove(name.to_ascii_lowercase().as_str())
-            .is_some();
-        self.inner.services.store(Arc::new(services));
-        removed
+        let name = name.to_ascii_lowercase();
+        self.update(|services| services.remove(name.as_str()).is_some())
     }
 
     /// The registered names, sorted.

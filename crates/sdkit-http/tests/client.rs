@@ -29,6 +29,20 @@ fn client_for(config: Config, addrs: &[String]) -> Client {
     client
 }
 
+/// `POST url` with an in-memory (replayable) body.
+async fn post(
+    client: &Client,
+    url: &str,
+    body: impl Into<reqwest::Body>,
+) -> Result<reqwest::Response, Error> {
+    let request = client
+        .request(http::Method::POST, url)
+        .body(body)
+        .build()
+        .expect("request");
+    client.execute(request).await
+}
+
 fn served(response: &reqwest::Response) -> Served {
     response
         .extensions()
@@ -133,13 +147,7 @@ async fn a_post_is_not_retried_after_its_body_was_sent() {
     ];
     let addrs: Vec<String> = servers.iter().map(|s| s.addr.to_string()).collect();
     let client = client_for(Config::default(), &addrs);
-    let request = client
-        .request(http::Method::POST, "http://web/orders")
-        .body("one order")
-        .build()
-        .unwrap();
-    let error = client
-        .execute(request)
+    let error = post(&client, "http://web/orders", "one order")
         .await
         .expect_err("the connection drops");
     assert_eq!(failures(&error), [AttemptFailure::Transport]);
@@ -163,12 +171,9 @@ async fn a_post_is_retried_when_nothing_was_sent() {
     let client = client_for(Config::default(), &addrs);
     let mut retried = 0;
     for n in 0..4 {
-        let request = client
-            .request(http::Method::POST, "http://web/orders")
-            .body(format!("order {n}"))
-            .build()
-            .unwrap();
-        let response = client.execute(request).await.expect("post");
+        let response = post(&client, "http://web/orders", format!("order {n}"))
+            .await
+            .expect("post");
         assert_eq!(response.status(), 200);
         let who = served(&response);
         assert_eq!(*who.addr, server.addr.to_string());
@@ -223,12 +228,7 @@ async fn an_unavailable_instance_is_skipped_and_its_answer_kept() {
     assert_eq!(served(&response).attempts, 3);
     assert_eq!(text(response).await, "503 from sick");
     assert_eq!(sick.requests(), before + 3);
-    let request = client
-        .request(http::Method::POST, "http://web/")
-        .body("x")
-        .build()
-        .unwrap();
-    let response = client.execute(request).await.expect("an answer");
+    let response = post(&client, "http://web/", "x").await.expect("an answer");
     assert_eq!(response.status(), 503);
     assert_eq!(served(&response).attempts, 1);
     assert_eq!(sick.requests(), before + 4);
@@ -254,12 +254,7 @@ async fn timeouts_per_attempt_and_in_total() {
     }
     // A POST that timed out may have been processed: not retried.
     let client = client_for(config, &[hang.addr.to_string()]);
-    let request = client
-        .request(http::Method::POST, "http://web/")
-        .body("x")
-        .build()
-        .unwrap();
-    let error = client.execute(request).await.expect_err("hangs");
+    let error = post(&client, "http://web/", "x").await.expect_err("hangs");
     assert_eq!(failures(&error), [AttemptFailure::Timeout]);
 
     // The total budget cuts a long attempt short and still reports it.

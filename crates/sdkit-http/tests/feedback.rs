@@ -4,12 +4,12 @@
 
 mod common;
 
+use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use common::{Behaviour, TestServer, dead_addr, wait_until};
-use sdkit_core::lb::{Balancer, CallGuard, PickContext, Picked};
+use sdkit_core::lb::{Balancer, CallGuard, EndpointState, PickContext, Picked};
 use sdkit_core::{EndpointSet, FixedInstancer, Instance, NoEndpoints};
 use sdkit_http::{Client, Config, Endpoint, Served};
 
@@ -67,12 +67,10 @@ async fn a_refused_instance_is_skipped_until_it_answers_again() {
 /// balancers do), so outcomes land in the endpoint's state.
 struct First {
     set: EndpointSet<Endpoint>,
-    picks: AtomicU32,
 }
 
 impl Balancer<Endpoint> for First {
     fn pick_with(&self, _cx: &PickContext<'_>) -> Result<Picked<Endpoint>, NoEndpoints> {
-        self.picks.fetch_add(1, Ordering::Relaxed);
         let endpoints = self.set.load();
         let endpoint = endpoints.get(0).ok_or(NoEndpoints)?;
         Ok(Picked {
@@ -83,69 +81,44 @@ impl Balancer<Endpoint> for First {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn server_errors_and_timeouts_are_recorded_as_failures() {
-    let sick = TestServer::start("sick", Behaviour::Status(503)).await;
-    let client = Client::new(Config::default().with_max_attempts(1))
+/// A client with one attempt per call, `First` as balancer, and `web` at `addr`.
+async fn tracking_client(config: Config, addr: SocketAddr) -> Client {
+    let client = Client::new(config.with_max_attempts(1))
         .unwrap()
-        .with_balancer(Arc::new(|set| {
-            Arc::new(First {
-                set,
-                picks: AtomicU32::new(0),
-            })
-        }));
+        .with_balancer(Arc::new(|set| Arc::new(First { set })));
+    let instances = vec![Instance::from_addr(addr.to_string())];
     client
-        .add_instancer(
-            "web",
-            "static://",
-            FixedInstancer::new(vec![Instance::from_addr(sick.addr.to_string())]),
-        )
+        .add_instancer("web", "static://", FixedInstancer::new(instances))
         .unwrap();
     client.ready("web", Duration::from_secs(5)).await.unwrap();
-    let state = |client: &Client| {
-        let set = client.endpoint_set("web").unwrap();
-        Arc::clone(set.snapshot().get(0).unwrap().state())
-    };
+    client
+}
+
+fn state(client: &Client) -> Arc<EndpointState> {
+    let set = client.endpoint_set("web").unwrap();
+    Arc::clone(set.snapshot().get(0).unwrap().state())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_errors_and_timeouts_are_recorded_as_failures() {
+    // 503 three times, then 200: three failures recorded, then a success resets them.
+    let flaky = TestServer::start("flaky", Behaviour::FailFirst(3, 503)).await;
+    let client = tracking_client(Config::default(), flaky.addr).await;
     for n in 1..=3 {
         let response = client.get("http://web/").await.expect("an answer");
         assert_eq!(response.status(), 503);
         assert_eq!(state(&client).consecutive_failures(), n);
         assert_eq!(state(&client).in_flight(), 0);
     }
-
-    let well = TestServer::start("well", Behaviour::Ok).await;
-    client
-        .add_instancer(
-            "web",
-            "static://",
-            FixedInstancer::new(vec![Instance::from_addr(well.addr.to_string())]),
-        )
-        .unwrap();
-    client.ready("web", Duration::from_secs(5)).await.unwrap();
-    client.get("http://web/").await.expect("ok");
+    let response = client.get("http://web/").await.expect("ok");
+    assert_eq!(response.status(), 200);
     assert_eq!(state(&client).consecutive_failures(), 0);
 
+    // No answer within the attempt timeout: a failure.
     let hang = TestServer::start("hang", Behaviour::Hang).await;
-    let client = Client::new(
-        Config::default()
-            .with_max_attempts(1)
-            .with_attempt_timeout(Duration::from_millis(200)),
-    )
-    .unwrap()
-    .with_balancer(Arc::new(|set| {
-        Arc::new(First {
-            set,
-            picks: AtomicU32::new(0),
-        })
-    }));
-    client
-        .add_instancer(
-            "web",
-            "static://",
-            FixedInstancer::new(vec![Instance::from_addr(hang.addr.to_string())]),
-        )
-        .unwrap();
-    client.ready("web", Duration::from_secs(5)).await.unwrap();
+    let config = Config::default().with_attempt_timeout(Duration::from_millis(200));
+    let client = tracking_client(config, hang.addr).await;
     client.get("http://web/").await.expect_err("timeout");
     assert_eq!(state(&client).consecutive_failures(), 1);
+    assert_eq!(state(&client).in_flight(), 0);
 }

@@ -16,6 +16,16 @@ fn trusting(ca: &TestCa) -> reqwest::Client {
         .expect("client")
 }
 
+/// A client reaching `web` at `localhost:port` with the https scheme configured.
+fn https_localhost(http: reqwest::Client, port: u16) -> Client {
+    let client = Client::with_reqwest(Config::default().with_scheme(Scheme::Https), http);
+    let instance = Instance::from_addr(format!("localhost:{port}"));
+    client
+        .add_instancer("web", "static://", FixedInstancer::new(vec![instance]))
+        .unwrap();
+    client
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn https_instances_with_a_test_ca() {
     let ca = TestCa::new();
@@ -42,17 +52,7 @@ async fn https_instances_with_a_test_ca() {
     assert_eq!(bodies, ["hello from a", "hello from b"]);
 
     // Plain host:port addresses with the https scheme configured.
-    let client = Client::with_reqwest(Config::default().with_scheme(Scheme::Https), trusting(&ca));
-    client
-        .add_instancer(
-            "web",
-            "static://",
-            FixedInstancer::new(vec![Instance::from_addr(format!(
-                "localhost:{}",
-                a.addr.port()
-            ))]),
-        )
-        .unwrap();
+    let client = https_localhost(trusting(&ca), a.addr.port());
     assert_eq!(
         text(client.get("http://web/").await.expect("get")).await,
         "hello from a"
@@ -60,17 +60,7 @@ async fn https_instances_with_a_test_ca() {
 
     // A client that does not trust the test CA refuses the handshake: nothing was sent.
     let untrusting = reqwest::Client::builder().use_rustls_tls().build().unwrap();
-    let client = Client::with_reqwest(Config::default().with_scheme(Scheme::Https), untrusting);
-    client
-        .add_instancer(
-            "web",
-            "static://",
-            FixedInstancer::new(vec![Instance::from_addr(format!(
-                "localhost:{}",
-                a.addr.port()
-            ))]),
-        )
-        .unwrap();
+    let client = https_localhost(untrusting, a.addr.port());
     let error = client.get("http://web/").await.expect_err("untrusted");
     assert!(matches!(error, Error::Attempts { .. }), "{error:?}");
     for attempt in error.attempts() {

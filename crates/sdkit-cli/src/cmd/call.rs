@@ -59,12 +59,7 @@ pub async fn run(args: Args) -> Result<u8, CommandError> {
         .map_err(|e| CommandError(e.to_string()))?;
     let stats = Arc::new(Stats::default());
     let client = http::client(args.retries + 1, args.timeout)?;
-    client
-        .add_instancer(SERVICE, target.to_string(), instancer)
-        .map_err(|e| CommandError(e.to_string()))?;
-    let set = client
-        .endpoint_set(SERVICE)
-        .ok_or_else(|| CommandError(format!("{target}: not registered")))?;
+    let set = http::register(&client, SERVICE, &target, instancer)?;
     // The first snapshot (even an empty one) answers.
     let ready = tokio::time::timeout(args.wait, set.changed_since(0))
         .await

@@ -140,12 +140,7 @@ async fn demo(args: Args) -> Result<u8, CommandError> {
         .instancer()
         .map_err(|e| CommandError(e.to_string()))?;
     let client = http::client(3, Duration::from_secs(1))?;
-    client
-        .add_instancer(APPID, target.to_string(), instancer)
-        .map_err(|e| CommandError(e.to_string()))?;
-    let set = client
-        .endpoint_set(APPID)
-        .ok_or_else(|| CommandError(format!("{APPID}: not registered")))?;
+    let set = http::register(&client, APPID, &target, instancer)?;
     let seen = wait_for_set(&set, |addrs| addrs.len() == 3).await?;
     let plan = Plan {
         service: APPID.into(),

@@ -11,8 +11,8 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
-use sdkit::Backoff;
-use sdkit::http::{Client, Config};
+use sdkit::http::{Client, Config, Endpoint};
+use sdkit::{Backoff, EndpointSet, Instancer, Target};
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 
@@ -35,6 +35,21 @@ pub fn client(attempts: u32, attempt_timeout: Duration) -> Result<Client, Comman
             Duration::from_millis(200),
         ));
     Client::new(config).map_err(|e| CommandError::with("HTTP client", e))
+}
+
+/// Registers `target` in `client` as `name`; returns the name's endpoint set (to watch it).
+pub fn register(
+    client: &Client,
+    name: &str,
+    target: &Target,
+    instancer: Box<dyn Instancer>,
+) -> Result<EndpointSet<Endpoint>, CommandError> {
+    client
+        .add_instancer(name, target.to_string(), instancer)
+        .map_err(|e| CommandError(e.to_string()))?;
+    client
+        .endpoint_set(name)
+        .ok_or_else(|| CommandError(format!("{name}: not registered")))
 }
 
 /// A small HTTP backend: answers every GET with `hello from <name>`. Dropping (or

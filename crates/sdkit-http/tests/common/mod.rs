@@ -21,6 +21,8 @@ pub enum Behaviour {
     Ok,
     /// Answers every request with this status.
     Status(u16),
+    /// Answers the first `n` requests with this status, then as `Ok`.
+    FailFirst(u64, u16),
     /// Reads the whole body, counts it, then closes the connection without answering.
     DropAfterBody,
     /// Reads the whole body, counts it, then never answers.
@@ -136,7 +138,12 @@ async fn handle(
     seen: Arc<Seen>,
     request: Request<Incoming>,
 ) -> Result<Response<Full<Bytes>>, std::io::Error> {
-    seen.requests.fetch_add(1, Ordering::SeqCst);
+    let nth = seen.requests.fetch_add(1, Ordering::SeqCst) + 1;
+    let behaviour = match behaviour {
+        Behaviour::FailFirst(n, status) if nth <= n => Behaviour::Status(status),
+        Behaviour::FailFirst(..) => Behaviour::Ok,
+        other => other,
+    };
     let echo = request.headers().get("x-test").cloned();
     let body = request
         .into_body()
@@ -163,6 +170,7 @@ async fn handle(
         // An error from the service makes hyper close the connection without an answer.
         Behaviour::DropAfterBody => Err(std::io::Error::other("dropped on purpose")),
         Behaviour::Hang => std::future::pending().await,
+        Behaviour::FailFirst(..) => unreachable!("resolved above"),
     }
 }
 
