@@ -1,6 +1,7 @@
 //! Per-request cost of name resolution: a GET through plain `reqwest` to one fixed address vs
 //! the same GET through sdkit's name-resolving client (`http://web/`) over 3 instances
-//! (endpointer → round-robin → retry → endpoint), in one run, against hyper servers on loopback.
+//! (endpointer → round-robin → retry → endpoint), in one run, against hyper servers on loopback;
+//! and by name to the plain client's very address (one instance), the resolution cost alone.
 //!
 //! Each iteration sends one GET and reads its body, over kept-alive connections. The servers run
 //! on their own runtime thread; the clients on criterion's.
@@ -68,17 +69,19 @@ fn bench(c: &mut Criterion) {
 
     let sdkit = runtime.block_on(async {
         let client = Client::new(Config::default()).expect("client");
-        let instances = addrs[1..]
-            .iter()
-            .map(|a| Instance::from_addr(a.to_string()))
-            .collect();
-        client
-            .add_instancer("web", "static://", FixedInstancer::new(instances))
-            .expect("add");
-        client
-            .ready("web", Duration::from_secs(5))
-            .await
-            .expect("ready");
+        for (name, addrs) in [("web", &addrs[1..]), ("one", &addrs[..1])] {
+            let instances = addrs
+                .iter()
+                .map(|a| Instance::from_addr(a.to_string()))
+                .collect();
+            client
+                .add_instancer(name, "static://", FixedInstancer::new(instances))
+                .expect("add");
+            client
+                .ready(name, Duration::from_secs(5))
+                .await
+                .expect("ready");
+        }
         client
     });
 
@@ -92,6 +95,13 @@ fn bench(c: &mut Criterion) {
     group.bench_function("sdkit_by_name_3_instances", |b| {
         b.to_async(&runtime).iter(|| async {
             let response = sdkit.get("http://web/").await.expect("get");
+            response.bytes().await.expect("body")
+        })
+    });
+    // The same fixed address as plain reqwest, by name: the resolution cost alone.
+    group.bench_function("sdkit_by_name_1_instance", |b| {
+        b.to_async(&runtime).iter(|| async {
+            let response = sdkit.get("http://one/").await.expect("get");
             response.bytes().await.expect("body")
         })
     });
