@@ -4,7 +4,9 @@
 //! and by name to the plain client's very address (one instance), the resolution cost alone.
 //!
 //! Each iteration sends one GET and reads its body, over kept-alive connections. The servers run
-//! on their own runtime thread; the clients on criterion's.
+//! on their own runtime thread; the clients on criterion's. Before criterion's runs, a paired
+//! measurement interleaves the plain and the sdkit GET and prints their means and ratio (robust
+//! to a shared machine's load drifting between criterion's sequential runs).
 //!
 //! Run: `cargo bench -p sdkit-http --bench client -- --warm-up-time 1 --measurement-time 3`.
 
@@ -85,6 +87,9 @@ fn bench(c: &mut Criterion) {
         client
     });
 
+    runtime.block_on(paired(&plain, &fixed, &sdkit, "web"));
+    runtime.block_on(paired(&plain, &fixed, &sdkit, "one"));
+
     let mut group = c.benchmark_group("http_get");
     group.bench_function("reqwest_fixed_address", |b| {
         b.to_async(&runtime).iter(|| async {
@@ -106,6 +111,36 @@ fn bench(c: &mut Criterion) {
         })
     });
     group.finish();
+}
+
+/// Requests in the paired measurement.
+const PAIRS: u32 = 10_000;
+
+/// The two GETs interleaved (order alternating), each timed on its own, so that both see the
+/// same machine load — criterion's runs are sequential, and a shared machine's load drifts
+/// between them. Prints the mean of each and their ratio.
+async fn paired(plain: &reqwest::Client, fixed: &str, sdkit: &Client, name: &str) {
+    let by_name = format!("http://{name}/");
+    let (mut plain_total, mut sdkit_total) = (Duration::ZERO, Duration::ZERO);
+    for n in 0..PAIRS {
+        for first in [n % 2 == 0, n % 2 != 0] {
+            let started = std::time::Instant::now();
+            if first {
+                let response = plain.get(fixed).send().await.expect("get");
+                response.bytes().await.expect("body");
+                plain_total += started.elapsed();
+            } else {
+                let response = sdkit.get(&by_name).await.expect("get");
+                response.bytes().await.expect("body");
+                sdkit_total += started.elapsed();
+            }
+        }
+    }
+    let (plain_mean, sdkit_mean) = (plain_total / PAIRS, sdkit_total / PAIRS);
+    println!(
+        "paired over {PAIRS} requests each: reqwest fixed address {plain_mean:?}, sdkit by name `{name}` {sdkit_mean:?}, ratio {:.3}",
+        sdkit_mean.as_secs_f64() / plain_mean.as_secs_f64()
+    );
 }
 
 criterion_group!(benches, bench);
