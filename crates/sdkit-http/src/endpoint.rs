@@ -1,6 +1,6 @@
 //! One HTTP endpoint per instance: a `tower::Service` that sends a request to that instance.
 //!
-//! The [`EndpointFactory`] is a ready-made [`Factory`](sdkit_core::Factory) for the
+//! The [`EndpointFactory`] is a ready-made [`Factory`] for the
 //! [`Endpointer`](sdkit_core::Endpointer): it reads each instance's address — `10.0.0.1:8080`,
 //! `[::1]:8080`, or with a scheme, `http://…` / `https://…` — and makes an [`Endpoint`] that
 //! fills in the scheme and authority of every request it sends. With `https` the instance's host
@@ -174,12 +174,20 @@ impl Endpoint {
     /// headers), a transport failure, or a 5xx answer (kept inside the error).
     pub fn send(
         &self,
-        mut request: reqwest::Request,
+        request: reqwest::Request,
     ) -> BoxFuture<'static, Result<reqwest::Response, AttemptError>> {
-        *request.url_mut() = self.target_url(request.url());
         let this = self.clone();
-        Box::pin(async move {
-            let inner = &this.inner;
+        Box::pin(async move { this.attempt(request).await })
+    }
+
+    /// One attempt (see [`send`](Self::send)).
+    async fn attempt(
+        &self,
+        mut request: reqwest::Request,
+    ) -> Result<reqwest::Response, AttemptError> {
+        *request.url_mut() = self.target_url(request.url());
+        {
+            let inner = &self.inner;
             let call = inner.http.execute(request);
             let result = match tokio::time::timeout(inner.attempt_timeout, call).await {
                 Ok(Ok(response)) if response.status().is_server_error() => {
@@ -207,12 +215,12 @@ impl Endpoint {
                 )),
             };
             match result.as_ref().map_err(AttemptError::failure) {
-                Err(AttemptFailure::Connect) => this.connect_failed(),
+                Err(AttemptFailure::Connect) => self.connect_failed(),
                 Err(AttemptFailure::Timeout) => {}
                 _ => inner.feedback.reached(),
             }
             result
-        })
+        }
     }
 }
 
@@ -249,7 +257,7 @@ impl tower::Service<Call> for Endpoint {
         Box::pin(async move {
             let addr = &this.inner.addr;
             let result = match request {
-                Some(request) => this.send(request).await,
+                Some(request) => this.attempt(request).await,
                 None => Err(AttemptError::new(
                     addr,
                     AttemptFailure::BodyNotReplayable,
