@@ -9,15 +9,17 @@
 //! Beyond outcomes, a connect failure says the instance is not reachable at all: the endpoint
 //! marks its transport not ready (balancers skip it while enough others are ready) and probes
 //! the address in the background — a TCP connect with backoff — until it answers, then marks
-//! it ready again. One probe per endpoint at a time; the probe ends when the endpoint is
-//! dropped.
+//! it ready again. Each refused probe is recorded as a connect failure (the endpoint's failure
+//! count, and outlier detection when it watches the endpoint: an instance skipped as not ready
+//! gets no calls that could tell it so). One probe per endpoint at a time; the probe ends when
+//! the endpoint is dropped.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use sdkit_core::Backoff;
-use sdkit_core::lb::EndpointState;
+use sdkit_core::lb::{EndpointState, FailureClass, Outcome};
 
 /// How long one probe connect may take.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
@@ -79,6 +81,7 @@ impl Feedback {
                     state.set_transport_ready(true);
                     break;
                 }
+                state.record_outcome(Outcome::Failure(FailureClass::ConnectFailed));
             }
             probing.store(false, Ordering::Release);
         });
