@@ -5,9 +5,10 @@
 //! 3. builds instancer → endpointer → balancer (`--lb`, round-robin by default) → retry and
 //!    sends traffic: the spread;
 //! 4. kills one backend while traffic continues: its calls fail over to the live backends
-//!    through retry (zero failed requests); outlier detection ejects it after a few failed
-//!    attempts (`--no-outlier`: a third of the attempts keep hitting it) until its registration
-//!    is cancelled and it leaves the set;
+//!    through retry (zero failed requests); the client skips it after its first refused
+//!    connection (probing it in the background), and outlier detection ejects it once its
+//!    failures (refused probes included) reach 5 in a row (`--no-outlier` turns that off),
+//!    until its registration is cancelled and it leaves the set;
 //! 5. starts a fourth backend and shows it join;
 //! 6. shuts everything down (deregister, stop the watch, stop the server).
 //!
@@ -55,9 +56,8 @@ pub struct Args {
     /// p2c_peak_ewma, or a JSON config.
     #[arg(long, default_value = "round_robin", value_parser = super::traffic::parse_lb)]
     lb: sdkit::lb::BalancerConfig,
-    /// Turn off outlier ejection (on by default: the crashed backend is left out after 5
-    /// failed attempts in a row instead of taking a third of the attempts until it leaves the
-    /// registry).
+    /// Turn off outlier ejection (on by default: the crashed backend is ejected once it has
+    /// failed 5 times in a row, refused reconnects included).
     #[arg(long)]
     no_outlier: bool,
 }
@@ -286,7 +286,7 @@ async fn demo(args: Args) -> Result<u8, CommandError> {
     if outlier.is_some() {
         out.step(&if ejected {
             format!(
-                "{} backend-2 after {victim_failures} failed attempts and its refused reconnects: no attempt reaches it while it is ejected (without it: a third of the attempts; --no-outlier)",
+                "{} backend-2 after {victim_failures} failed attempts and its refused reconnects: no attempt reaches it while it is ejected (--no-outlier: no ejection)",
                 style.yellow("outlier detection ejected")
             )
         } else {
