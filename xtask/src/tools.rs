@@ -84,6 +84,22 @@ pub const TOOLS: &[Tool] = &[
             ],
         ),
     },
+    Tool {
+        // The dashboard test drives a headless Chromium over the DevTools protocol.
+        name: "chromium",
+        packages: &["chromium"],
+        need: Need::Test,
+        probe: Probe::Runs(
+            "chromium",
+            &[
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--dump-dom",
+                "about:blank",
+            ],
+        ),
+    },
 ];
 
 impl Tool {

@@ -88,8 +88,8 @@ async fn grpc_health_checks_spread_over_the_instances() {
         "greeter.Greeter",
         "-n",
         "20",
-        "--lb",
-        "pick_first",
+        "--service-config",
+        r#"{"loadBalancingConfig": [{"pick_first": {}}]}"#,
     ])
     .await;
     assert_eq!(output.status.code(), Some(0), "{text}");

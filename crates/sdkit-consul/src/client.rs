@@ -8,7 +8,6 @@
 //! [`Config::max_body_bytes`] of the answer. The client is cheap to clone (clones share one
 //! connection pool).
 
-use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,15 +17,17 @@ use http::{HeaderMap, Method, Request, StatusCode, Uri};
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client as HttpClient;
 use hyper_util::client::legacy::connect::HttpConnector;
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use sdkit_hyper::{Body, ExchangeError};
-use serde::{Deserialize, Serialize};
 
 use sdkit_core::Secret;
 
 use crate::config::{Config, TlsConfig};
 use crate::error::Error;
+use crate::tls::tls_config;
+pub use crate::wire::{
+    AgentService, CheckDefinition, CheckPass, HealthCheck, HealthQuery, HealthResponse, Node,
+    ServiceEntry, ServiceRegistration, ServiceWeights,
+};
 
 /// The most of an error body kept in an [`Error::Status`].
 const ERROR_BODY_CHARS: usize = 256;
@@ -53,181 +54,6 @@ impl fmt::Debug for Client {
             .field("token", &self.inner.token)
             .finish_non_exhaustive()
     }
-}
-
-/// One element of `/v1/health/service/:name`: a node, a service instance on it, and its checks.
-#[derive(Debug, Clone, Deserialize)]
-pub struct ServiceEntry {
-    /// The node.
-    #[serde(rename = "Node")]
-    pub node: Node,
-    /// The service instance.
-    #[serde(rename = "Service")]
-    pub service: AgentService,
-    /// Node and service checks.
-    #[serde(rename = "Checks", default)]
-    pub checks: Option<Vec<HealthCheck>>,
-}
-
-/// The `Node` of a service entry.
-#[derive(Debug, Clone, Deserialize)]
-pub struct Node {
-    /// Node name.
-    #[serde(rename = "Node", default)]
-    pub node: String,
-    /// Node address.
-    #[serde(rename = "Address", default)]
-    pub address: String,
-    /// Datacenter.
-    #[serde(rename = "Datacenter", default)]
-    pub datacenter: String,
-}
-
-/// The `Service` of a service entry.
-#[derive(Debug, Clone, Deserialize)]
-pub struct AgentService {
-    /// Service instance ID.
-    #[serde(rename = "ID")]
-    pub id: String,
-    /// Service name.
-    #[serde(rename = "Service", default)]
-    pub service: String,
-    /// Tags (`null` when none).
-    #[serde(rename = "Tags", default)]
-    pub tags: Option<Vec<String>>,
-    /// Service address; empty means "use the node's".
-    #[serde(rename = "Address", default)]
-    pub address: String,
-    /// Port.
-    #[serde(rename = "Port", default)]
-    pub port: u64,
-    /// Meta (`null` when none).
-    #[serde(rename = "Meta", default)]
-    pub meta: Option<BTreeMap<String, String>>,
-    /// Weights (absent in old Consul versions).
-    #[serde(rename = "Weights", default)]
-    pub weights: Option<ServiceWeights>,
-}
-
-/// `Service.Weights`.
-#[derive(Debug, Clone, Copy, Deserialize, Serialize)]
-pub struct ServiceWeights {
-    /// Weight while passing.
-    #[serde(rename = "Passing", default)]
-    pub passing: u32,
-    /// Weight while warning.
-    #[serde(rename = "Warning", default)]
-    pub warning: u32,
-}
-
-/// One check of a service entry.
-#[derive(Debug, Clone, Deserialize)]
-pub struct HealthCheck {
-    /// Check ID.
-    #[serde(rename = "CheckID", default)]
-    pub check_id: String,
-    /// `passing`, `warning`, `critical` or `maintenance`.
-    #[serde(rename = "Status", default)]
-    pub status: String,
-    /// The service the check belongs to (empty for node checks).
-    #[serde(rename = "ServiceID", default)]
-    pub service_id: String,
-}
-
-/// Parameters of one health query.
-#[derive(Debug, Clone, Default)]
-pub struct HealthQuery<'a> {
-    /// Only passing instances.
-    pub passing: bool,
-    /// A `filter` expression.
-    pub filter: Option<&'a str>,
-    /// Datacenter.
-    pub datacenter: Option<&'a str>,
-    /// Stale reads.
-    pub stale: bool,
-    /// Blocking index (0: do not block).
-    pub index: u64,
-    /// Blocking wait (sent with a non-zero index).
-    pub wait: Duration,
-}
-
-/// The answer of a health query.
-#[derive(Debug, Clone)]
-pub struct HealthResponse {
-    /// The entries.
-    pub entries: Vec<ServiceEntry>,
-    /// `X-Consul-Index`, when present and numeric.
-    pub index: Option<u64>,
-}
-
-/// The body of `PUT /v1/agent/service/register`.
-#[derive(Debug, Clone, Serialize)]
-pub struct ServiceRegistration {
-    /// Service name.
-    #[serde(rename = "Name")]
-    pub name: String,
-    /// Service ID.
-    #[serde(rename = "ID")]
-    pub id: String,
-    /// Tags.
-    #[serde(rename = "Tags", skip_serializing_if = "Vec::is_empty")]
-    pub tags: Vec<String>,
-    /// Address (empty: the node's).
-    #[serde(rename = "Address", skip_serializing_if = "String::is_empty")]
-    pub address: String,
-    /// Port.
-    #[serde(rename = "Port")]
-    pub port: u16,
-    /// Meta.
-    #[serde(rename = "Meta", skip_serializing_if = "BTreeMap::is_empty")]
-    pub meta: BTreeMap<String, String>,
-    /// Weights.
-    #[serde(rename = "Weights")]
-    pub weights: ServiceWeights,
-    /// The check.
-    #[serde(rename = "Check")]
-    pub check: CheckDefinition,
-}
-
-/// A check definition inside a registration.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct CheckDefinition {
-    /// Check ID.
-    #[serde(rename = "CheckID")]
-    pub check_id: String,
-    /// Check name.
-    #[serde(rename = "Name")]
-    pub name: String,
-    /// TTL (TTL checks), Go duration.
-    #[serde(rename = "TTL", skip_serializing_if = "Option::is_none")]
-    pub ttl: Option<String>,
-    /// URL (HTTP checks).
-    #[serde(rename = "HTTP", skip_serializing_if = "Option::is_none")]
-    pub http: Option<String>,
-    /// `host:port` (TCP checks).
-    #[serde(rename = "TCP", skip_serializing_if = "Option::is_none")]
-    pub tcp: Option<String>,
-    /// Probe interval (HTTP/TCP), Go duration.
-    #[serde(rename = "Interval", skip_serializing_if = "Option::is_none")]
-    pub interval: Option<String>,
-    /// Probe timeout (HTTP/TCP), Go duration.
-    #[serde(rename = "Timeout", skip_serializing_if = "Option::is_none")]
-    pub timeout: Option<String>,
-    /// Initial status.
-    #[serde(rename = "Status", skip_serializing_if = "Option::is_none")]
-    pub status: Option<String>,
-    /// `DeregisterCriticalServiceAfter`, Go duration.
-    #[serde(rename = "DeregisterCriticalServiceAfter")]
-    pub deregister_critical_service_after: String,
-}
-
-/// What a TTL heartbeat found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CheckPass {
-    /// The check was updated.
-    Passed,
-    /// The agent does not know the check (or it has no TTL any more): register again.
-    Unknown,
 }
 
 impl Client {
@@ -494,64 +320,6 @@ const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
 /// Percent-encodes one path segment.
 fn path_segment(s: &str) -> String {
     percent_encoding::utf8_percent_encode(s, SEGMENT).to_string()
-}
-
-fn tls_config(tls: &TlsConfig) -> Result<rustls::ClientConfig, Error> {
-    let err = |what: &str, e: &dyn fmt::Display| Error::Config(format!("TLS: {what}: {e}"));
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let builder = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| err("protocol versions", &e))?;
-    let mut roots = rustls::RootCertStore::empty();
-    let mut custom = false;
-    if let Some(path) = &tls.ca_file {
-        custom = true;
-        let certs = CertificateDer::pem_file_iter(path)
-            .map_err(|e| err(&format!("CA file {}", path.display()), &e))?;
-        for cert in certs {
-            let cert = cert.map_err(|e| err(&format!("CA file {}", path.display()), &e))?;
-            roots
-                .add(cert)
-                .map_err(|e| err(&format!("CA file {}", path.display()), &e))?;
-        }
-    }
-    if let Some(pem) = &tls.ca_pem {
-        custom = true;
-        for cert in CertificateDer::pem_slice_iter(pem.as_bytes()) {
-            let cert = cert.map_err(|e| err("CA PEM", &e))?;
-            roots.add(cert).map_err(|e| err("CA PEM", &e))?;
-        }
-    }
-    if custom && roots.is_empty() {
-        return Err(Error::Config("TLS: the CA holds no certificate".into()));
-    }
-    if !custom {
-        roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-    }
-    let builder = builder.with_root_certificates(roots);
-    match (&tls.cert_file, &tls.key_file) {
-        (Some(cert), Some(key)) => {
-            let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
-                .map_err(|e| err(&format!("certificate {}", cert.display()), &e))?
-                .collect::<Result<_, _>>()
-                .map_err(|e| err(&format!("certificate {}", cert.display()), &e))?;
-            if chain.is_empty() {
-                return Err(Error::Config(format!(
-                    "TLS: certificate {} holds no certificate",
-                    cert.display()
-                )));
-            }
-            let key = PrivateKeyDer::from_pem_file(key)
-                .map_err(|e| err(&format!("key {}", key.display()), &e))?;
-            builder
-                .with_client_auth_cert(chain, key)
-                .map_err(|e| err("client certificate", &e))
-        }
-        (None, None) => Ok(builder.with_no_client_auth()),
-        _ => Err(Error::Config(
-            "TLS: a client certificate needs both cert_file and key_file".into(),
-        )),
-    }
 }
 
 #[cfg(test)]

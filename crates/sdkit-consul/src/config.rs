@@ -1,4 +1,6 @@
 //! Configuration of the Consul backend: builders with sane defaults, deserialisable with serde.
+//! (Over 500 lines with its tests: three configs, each a field list plus one setter per field;
+//! one concept, kept together so the defaults read in one place.)
 //!
 //! * [`Config`] — how to reach the agent: address, ACL token, TLS, timeouts.
 //! * [`InstancerConfig`] — what to watch: service, tags, filter, health, datacenter, blocking

@@ -81,7 +81,7 @@ impl Instancer {
         }
         let service = config.service.clone();
         let client = client.clone();
-        let inner = TaskInstancer::spawn("consul", move |cache, token| {
+        let inner = TaskInstancer::spawn_service("consul", &service, move |cache, token| {
             watch(client, config, cache, token)
         });
         Ok(Instancer { inner, service })

@@ -35,6 +35,8 @@ pub mod config;
 pub mod error;
 pub mod instancer;
 pub mod registrar;
+mod tls;
+pub mod wire;
 
 pub use client::Client;
 pub use config::{

@@ -206,6 +206,10 @@ impl Registration for Steps {
     fn describe(&self) -> String {
         format!("consul service {}", self.service_id())
     }
+
+    fn labels(&self) -> sdkit_core::metrics::Labels {
+        sdkit_core::metrics::Labels::new(self.body.name.as_str(), "consul")
+    }
 }
 
 /// Registers one instance with the local Consul agent and keeps it alive until deregistered or

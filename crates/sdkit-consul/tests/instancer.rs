@@ -256,6 +256,13 @@ async fn token_is_sent_as_a_header_and_never_logged() {
         assert!(!text.contains(SECRET), "secret leaked in: {text}");
     }
     assert!(logs.contents().contains("consul"), "logging was captured");
+    // The stages' spans carry the service name, and still no secret.
+    assert!(
+        logs.contents()
+            .contains(r#"registrar{backend="consul" service="web""#),
+        "{}",
+        logs.contents()
+    );
 }
 
 /// Four sources that fail in four ways for 10 s (the scenario needs the wall time): 500, 429,

@@ -74,7 +74,38 @@ fn pick(c: &mut Criterion) {
     group.finish();
 }
 
+/// Prints the share of keys remapped when one of `n` endpoints leaves (200 000 keys).
+fn remap_figures() {
+    let keys: Vec<u64> = (0..200_000u32)
+        .map(|k| hash_key(&k.to_le_bytes()))
+        .collect();
+    for n in [3usize, 100, 10_000] {
+        let all = Maglev::new(set(n));
+        let fewer = Maglev::new(EndpointSet::fixed((0..n).filter(|&i| i != n / 2).map(
+            |i| {
+                let addr = format!("10.{}.{}.{}:8080", i / 65536, (i / 256) % 256, i % 256);
+                (Instance::from_addr(addr), Id(i as u32))
+            },
+        )));
+        let pick = |lb: &Maglev<Id>, k: u64| {
+            lb.pick_with(&PickContext::new().with_hash(k))
+                .map(|p| p.service.0)
+                .ok()
+        };
+        let moved = keys
+            .iter()
+            .filter(|&&k| pick(&all, k) != pick(&fewer, k))
+            .count();
+        println!(
+            "maglev: 1 of {n} endpoints leaves: {:.3} % of keys remapped (1/N = {:.3} %, bound 1/N + 2 %)",
+            moved as f64 * 100.0 / keys.len() as f64,
+            100.0 / n as f64
+        );
+    }
+}
+
 fn build(c: &mut Criterion) {
+    remap_figures();
     let mut group = c.benchmark_group("hash_build");
     group.sample_size(10);
     for n in SIZES {

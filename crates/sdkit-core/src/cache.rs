@@ -35,6 +35,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use crate::error::NoInstancesYet;
+use crate::metrics::{InstancerMetrics, Labels};
 use crate::{Event, Instance, Snapshot, SourceError};
 
 type Slot = Option<Arc<Snapshot>>;
@@ -52,6 +53,9 @@ struct Inner {
     tx: Mutex<Option<watch::Sender<Slot>>>,
     /// A receiver kept to hand out new subscriptions, also after close.
     rx: watch::Receiver<Slot>,
+    /// The service and backend, passed on to subscriptions (and so to endpointers).
+    labels: Labels,
+    metrics: InstancerMetrics,
 }
 
 impl Default for InstanceCache {
@@ -63,13 +67,27 @@ impl Default for InstanceCache {
 impl InstanceCache {
     /// An empty cache: subscribers wait until the first event.
     pub fn new() -> Self {
+        Self::labelled(Labels::default())
+    }
+
+    /// An empty cache whose [metrics](crate::metrics) (and those of the stages built on it)
+    /// carry `labels`.
+    pub fn labelled(labels: Labels) -> Self {
         let (tx, rx) = watch::channel(None);
+        let metrics = InstancerMetrics::new(&labels);
         InstanceCache {
             inner: Arc::new(Inner {
                 tx: Mutex::new(Some(tx)),
                 rx,
+                labels,
+                metrics,
             }),
         }
+    }
+
+    /// The labels of this cache's metrics.
+    pub fn labels(&self) -> &Labels {
+        &self.inner.labels
     }
 
     fn sender(&self) -> MutexGuard<'_, Option<watch::Sender<Slot>>> {
@@ -97,6 +115,7 @@ impl InstanceCache {
             &*tx.borrow(),
             Some(current) if current.error.is_none() && *current.instances == *instances
         );
+        self.inner.metrics.good(instances.len(), !unchanged);
         if unchanged {
             return false;
         }
@@ -114,6 +133,7 @@ impl InstanceCache {
         let Some(tx) = guard.as_ref() else {
             return false;
         };
+        self.inner.metrics.error();
         let instances = match &*tx.borrow() {
             Some(current) if current.error.as_ref() == Some(&error) => return false,
             Some(current) => Arc::clone(&current.instances),
@@ -131,7 +151,10 @@ impl InstanceCache {
     pub fn subscribe(&self) -> Subscription {
         let mut rx = self.inner.rx.clone();
         rx.mark_changed();
-        Subscription { rx }
+        Subscription {
+            rx,
+            labels: self.inner.labels.clone(),
+        }
     }
 
     /// The current state, if any event was published.
@@ -221,9 +244,15 @@ impl std::error::Error for NotReached {}
 #[derive(Debug)]
 pub struct Subscription {
     rx: watch::Receiver<Slot>,
+    labels: Labels,
 }
 
 impl Subscription {
+    /// The labels of the instancer's [metrics](crate::metrics).
+    pub fn labels(&self) -> &Labels {
+        &self.labels
+    }
+
     /// The next state not yet seen: the current one on the first call (waiting for the first
     /// event if there is none yet), then each new state. `None` once the source is stopped and
     /// the last state was seen.

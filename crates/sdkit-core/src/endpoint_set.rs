@@ -14,6 +14,7 @@ use tokio::sync::watch;
 
 use crate::endpoint::{Endpoint, Endpoints};
 use crate::instance::Instance;
+use crate::metrics::Labels;
 
 struct Shared<S> {
     current: ArcSwap<Endpoints<S>>,
@@ -23,6 +24,8 @@ struct Shared<S> {
     version: AtomicU64,
     /// The same count, for async waiters.
     notify: watch::Sender<u64>,
+    /// The labels of the [metrics](crate::metrics) of the stages built on this set.
+    labels: Labels,
 }
 
 /// A cheap, cloneable, lock-free view of an endpointer's current endpoints: what balancers hold.
@@ -49,12 +52,17 @@ impl<S> fmt::Debug for EndpointSet<S> {
 
 impl<S> EndpointSet<S> {
     pub(crate) fn new() -> Self {
+        Self::labelled(Labels::default())
+    }
+
+    pub(crate) fn labelled(labels: Labels) -> Self {
         EndpointSet {
             shared: Arc::new(Shared {
                 current: ArcSwap::from_pointee(Endpoints::empty()),
                 closed: Mutex::new(false),
                 version: AtomicU64::new(0),
                 notify: watch::channel(0).0,
+                labels,
             }),
         }
     }
@@ -78,6 +86,12 @@ impl<S> EndpointSet<S> {
         items.dedup_by(|later, earlier| later.instance.id() == earlier.instance.id());
         drop(set.publish(Endpoints::new(items, None)));
         set
+    }
+
+    /// The labels of the [metrics](crate::metrics) of the balancers and outlier detector built
+    /// on this set (the instancer's, when an endpointer made it).
+    pub fn labels(&self) -> &Labels {
+        &self.shared.labels
     }
 
     /// The current snapshot, without touching a reference count.

@@ -43,11 +43,13 @@ use std::time::Duration;
 
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use crate::endpoint::{Endpoint, Endpoints};
 use crate::endpoint_set::EndpointSet;
 use crate::error::{BoxError, NoInstancesYet};
 use crate::lb::EndpointState;
+use crate::metrics::EndpointerMetrics;
 use crate::{Backoff, Instance, Instancer, Snapshot, Subscription};
 
 /// Makes an endpoint for an instance. Implemented by every
@@ -165,15 +167,25 @@ where
     where
         F: Factory<S>,
     {
-        let set = EndpointSet::new();
+        let labels = subscription.labels().clone();
+        let set = EndpointSet::labelled(labels.clone());
         let token = CancellationToken::new();
-        let task = tokio::spawn(run(
-            subscription,
-            factory,
-            options,
-            set.clone(),
-            token.clone(),
-        ));
+        let span = tracing::info_span!(
+            "endpointer",
+            backend = labels.backend(),
+            service = labels.service()
+        );
+        let task = tokio::spawn(
+            run(
+                subscription,
+                factory,
+                options,
+                set.clone(),
+                token.clone(),
+                EndpointerMetrics::new(&labels),
+            )
+            .instrument(span),
+        );
         Endpointer {
             set,
             token,
@@ -233,6 +245,7 @@ async fn run<S, F>(
     options: EndpointerOptions,
     set: EndpointSet<S>,
     token: CancellationToken,
+    metrics: EndpointerMetrics,
 ) where
     S: Clone + Send + Sync + 'static,
     F: Factory<S>,
@@ -271,7 +284,7 @@ async fn run<S, F>(
                         }
                         _ => None,
                     };
-                    let failed = apply(&set, &factory, &snapshot);
+                    let failed = apply(&set, &factory, &snapshot, &metrics);
                     retry_at = failed.then(|| tokio::time::Instant::now() + retry_backoff.next_delay());
                     reclaim(last.replace(snapshot));
                 }
@@ -289,7 +302,7 @@ async fn run<S, F>(
             _ = retry_sleep, if retry_at.is_some() => {
                 retry_at = None;
                 if let Some(snapshot) = &last {
-                    let failed = apply(&set, &factory, snapshot);
+                    let failed = apply(&set, &factory, snapshot, &metrics);
                     retry_at = failed.then(|| tokio::time::Instant::now() + retry_backoff.next_delay());
                 }
             }
@@ -298,7 +311,12 @@ async fn run<S, F>(
 }
 
 /// Merges `snapshot` into the published endpoints; returns `true` when a factory call failed.
-fn apply<S, F>(set: &EndpointSet<S>, factory: &F, snapshot: &Snapshot) -> bool
+fn apply<S, F>(
+    set: &EndpointSet<S>,
+    factory: &F,
+    snapshot: &Snapshot,
+    metrics: &EndpointerMetrics,
+) -> bool
 where
     S: Clone + Send + Sync + 'static,
     F: Factory<S>,
@@ -306,6 +324,13 @@ where
     let first = set.version() == 0;
     let old = set.load();
     let (items, failed) = merge(old.as_slice(), snapshot.instances(), factory, first);
+    if failed > 0 {
+        metrics.factory_errors(failed);
+    }
+    metrics.published(
+        items.len(),
+        items.iter().filter(|e| e.state.is_ready()).count(),
+    );
     // The first snapshot is always published, even an empty one: it answers `ready`.
     let unchanged = !first
         && items.len() == old.len()
@@ -318,7 +343,7 @@ where
     if !unchanged {
         reclaim(set.publish(Endpoints::new(items, snapshot.error().cloned())));
     }
-    failed
+    failed > 0
 }
 
 /// Sets at least this large are dropped off the endpointer's task.
@@ -364,13 +389,13 @@ fn merge<S, F>(
     new: &[Instance],
     factory: &F,
     first: bool,
-) -> (Vec<Endpoint<S>>, bool)
+) -> (Vec<Endpoint<S>>, u64)
 where
     S: Clone,
     F: Factory<S>,
 {
     let mut items = Vec::with_capacity(new.len());
-    let mut failed = false;
+    let mut failed = 0;
     let mut old_iter = old.iter().peekable();
     for instance in new {
         // Both sides are sorted by identity: skip the removed ones, then look at the match.
@@ -413,7 +438,7 @@ where
                 state,
             )),
             Err(error) => {
-                failed = true;
+                failed += 1;
                 tracing::warn!(id = instance.id(), addr = instance.addr(), %error, "factory failed; instance skipped, will retry");
             }
         }

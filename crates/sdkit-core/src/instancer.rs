@@ -21,7 +21,9 @@ use std::future::Future;
 use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
+use crate::metrics::Labels;
 use crate::task::OwnedTask;
 use crate::{Instance, InstanceCache, Subscription};
 
@@ -63,7 +65,12 @@ pub struct FixedInstancer {
 impl FixedInstancer {
     /// Publishes `instances` once.
     pub fn new(instances: Vec<Instance>) -> Self {
-        let cache = InstanceCache::new();
+        Self::labelled(Labels::new("", "static"), instances)
+    }
+
+    /// Publishes `instances` once, with `labels` on its [metrics](crate::metrics).
+    pub fn labelled(labels: Labels, instances: Vec<Instance>) -> Self {
+        let cache = InstanceCache::labelled(labels);
         cache.update(instances);
         FixedInstancer { cache }
     }
@@ -118,9 +125,24 @@ impl TaskInstancer {
         F: FnOnce(InstanceCache, CancellationToken) -> Fut,
         Fut: Future<Output = ()> + Send + 'static,
     {
-        let cache = InstanceCache::new();
+        Self::spawn_service(name, "", run)
+    }
+
+    /// Like [`spawn`](Self::spawn), for `service`: the watch task runs in a `watch` span with
+    /// the backend and service, and the [metrics](crate::metrics) carry both as labels.
+    ///
+    /// # Panics
+    ///
+    /// When called outside a Tokio runtime.
+    pub fn spawn_service<F, Fut>(backend: &'static str, service: &str, run: F) -> Self
+    where
+        F: FnOnce(InstanceCache, CancellationToken) -> Fut,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let cache = InstanceCache::labelled(Labels::new(service, backend));
         let published = cache.clone();
-        let task = OwnedTask::spawn(name, move |token| run(published, token));
+        let span = tracing::info_span!("watch", backend, service);
+        let task = OwnedTask::spawn(backend, move |token| run(published, token).instrument(span));
         TaskInstancer { cache, task }
     }
 

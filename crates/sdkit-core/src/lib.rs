@@ -72,6 +72,7 @@ pub mod hedge;
 pub mod instance;
 pub mod instancer;
 pub mod lb;
+pub mod metrics;
 pub mod registrar;
 pub mod retry;
 pub mod retry_budget;

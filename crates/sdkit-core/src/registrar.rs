@@ -60,6 +60,7 @@ use tracing::Instrument;
 
 use crate::Backoff;
 use crate::error::{BoxError, RegistrarError};
+use crate::metrics::{Labels, RegistrarMetrics};
 use crate::task::sleep_or_cancel;
 
 /// A boxed, sendable future (what object-safe async traits return).
@@ -120,6 +121,11 @@ pub trait Registration: Send + Sync + 'static {
     /// of the keep-alive loop carries it in a `registrar` span. Must not contain secrets.
     fn describe(&self) -> String {
         String::from("registration")
+    }
+
+    /// The service and backend for the registrar's [metrics](crate::metrics) and span.
+    fn labels(&self) -> Labels {
+        Labels::default()
     }
 }
 
@@ -231,13 +237,20 @@ impl<R: Registration> KeepAlive<R> {
             Phase::Done => Err(RegistrarError::Deregistered),
             Phase::Idle => {
                 let token = CancellationToken::new();
-                let span = tracing::info_span!("registrar", registration = %self.steps.describe());
+                let labels = self.steps.labels();
+                let span = tracing::info_span!(
+                    "registrar",
+                    backend = labels.backend(),
+                    service = labels.service(),
+                    registration = %self.steps.describe()
+                );
                 let task = tokio::spawn(
                     run(
                         Arc::clone(&self.steps),
                         self.config,
                         self.status.clone(),
                         token.clone(),
+                        RegistrarMetrics::new(&labels),
                     )
                     .instrument(span),
                 );
@@ -335,7 +348,16 @@ async fn run<R: Registration>(
     config: KeepAliveConfig,
     status: watch::Sender<RegistrationStatus>,
     token: CancellationToken,
+    metrics: RegistrarMetrics,
 ) {
+    // Registered until the loop ends (stop, deregistration): the gauge drops with it.
+    struct Unregistered<'a>(&'a RegistrarMetrics);
+    impl Drop for Unregistered<'_> {
+        fn drop(&mut self) {
+            self.0.registered(false);
+        }
+    }
+    let _unregistered = Unregistered(&metrics);
     let mut backoff = config.backoff.start();
     'register: loop {
         status.send_replace(RegistrationStatus::Registering);
@@ -356,6 +378,7 @@ async fn run<R: Registration>(
             }
         }
         backoff.reset();
+        metrics.registered(true);
         status.send_replace(RegistrationStatus::Registered);
         tracing::debug!("registered");
         let mut wait = config.renew_interval;
@@ -377,12 +400,15 @@ async fn run<R: Registration>(
                 }
                 Ok(Renewal::Lost) => {
                     tracing::warn!("registration lost; registering again");
+                    metrics.registered(false);
+                    metrics.reregistered();
                     continue 'register;
                 }
                 Err(error) => {
                     // A failed renew is retried sooner than the regular cadence, never later:
                     // half the renew interval at most, so a TTL is not outlived while retrying.
                     wait = backoff.next_delay().min(config.renew_interval / 2);
+                    metrics.renew_failed();
                     tracing::warn!(%error, failures = backoff.failures(), delay = ?wait, "renew failed; retrying");
                 }
             }

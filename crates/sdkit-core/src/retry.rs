@@ -52,6 +52,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use tower::{Layer, Service, ServiceExt};
+use tracing::Instrument;
 
 use crate::Backoff;
 use crate::endpoint::EndpointKey;
@@ -59,6 +60,7 @@ use crate::error::{BoxError, NoEndpoints};
 use crate::fail_fast::{FailFast, FailFastError};
 use crate::hedge::Hedge;
 use crate::lb::Balancer;
+use crate::metrics::{Exhausted, Labels, RetryMetrics};
 use crate::registrar::BoxFuture;
 use crate::service::BalancedService;
 
@@ -266,6 +268,7 @@ pub struct Retry<S, P = RetryAll> {
     policy: Arc<P>,
     balanced: Option<Balanced<S>>,
     budget: Option<Arc<dyn RetryBudget>>,
+    metrics: RetryMetrics,
 }
 
 impl<S: Clone, P> Clone for Retry<S, P> {
@@ -276,6 +279,7 @@ impl<S: Clone, P> Clone for Retry<S, P> {
             policy: Arc::clone(&self.policy),
             balanced: self.balanced.clone(),
             budget: self.budget.clone(),
+            metrics: self.metrics.clone(),
         }
     }
 }
@@ -299,6 +303,7 @@ impl<S> Retry<S, RetryAll> {
             policy: Arc::new(RetryAll),
             balanced: None,
             budget: None,
+            metrics: RetryMetrics::new(&Labels::default()),
         }
     }
 }
@@ -325,6 +330,7 @@ impl<B, E> Retry<BalancedService<B, E>, RetryAll> {
                 fail_fast: None,
             }),
             budget: None,
+            metrics: RetryMetrics::new(&Labels::default()),
         }
     }
 }
@@ -367,7 +373,15 @@ impl<S, P> Retry<S, P> {
             policy: Arc::new(policy),
             balanced: self.balanced,
             budget: self.budget,
+            metrics: self.metrics,
         }
+    }
+
+    /// Labels this retry's [metrics](crate::metrics) (attempts, retries, hedges, budget
+    /// exhausted, `rpc.client.call.duration`) and `attempt` spans; unlabelled by default.
+    pub fn with_labels(mut self, labels: Labels) -> Self {
+        self.metrics = RetryMetrics::new(&labels);
+        self
     }
 
     /// Caps retries with a budget shared by every clone.
@@ -400,14 +414,22 @@ impl<S, P> Retry<S, P> {
         Req: Clone + Send + 'static,
         P: Policy,
     {
-        Box::pin(run(
+        let metrics = self.metrics.clone();
+        let call = run(
             self.inner.clone(),
             self.config,
             Arc::clone(&self.policy),
             self.balanced.clone(),
             self.budget.clone(),
             request,
-        ))
+            self.metrics.clone(),
+        );
+        Box::pin(async move {
+            let started = tokio::time::Instant::now();
+            let result = call.await;
+            metrics.call(started.elapsed().as_secs_f64());
+            result
+        })
     }
 }
 
@@ -418,6 +440,7 @@ async fn run<S, P, Req>(
     balanced: Option<Balanced<S>>,
     budget: Option<Arc<dyn RetryBudget>>,
     request: Req,
+    metrics: RetryMetrics,
 ) -> Result<S::Response, RetryError>
 where
     S: Service<Req> + Clone,
@@ -447,13 +470,16 @@ where
         }
         let started = tokio::time::Instant::now();
         let primary_key = Mutex::new(None);
+        metrics.attempt(attempt);
+        let span = metrics.attempt_span(attempt);
         let primary = attempt_once(
             inner.clone(),
             &balanced,
             failed.clone(),
             request.clone(),
             Some(&primary_key),
-        );
+        )
+        .instrument(span.clone());
         // Owned copies for the hedge (only when hedging), so the attempt future stays `Send`.
         let spare = hedge.map(|_| (inner.clone(), request.clone()));
         let call = crate::hedge::race(primary, hedge.and_then(Hedge::delay), || {
@@ -463,7 +489,8 @@ where
             }
             let mut avoid = failed.clone();
             avoid.extend(*primary_key.lock().unwrap_or_else(PoisonError::into_inner));
-            Some(attempt_once(service, &balanced, avoid, request, None))
+            metrics.hedge();
+            Some(attempt_once(service, &balanced, avoid, request, None).instrument(span))
         });
         let error: BoxError = match tokio::time::timeout_at(deadline, call).await {
             Ok((Ok(response), _)) => {
@@ -490,6 +517,7 @@ where
                 errors.push(Box::new(BudgetExhausted {
                     budget: config.timeout,
                 }));
+                metrics.exhausted(Exhausted::Deadline);
                 return Err(give_up(errors, GaveUp::Timeout, None));
             }
         };
@@ -505,6 +533,7 @@ where
         if let Some(budget) = &budget
             && !budget.withdraw()
         {
+            metrics.exhausted(Exhausted::RetryBudget);
             return Err(give_up(errors, GaveUp::Budget, None));
         }
         let wait: Pin<Box<dyn Future<Output = ()> + Send>> = match (&balanced, no_endpoints) {
@@ -522,6 +551,7 @@ where
             _ => Box::pin(tokio::time::sleep(backoff.next_delay())),
         };
         if tokio::time::timeout_at(deadline, wait).await.is_err() {
+            metrics.exhausted(Exhausted::Deadline);
             return Err(give_up(errors, GaveUp::Timeout, None));
         }
     }
@@ -628,6 +658,7 @@ impl<S, P> Layer<S> for RetryLayer<P> {
             policy: Arc::clone(&self.policy),
             balanced: None,
             budget: None,
+            metrics: RetryMetrics::new(&Labels::default()),
         }
     }
 }

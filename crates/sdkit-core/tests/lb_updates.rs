@@ -12,6 +12,9 @@ use sdkit_core::lb::zone::ZoneAware;
 use sdkit_core::lb::{Balancer, PickContext};
 use sdkit_core::{BoxError, Endpointer, Instance, InstanceCache};
 
+/// A named balancer over `(generation, index)` endpoints.
+type Named = (&'static str, Arc<dyn Balancer<(u64, u64)>>);
+
 /// Generation `g` has `members(g)` instances, ids `g{g}-{i}`, half of them in zone `z0`.
 fn members(g: u64) -> u64 {
     2 + (g * 13) % 60
@@ -47,7 +50,7 @@ fn picks_racing_updates_use_their_own_snapshot_table() {
         e
     });
     let set = endpointer.endpoint_set();
-    let balancers: Vec<(&str, Arc<dyn Balancer<(u64, u64)>>)> = vec![
+    let balancers: Vec<Named> = vec![
         ("maglev", Arc::new(Maglev::new(set.clone()))),
         (
             "zone_aware",

@@ -73,29 +73,33 @@ impl Instancer {
         let mut rx = watch.receiver();
         let shutdown = client.inner().shutdown.clone();
         let mapping = config.clone();
-        let task = TaskInstancer::spawn("discovery", move |cache, token| async move {
-            publish(&cache, &mapping, rx.borrow_and_update().clone());
-            loop {
-                tokio::select! {
-                    biased;
-                    () = token.cancelled() => break,
-                    () = shutdown.cancelled() => {
-                        // The client was shut down: say so and end the subscriptions, rather
-                        // than leaving subscribers waiting on a set that never changes again.
-                        cache.error(SourceError::new(Error::Shutdown));
-                        cache.close();
-                        break;
-                    }
-                    changed = rx.changed() => {
-                        if changed.is_err() {
+        let task = TaskInstancer::spawn_service(
+            "discovery",
+            &config.appid,
+            move |cache, token| async move {
+                publish(&cache, &mapping, rx.borrow_and_update().clone());
+                loop {
+                    tokio::select! {
+                        biased;
+                        () = token.cancelled() => break,
+                        () = shutdown.cancelled() => {
+                            // The client was shut down: say so and end the subscriptions, rather
+                            // than leaving subscribers waiting on a set that never changes again.
+                            cache.error(SourceError::new(Error::Shutdown));
+                            cache.close();
                             break;
                         }
-                        let state = rx.borrow_and_update().clone();
-                        publish(&cache, &mapping, state);
+                        changed = rx.changed() => {
+                            if changed.is_err() {
+                                break;
+                            }
+                            let state = rx.borrow_and_update().clone();
+                            publish(&cache, &mapping, state);
+                        }
                     }
                 }
-            }
-        });
+            },
+        );
         Ok(Instancer {
             task,
             config,

@@ -279,6 +279,10 @@ impl Registration for Steps {
         })
     }
 
+    fn labels(&self) -> sdkit_core::metrics::Labels {
+        sdkit_core::metrics::Labels::new(self.config.appid.as_str(), "discovery")
+    }
+
     fn describe(&self) -> String {
         format!(
             "discovery {} on {}",

@@ -75,7 +75,7 @@ impl Instancer {
         config.validate()?;
         let query = Query::new(client, config.name(), config.address_family())?;
         let name = query.name_text();
-        let inner = TaskInstancer::spawn("dnssrv", move |cache, token| {
+        let inner = TaskInstancer::spawn_service("dnssrv", &name, move |cache, token| {
             watch(query, config, cache, token)
         });
         Ok(Instancer { name, inner })

@@ -72,7 +72,7 @@ impl Instancer {
         let prefix_dir = config.prefix_dir();
         let dir = prefix_dir.clone();
         let client = client.clone();
-        let task = TaskInstancer::spawn("etcd", move |cache, token| {
+        let task = TaskInstancer::spawn_service("etcd", &prefix_dir, move |cache, token| {
             Watcher::new(client, dir, cache, token).run(config.backoff)
         });
         Ok(Instancer {

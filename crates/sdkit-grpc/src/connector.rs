@@ -32,12 +32,12 @@ pub trait Io: rt::Read + rt::Write + Send + Unpin + 'static {}
 impl<T: rt::Read + rt::Write + Send + Unpin + 'static> Io for T {}
 
 /// A connected stream, boxed.
-pub struct BoxedIo(Pin<Box<dyn Io>>);
+pub struct BoxedIo(Pin<Box<dyn Io>>, Option<Closed>);
 
 impl BoxedIo {
     /// Boxes a stream.
     pub fn new(io: impl Io) -> Self {
-        BoxedIo(Box::pin(io))
+        BoxedIo(Box::pin(io), None)
     }
 }
 
@@ -169,9 +169,9 @@ pub struct ConnectFailed {
 }
 
 impl Service<Uri> for Watching {
-    type Response = Watched;
+    type Response = BoxedIo;
     type Error = BoxError;
-    type Future = Pin<Box<dyn Future<Output = Result<Watched, BoxError>> + Send>>;
+    type Future = Pin<Box<dyn Future<Output = Result<BoxedIo, BoxError>> + Send>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
         self.inner.poll_ready(cx)
@@ -182,13 +182,10 @@ impl Service<Uri> for Watching {
         let connect = self.inner.call(uri);
         Box::pin(async move {
             match connect.await {
-                Ok(io) => {
+                Ok(mut io) => {
                     let generation = state.connected();
-                    Ok(Watched {
-                        io,
-                        state,
-                        generation,
-                    })
+                    io.1 = Some(Closed { state, generation });
+                    Ok(io)
                 }
                 Err(source) => {
                     state.connect_failed();
@@ -202,56 +199,15 @@ impl Service<Uri> for Watching {
     }
 }
 
-/// A live connection; when hyper drops it (the peer closed it, an I/O error, a GOAWAY) the
-/// endpoint is marked not ready.
-pub(crate) struct Watched {
-    io: BoxedIo,
+/// Carried by a live connection: when hyper drops the connection (the peer closed it, an I/O
+/// error, a GOAWAY) the endpoint is marked not ready.
+struct Closed {
     state: Arc<ConnState>,
     generation: u64,
 }
 
-impl Drop for Watched {
+impl Drop for Closed {
     fn drop(&mut self) {
         self.state.closed(self.generation);
-    }
-}
-
-impl rt::Read for Watched {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: rt::ReadBufCursor<'_>,
-    ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.io).poll_read(cx, buf)
-    }
-}
-
-impl rt::Write for Watched {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.io).poll_write(cx, buf)
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.io).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.io).poll_shutdown(cx)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.io.is_write_vectored()
-    }
-
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
     }
 }

@@ -71,6 +71,7 @@ impl Replay {
             replay: self.clone(),
             epoch,
             position: 0,
+            trailers_sent: false,
         })
     }
 }
@@ -80,6 +81,7 @@ struct AttemptBody {
     epoch: u64,
     /// Recorded frames this attempt has sent.
     position: usize,
+    trailers_sent: bool,
 }
 
 impl Body for AttemptBody {
@@ -100,7 +102,11 @@ impl Body for AttemptBody {
             return Poll::Ready(Some(Ok(Frame::data(frame.clone()))));
         }
         if shared.source_done {
-            return Poll::Ready(shared.trailers.take().map(|t| Ok(Frame::trailers(t))));
+            if this.trailers_sent {
+                return Poll::Ready(None);
+            }
+            this.trailers_sent = true;
+            return Poll::Ready(shared.trailers.clone().map(|t| Ok(Frame::trailers(t))));
         }
         let polled = Pin::new(&mut shared.source).poll_frame(cx);
         match polled {
@@ -129,6 +135,7 @@ impl Body for AttemptBody {
                     if let Ok(trailers) = frame.into_trailers() {
                         shared.source_done = true;
                         shared.trailers = Some(trailers.clone());
+                        this.trailers_sent = true;
                         return Poll::Ready(Some(Ok(Frame::trailers(trailers))));
                     }
                     Poll::Ready(None)
@@ -142,10 +149,96 @@ impl Body for AttemptBody {
         shared.epoch != self.epoch
             || (shared.source_done
                 && self.position >= shared.recorded.len()
-                && shared.trailers.is_none())
+                && (self.trailers_sent || shared.trailers.is_none()))
     }
 
     fn size_hint(&self) -> SizeHint {
         SizeHint::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::VecDeque;
+
+    use http_body_util::BodyExt;
+
+    use super::*;
+
+    /// A request body of fixed frames.
+    struct Frames(VecDeque<&'static str>);
+
+    impl Body for Frames {
+        type Data = Bytes;
+        type Error = tonic::Status;
+
+        fn poll_frame(
+            mut self: Pin<&mut Self>,
+            _cx: &mut Context<'_>,
+        ) -> Poll<Option<Result<Frame<Bytes>, tonic::Status>>> {
+            Poll::Ready(
+                self.0
+                    .pop_front()
+                    .map(|s| Ok(Frame::data(Bytes::from_static(s.as_bytes())))),
+            )
+        }
+    }
+
+    fn source(frames: &[&'static str]) -> TonicBody {
+        TonicBody::new(Frames(frames.iter().copied().collect()))
+    }
+
+    async fn next(body: &mut TonicBody) -> Option<String> {
+        let frame = body.frame().await?.ok()?;
+        frame
+            .into_data()
+            .ok()
+            .map(|d| String::from_utf8_lossy(&d).into_owned())
+    }
+
+    #[tokio::test]
+    async fn a_later_attempt_replays_then_continues_where_the_source_stopped() {
+        let replay = Replay::new(source(&["a", "b", "c"]), 1024);
+        let mut first = replay.attempt();
+        assert_eq!(next(&mut first).await.as_deref(), Some("a"));
+        assert_eq!(next(&mut first).await.as_deref(), Some("b"));
+        // The first attempt fails after two frames; the second replays them, then reads on.
+        let mut second = replay.attempt();
+        assert_eq!(
+            next(&mut first).await,
+            None,
+            "a superseded attempt reads as ended"
+        );
+        let mut seen = Vec::new();
+        while let Some(s) = next(&mut second).await {
+            seen.push(s);
+        }
+        assert_eq!(seen, ["a", "b", "c"]);
+        assert!(replay.can_replay());
+        let third: Vec<u8> = replay
+            .attempt()
+            .collect()
+            .await
+            .unwrap()
+            .to_bytes()
+            .to_vec();
+        assert_eq!(third, b"abc");
+    }
+
+    #[tokio::test]
+    async fn more_than_the_limit_is_sent_but_no_longer_replayable() {
+        let replay = Replay::new(source(&["12345", "67890", "x"]), 8);
+        let all: Vec<u8> = replay
+            .attempt()
+            .collect()
+            .await
+            .unwrap()
+            .to_bytes()
+            .to_vec();
+        assert_eq!(
+            all, b"1234567890x",
+            "the first attempt still sends everything"
+        );
+        assert!(!replay.can_replay());
     }
 }

@@ -286,3 +286,45 @@ async fn dropping_the_channel_ends_its_tasks_and_connections() {
     )
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_connector_opens_every_connection() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    let a = TestServer::start("a");
+    let b = TestServer::start("b");
+    let connects = Arc::new(AtomicUsize::new(0));
+    let counting = {
+        let connects = Arc::clone(&connects);
+        tower::service_fn(move |uri: http::Uri| {
+            let connects = Arc::clone(&connects);
+            async move {
+                connects.fetch_add(1, Ordering::Relaxed);
+                let authority = uri.authority().map(ToString::to_string).unwrap_or_default();
+                let stream = tokio::net::TcpStream::connect(authority).await?;
+                stream.set_nodelay(true)?;
+                Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(stream))
+            }
+        })
+    };
+    let instancer = fixed(vec![
+        Instance::from_addr(a.addr.to_string()),
+        Instance::from_addr(b.addr.to_string()),
+    ]);
+    let config = Config::default().with_connector(sdkit_grpc::Connector::new(counting));
+    let channel = Channel::new(&instancer, config).unwrap();
+    channel.ready(Duration::from_secs(5)).await.unwrap();
+    let mut client = GreeterClient::new(channel);
+    for _ in 0..20 {
+        hello(&mut client)
+            .await
+            .expect("call over the user's connector");
+    }
+    assert_eq!((a.served(), b.served()), (10, 10));
+    assert_eq!(
+        connects.load(Ordering::Relaxed),
+        2,
+        "one connection per endpoint, both by the user connector"
+    );
+}

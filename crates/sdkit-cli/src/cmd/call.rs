@@ -1,6 +1,6 @@
 //! `sdkit call <target> <path>`: HTTP GETs through the sdkit-http client (endpointer →
-//! balancer (`--lb`, round-robin by default) → safe retries), then how many requests each instance served, failures, and
-//! latency percentiles.
+//! balancer (`--lb`, round-robin by default) → safe retries), then how many requests each
+//! instance served, failures, and latency percentiles.
 //!
 //! `--timeout` bounds each attempt; a request may take up to `--retries + 1` attempts (transport
 //! errors, timeouts and 502/503/504 are retried on another instance; other answers are final).
@@ -26,9 +26,9 @@ Examples:
   sdkit call static://127.0.0.1:8081,127.0.0.1:8082 /health
   sdkit call 'discovery://127.0.0.1:7171/demo.hello?env=dev&scheme=http' / --requests 1000 --concurrency 8
   sdkit call consul://127.0.0.1:8500/web /api/ping --retries 3 --timeout 500ms
-  sdkit call etcd://127.0.0.1:2379/services/greeter --grpc            # gRPC health checks
-  sdkit call etcd://127.0.0.1:2379/services/greeter --grpc greeter.Greeter --lb pick_first
   sdkit call static://127.0.0.1:8081,127.0.0.1:8082 / --lb p2c_peak_ewma --json
+  sdkit call etcd://127.0.0.1:2379/services/greeter --grpc            # gRPC health checks
+  sdkit call etcd://127.0.0.1:2379/services/greeter --grpc greeter.Greeter --lb p2c
 
 Exit status: 0 = every request succeeded, 1 = some failed (or no instance in time).";
 
@@ -41,11 +41,6 @@ pub struct Args {
     /// The path to GET on each instance, e.g. `/health` (not with `--grpc`).
     #[arg(required_unless_present = "grpc")]
     path: Option<String>,
-    /// Balancer: round_robin (the default), random, weighted_round_robin, weighted_random,
-    /// p2c, p2c_peak_ewma, pick_first (gRPC only), or a JSON config such as
-    /// '{"policy": "p2c", "slow_start": {"window": "30s"}}'.
-    #[arg(long, value_name = "POLICY")]
-    lb: Option<String>,
     #[command(flatten)]
     grpc: super::grpc::GrpcArgs,
     /// Total requests.
@@ -63,6 +58,10 @@ pub struct Args {
     /// Longest wait for the first instances.
     #[arg(long, default_value = "5s", value_parser = duration::parse)]
     wait: Duration,
+    /// Balancer: round_robin, random, weighted_round_robin, weighted_random, p2c,
+    /// p2c_peak_ewma, or a JSON config such as '{"policy": "p2c", "slow_start": {"window": "30s"}}'.
+    #[arg(long, default_value = "round_robin", value_parser = traffic::parse_lb)]
+    lb: sdkit::lb::BalancerConfig,
     /// Print one JSON summary object (per instance, totals, latency percentiles) instead of
     /// the report.
     #[arg(long)]
@@ -77,6 +76,11 @@ pub struct Args {
 pub async fn run(args: Args) -> Result<u8, CommandError> {
     let target = parse_target(&args.target)?;
     if let Some(service) = &args.grpc.grpc {
+        if args.json {
+            return Err(CommandError(
+                "--json is not supported with --grpc yet".to_owned(),
+            ));
+        }
         let plan = super::grpc::Plan {
             service: service.clone(),
             requests: args.requests,
@@ -88,8 +92,7 @@ pub async fn run(args: Args) -> Result<u8, CommandError> {
         };
         return super::grpc::run(&target, plan, &args.grpc).await;
     }
-    let lb = traffic::parse_lb(args.lb.as_deref().unwrap_or("round_robin"))
-        .map_err(|e| CommandError(format!("--lb: {e}")))?;
+    let lb = args.lb;
     let path = args.path.unwrap_or_default();
     let instancer = target
         .instancer()

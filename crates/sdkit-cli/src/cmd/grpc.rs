@@ -3,8 +3,9 @@
 //! `call` — how many calls each instance answered, failures, latency percentiles — and the same
 //! exit codes (0: every call answered SERVING, 1: otherwise).
 //!
-//! `--lb` picks the policy (`pick_first`, `round_robin`, any sdkit balancer); `--service-config`
-//! takes a gRPC service config (JSON, or `@FILE`), whose `loadBalancingConfig` wins over `--lb`.
+//! `--lb` picks the balancer (`round_robin`, any sdkit balancer by name); `--service-config`
+//! takes a gRPC service config (JSON, or `@FILE`), whose `loadBalancingConfig` wins over `--lb`
+//! and is how `pick_first` is chosen (`{"loadBalancingConfig": [{"pick_first": {}}]}`).
 //! Without one, `--retries` becomes a retry policy on `UNAVAILABLE` (at most 4 retries, gRPC's
 //! cap), and `--timeout` is each call's deadline, all attempts included.
 
@@ -50,8 +51,8 @@ pub struct Plan {
     pub timeout: Duration,
     /// Longest wait for the first instances.
     pub wait: Duration,
-    /// The balancing policy.
-    pub lb: Option<String>,
+    /// The balancing policy (`--lb`); `pick_first` comes from a service config.
+    pub lb: sdkit::lb::BalancerConfig,
 }
 
 /// The service config: the user's, or a retry policy on UNAVAILABLE from `--retries`.
@@ -74,9 +75,7 @@ fn service_config(plan: &Plan, args: &GrpcArgs) -> Result<Option<String>, Comman
 /// Sends the health checks and prints the report.
 pub async fn run(target: &Target, plan: Plan, args: &GrpcArgs) -> Result<u8, CommandError> {
     let mut config = Config::default().with_ready_timeout(plan.timeout);
-    if let Some(lb) = &plan.lb {
-        config = config.with_lb(lb.clone());
-    }
+    config = config.with_lb(plan.lb.policy());
     if let Some(json) = service_config(&plan, args)? {
         config = config.with_service_config(json);
     }

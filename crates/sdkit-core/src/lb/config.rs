@@ -205,8 +205,22 @@ impl BalancerConfig {
         )
     }
 
-    /// Builds the balancer over `set`.
+    /// Builds the balancer over `set`, counting its picks ([`Metered`](super::Metered), labelled
+    /// with the set's service and backend and [`policy`](Self::policy)).
     pub fn build<S>(&self, set: EndpointSet<S>) -> Box<dyn Balancer<S>>
+    where
+        S: Clone + Send + Sync + 'static,
+    {
+        let metered = set.clone();
+        Box::new(super::Metered::new(
+            self.build_unmetered(set),
+            &metered,
+            self.policy(),
+        ))
+    }
+
+    /// Builds the balancer over `set`, without metrics.
+    pub fn build_unmetered<S>(&self, set: EndpointSet<S>) -> Box<dyn Balancer<S>>
     where
         S: Clone + Send + Sync + 'static,
     {

@@ -10,6 +10,7 @@ mod form;
 mod poll;
 mod read;
 mod reply;
+mod ui;
 mod write;
 
 pub(crate) use reply::HttpResponse;
@@ -58,6 +59,9 @@ pub(crate) async fn handle(
     req: Request<Incoming>,
     caller: Caller,
 ) -> HttpResponse {
+    if let Some(page) = ui::serve(req.method(), req.uri().path()) {
+        return page;
+    }
     let Some(endpoint) = Endpoint::from_path(req.uri().path()) else {
         return reply::not_found();
     };

@@ -276,8 +276,10 @@ impl ServiceConfig {
             .map_err(|e| ServiceConfigError::new("", format!("not JSON: {e}")))?;
         let root = Field::root(&value);
         let doc = object(&root)?;
-        let mut config = ServiceConfig::default();
-        config.lb = parse_lb(&root, doc)?;
+        let mut config = ServiceConfig {
+            lb: parse_lb(&root, doc)?,
+            ..ServiceConfig::default()
+        };
         if let Some(list) = root.get(doc, "methodConfig") {
             for entry in list.array()? {
                 let method = parse_method(&entry, object(&entry)?)?;

@@ -14,6 +14,7 @@ use super::detector::{Change, Counters, Detector, Reason};
 use crate::endpoint::{EndpointKey, Endpoints};
 use crate::endpoint_set::EndpointSet;
 use crate::lb::{EndpointState, Outcome, OutcomeObserver, PANIC_THRESHOLD_PERCENT};
+use crate::metrics::OutlierMetrics;
 
 /// What outlier detection did: the hook for logs and metrics
 /// ([`OutlierDetector::spawn_with`]).
@@ -65,6 +66,7 @@ struct Shared {
     /// Wakes the task when a streak ejection set a new expiry.
     wake: Notify,
     listener: Option<Listener>,
+    metrics: OutlierMetrics,
 }
 
 impl Shared {
@@ -106,6 +108,12 @@ impl Shared {
             }
         }
         if !events.is_empty() {
+            let ejected = inner
+                .endpoints
+                .keys()
+                .filter(|k| inner.detector.is_ejected(k))
+                .count();
+            self.metrics.ejected_now(ejected);
             let total = inner.endpoints.len();
             let ready = inner
                 .endpoints
@@ -135,6 +143,13 @@ impl Shared {
     }
 
     fn emit(&self, events: &[OutlierEvent]) {
+        for event in events {
+            match event {
+                OutlierEvent::Ejected { .. } => self.metrics.ejection(),
+                OutlierEvent::PanicMode { entered, .. } => self.metrics.panic(*entered),
+                OutlierEvent::Returned { .. } => {}
+            }
+        }
         if let Some(listener) = &self.listener {
             for event in events {
                 listener(event);
@@ -249,6 +264,7 @@ impl OutlierDetector {
             }),
             wake: Notify::new(),
             listener,
+            metrics: OutlierMetrics::new(set.labels()),
         });
         sync(&shared, &set.load());
         let task = tokio::spawn(run(set.clone(), Arc::downgrade(&shared)));
@@ -281,6 +297,8 @@ impl Drop for OutlierDetector {
         for t in inner.endpoints.values() {
             t.state.set_ejected(false);
         }
+        self.shared.metrics.ejected_now(0);
+        self.shared.metrics.panic(false);
     }
 }
 
