@@ -37,6 +37,8 @@ mod backends;
 mod error;
 #[cfg(feature = "grpc")]
 pub mod grpc;
+#[cfg(feature = "http")]
+mod http_source;
 mod target;
 mod url;
 
@@ -76,3 +78,8 @@ pub use sdkit_zookeeper as zookeeper;
 /// The Eureka backend.
 #[cfg(feature = "eureka")]
 pub use sdkit_eureka as eureka;
+
+/// The reqwest integration: HTTP endpoints per instance and a client that resolves service
+/// names (`http://<name>/path`); a [`Target`] is a name's [`Source`](sdkit_http::Source).
+#[cfg(feature = "http")]
+pub use sdkit_http as http;

@@ -1,20 +1,25 @@
-//! `sdkit call <target> <path>`: HTTP GETs through endpointer → round-robin → retry, then how
-//! many requests each instance served, failures, and latency percentiles.
+//! `sdkit call <target> <path>`: HTTP GETs through the sdkit-http client (endpointer →
+//! balancer (`--lb`, round-robin by default) → safe retries), then how many requests each
+//! instance served, failures, and latency percentiles.
 //!
 //! `--timeout` bounds each attempt; a request may take up to `--retries + 1` attempts (transport
-//! errors and 5xx are retried on the next instance, a 4xx is final). Outlier ejection is on
-//! (`--no-outlier` turns it off): an instance failing 5 times in a row is left out for a while.
+//! errors, timeouts and 502/503/504 are retried on another instance; other answers are final).
+//! Outlier ejection is on (`--no-outlier` turns it off): an instance failing 5 times in a row
+//! is left out for a while.
 //! Exit 0 when every request succeeded, 1 otherwise.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::http::{self, HttpEndpoint};
+use super::http;
 use super::output::{Style, println_flush};
 use super::traffic::{self, Plan, Stats};
 use super::{CommandError, EXIT_ERROR, EXIT_OK, parse_target};
 use sdkit::lb::outlier::{OutlierConfig, OutlierDetector};
-use sdkit::{CancellationToken, Endpointer, Instancer, duration};
+use sdkit::{CancellationToken, duration};
+
+/// The name the target is registered under in the client.
+const SERVICE: &str = "target";
 
 const EXAMPLES: &str = "\
 Examples:
@@ -87,20 +92,18 @@ pub async fn run(args: Args) -> Result<u8, CommandError> {
         };
         return super::grpc::run(&target, plan, &args.grpc).await;
     }
+    let lb = args.lb;
     let path = args.path.unwrap_or_default();
     let instancer = target
         .instancer()
         .map_err(|e| CommandError(e.to_string()))?;
     let stats = Arc::new(Stats::default());
-    let hook = {
-        let stats = stats.clone();
-        Arc::new(move |addr: &str, ok: bool| stats.attempt(addr, ok))
-    };
-    let endpointer: Endpointer<HttpEndpoint> = Endpointer::new(
-        &instancer,
-        http::factory(http::client(args.timeout), args.timeout, Some(hook)),
-    );
-    let ready = endpointer.ready(args.wait).await;
+    let client = http::client(args.retries + 1, args.timeout, &lb)?;
+    let set = http::register(&client, SERVICE, &target, instancer)?;
+    // The first snapshot (even an empty one) answers.
+    let ready = tokio::time::timeout(args.wait, set.changed_since(0))
+        .await
+        .map(|()| set.snapshot());
     let ready = match ready {
         Ok(endpoints) if !endpoints.is_empty() => Ok(endpoints),
         Ok(endpoints) => Err(match endpoints.error() {
@@ -114,17 +117,13 @@ pub async fn run(args: Args) -> Result<u8, CommandError> {
     };
     let endpoints = match ready {
         Ok(endpoints) => endpoints,
-        Err(message) => {
-            endpointer.stop();
-            instancer.stop();
-            return Err(CommandError(message));
-        }
+        Err(message) => return Err(CommandError(message)),
     };
     // Passive outlier ejection over the whole run (dropped with it).
-    let outlier = (!args.no_outlier)
-        .then(|| OutlierDetector::spawn(&endpointer.endpoint_set(), OutlierConfig::default()));
+    let outlier =
+        (!args.no_outlier).then(|| OutlierDetector::spawn(&set, OutlierConfig::default()));
     let style = Style::detect();
-    let policy = args.lb.policy();
+    let policy = lb.policy();
     let path: Arc<str> = if path.starts_with('/') {
         path.into()
     } else {
@@ -142,16 +141,14 @@ pub async fn run(args: Args) -> Result<u8, CommandError> {
         ))?;
     }
     let plan = Plan {
+        service: SERVICE.into(),
         path,
         requests: Some(args.requests),
         concurrency: args.concurrency.into(),
-        attempts: args.retries + 1,
-        attempt_timeout: args.timeout,
-        lb: args.lb,
     };
     let started = Instant::now();
     traffic::run(
-        endpointer.endpoint_set(),
+        client.clone(),
         plan,
         stats.clone(),
         CancellationToken::new(),
@@ -160,8 +157,7 @@ pub async fn run(args: Args) -> Result<u8, CommandError> {
     let elapsed = started.elapsed();
     let ejected = outlier.as_ref().map(OutlierDetector::ejected);
     drop(outlier);
-    endpointer.stop();
-    instancer.stop();
+    client.remove_service(SERVICE);
     if args.json {
         println_flush(&stats.summary_json(policy, elapsed).to_string())?;
     } else {

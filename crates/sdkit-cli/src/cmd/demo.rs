@@ -5,9 +5,10 @@
 //! 3. builds instancer → endpointer → balancer (`--lb`, round-robin by default) → retry and
 //!    sends traffic: the spread;
 //! 4. kills one backend while traffic continues: its calls fail over to the live backends
-//!    through retry (zero failed requests); outlier detection ejects it after a few failed
-//!    attempts (`--no-outlier`: a third of the attempts keep hitting it) until its registration
-//!    is cancelled and it leaves the set;
+//!    through retry (zero failed requests); the client skips it after its first refused
+//!    connection (probing it in the background), and outlier detection ejects it once its
+//!    failures (refused probes included) reach 5 in a row (`--no-outlier` turns that off),
+//!    until its registration is cancelled and it leaves the set;
 //! 5. starts a fourth backend and shows it join;
 //! 6. shuts everything down (deregister, stop the watch, stop the server).
 //!
@@ -17,14 +18,18 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use super::http::{self, Backend, HttpEndpoint};
+use super::http::{self, Backend};
 use super::output::{Style, println_flush};
 use super::traffic::{self, Plan, Stats};
 use super::{CommandError, EXIT_OK, parse_target, shutdown_signal};
+use sdkit::http::Endpoint as HttpEndpoint;
 use sdkit::lb::outlier::{OutlierConfig, OutlierDetector, OutlierEvent};
-use sdkit::{CancellationToken, EndpointSet, Endpointer, Instance, Instancer, Registrar, Target};
+use sdkit::{CancellationToken, EndpointSet, Instance, Registrar, Target};
 use sdkit_discovery_server::Server;
 use tokio::net::TcpListener;
+
+/// Longest wait for the crashed backend's ejection.
+const EJECTION_WAIT: Duration = Duration::from_secs(10);
 
 const EXAMPLES: &str = "\
 Examples:
@@ -51,9 +56,8 @@ pub struct Args {
     /// p2c_peak_ewma, or a JSON config.
     #[arg(long, default_value = "round_robin", value_parser = super::traffic::parse_lb)]
     lb: sdkit::lb::BalancerConfig,
-    /// Turn off outlier ejection (on by default: the crashed backend is left out after 5
-    /// failed attempts in a row instead of taking a third of the attempts until it leaves the
-    /// registry).
+    /// Turn off outlier ejection (on by default: the crashed backend is ejected once it has
+    /// failed 5 times in a row, refused reconnects included).
     #[arg(long)]
     no_outlier: bool,
 }
@@ -158,42 +162,28 @@ async fn demo(args: Args) -> Result<u8, CommandError> {
     let instancer = target
         .instancer()
         .map_err(|e| CommandError(e.to_string()))?;
-    let current: Arc<Mutex<Arc<Stats>>> = Arc::new(Mutex::new(Arc::new(Stats::default())));
-    let hook = {
-        let current = current.clone();
-        Arc::new(move |addr: &str, ok: bool| {
-            current
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .attempt(addr, ok)
-        })
-    };
-    let attempt_timeout = Duration::from_secs(1);
-    let endpointer: Endpointer<HttpEndpoint> = Endpointer::new(
-        &instancer,
-        http::factory(http::client(attempt_timeout), attempt_timeout, Some(hook)),
-    );
-    let set = endpointer.endpoint_set();
+    let client = http::client(3, Duration::from_secs(1), &args.lb)?;
+    let set = http::register(&client, APPID, &target, instancer)?;
     let ejections: Arc<Mutex<Vec<String>>> = Arc::default();
+    let ejected_any = Arc::new(tokio::sync::Notify::new());
     let outlier = (!args.no_outlier).then(|| {
-        let ejections = ejections.clone();
+        let (ejections, ejected_any) = (ejections.clone(), ejected_any.clone());
         OutlierDetector::spawn_with(&set, OutlierConfig::default(), move |event| {
             if let OutlierEvent::Ejected { id, .. } = event {
                 ejections
                     .lock()
                     .unwrap_or_else(PoisonError::into_inner)
                     .push(id.to_string());
+                ejected_any.notify_one();
             }
         })
     });
     let seen = wait_for_set(&set, |addrs| addrs.len() == 3).await?;
     let plan = Plan {
+        service: APPID.into(),
         path: "/hello".into(),
         requests: Some(args.requests),
         concurrency: args.concurrency.into(),
-        attempts: 3,
-        attempt_timeout,
-        lb: args.lb.clone(),
     };
     let show = |addrs: &[String]| {
         let names = names.lock().unwrap_or_else(PoisonError::into_inner);
@@ -223,9 +213,9 @@ async fn demo(args: Args) -> Result<u8, CommandError> {
         args.concurrency,
         args.lb.policy()
     ))?;
-    let stats = phase(&current);
+    let stats = phase();
     traffic::run(
-        set.clone(),
+        client.clone(),
         plan.clone(),
         stats.clone(),
         CancellationToken::new(),
@@ -236,10 +226,10 @@ async fn demo(args: Args) -> Result<u8, CommandError> {
 
     // 4. A crash while traffic flows.
     out.heading("2. crash: backend-2 dies while traffic continues")?;
-    let stats = phase(&current);
+    let stats = phase();
     let stop = CancellationToken::new();
     let load = tokio::spawn(traffic::run(
-        set.clone(),
+        client.clone(),
         Plan {
             requests: None,
             ..plan.clone()
@@ -274,16 +264,29 @@ async fn demo(args: Args) -> Result<u8, CommandError> {
         victim_failures,
         stats.failed()
     ))?;
-    let ejected = ejections
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .iter()
-        // Instance identities are the backend's (`backend-2@host:port` for discovery).
-        .any(|id| id.starts_with("backend-2"));
+    let victim_ejected = || {
+        ejections
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            // Instance identities are the backend's (`backend-2@host:port` for discovery).
+            .any(|id| id.starts_with("backend-2"))
+    };
+    // The client stops sending to a refused instance after its first failed attempts and
+    // probes it in the background; refused probes count as failures too, so the ejection may
+    // follow the traffic by a few probe intervals.
+    let ejected = outlier.is_some()
+        && tokio::time::timeout(EJECTION_WAIT, async {
+            while !victim_ejected() {
+                ejected_any.notified().await;
+            }
+        })
+        .await
+        .is_ok();
     if outlier.is_some() {
         out.step(&if ejected {
             format!(
-                "{} backend-2 after {victim_failures} failed attempts: no attempt reaches it while it is ejected (without it: a third of the attempts; --no-outlier)",
+                "{} backend-2 after {victim_failures} failed attempts and its refused reconnects: no attempt reaches it while it is ejected (--no-outlier: no ejection)",
                 style.yellow("outlier detection ejected")
             )
         } else {
@@ -339,8 +342,14 @@ async fn demo(args: Args) -> Result<u8, CommandError> {
         seen.len(),
         show(&seen)
     ))?;
-    let stats = phase(&current);
-    traffic::run(set.clone(), plan, stats.clone(), CancellationToken::new()).await;
+    let stats = phase();
+    traffic::run(
+        client.clone(),
+        plan,
+        stats.clone(),
+        CancellationToken::new(),
+    )
+    .await;
     failed_total += stats.failed();
     println_flush(&stats.report(style, &label(&names)))?;
     let joined_served = stats.per_instance().get(&joined).map_or(0, |p| p.served);
@@ -356,8 +365,7 @@ async fn demo(args: Args) -> Result<u8, CommandError> {
     }
     out.step(&format!("deregistered {} backends", backends.len()))?;
     drop(outlier);
-    endpointer.stop();
-    instancer.stop();
+    client.remove_service(APPID);
     backends.clear();
     server_stop.cancel();
     server_task
@@ -384,11 +392,9 @@ async fn demo(args: Args) -> Result<u8, CommandError> {
     Ok(EXIT_OK)
 }
 
-/// Fresh statistics for a phase, installed where the endpoint hook reports attempts.
-fn phase(current: &Arc<Mutex<Arc<Stats>>>) -> Arc<Stats> {
-    let stats = Arc::new(Stats::default());
-    *current.lock().unwrap_or_else(PoisonError::into_inner) = stats.clone();
-    stats
+/// Fresh statistics for a phase.
+fn phase() -> Arc<Stats> {
+    Arc::new(Stats::default())
 }
 
 async fn start_backend(target: &Target, name: &str) -> Result<Running, CommandError> {

@@ -1,15 +1,10 @@
-//! HTTP for `call` and `demo`: the per-instance client endpoint (a `tower::Service`) and the
+//! HTTP for `call` and `demo`: the sdkit-http client they send through (one implementation:
+//! the same name-resolving client, balancer and safe retries library users get), and the
 //! small backend server the demo runs.
-//!
-//! Every endpoint shares one hyper-util legacy client (connection pool); an endpoint is that
-//! client's clone plus the instance's base URI, so making one is cheap and connects lazily.
-//! Response bodies are read up to [`MAX_BODY`] bytes; each attempt has its own timeout.
 
 use std::convert::Infallible;
-use std::fmt;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -17,220 +12,55 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
-use sdkit::BoxFuture;
-use sdkit::lb::{Classified, FailureClass};
-use sdkit::{BoxError, Instance};
-use sdkit_hyper::ExchangeError;
+use sdkit::http::{Client, Config, Endpoint, MakeBalancer};
+use sdkit::lb::BalancerConfig;
+use sdkit::{Backoff, EndpointSet, Instancer, Target};
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 
-/// Largest response body read; a longer one fails the attempt.
+use super::CommandError;
+
+/// Largest response body read; a longer one fails the request.
 pub const MAX_BODY: usize = 1 << 20;
 
-/// The shared HTTP/1 client (`sdkit-hyper`'s pooled client).
-pub type HttpClient = sdkit_hyper::PlainClient;
-
-/// A new pooled client with a connect timeout.
-pub fn client(connect_timeout: Duration) -> HttpClient {
-    sdkit_hyper::plain(connect_timeout)
+/// The client `call` and `demo` send through: `attempts` attempts (transport errors and
+/// 502/503/504 retried on another instance, GETs being idempotent), `attempt_timeout` each
+/// (connecting included), all within `attempts × attempt_timeout` plus one second; each
+/// service picks its instances with the balancer `lb` builds (`--lb`).
+pub fn client(
+    attempts: u32,
+    attempt_timeout: Duration,
+    lb: &BalancerConfig,
+) -> Result<Client, CommandError> {
+    let config = Config::default()
+        .with_max_attempts(attempts)
+        .with_attempt_timeout(attempt_timeout)
+        .with_connect_timeout(attempt_timeout)
+        .with_timeout(attempt_timeout * attempts.max(1) + Duration::from_secs(1))
+        .with_backoff(Backoff::new(
+            Duration::from_millis(5),
+            Duration::from_millis(200),
+        ));
+    let lb = lb.clone();
+    let make: MakeBalancer = Arc::new(move |set| Arc::from(lb.build(set)));
+    Client::new(config)
+        .map(|client| client.with_balancer(make))
+        .map_err(|e| CommandError::with("HTTP client", e))
 }
 
-/// Told about every attempt: the instance's address and whether the attempt succeeded.
-pub type AttemptHook = Arc<dyn Fn(&str, bool) + Send + Sync>;
-
-/// A successful reply (2xx or 3xx, body read within [`MAX_BODY`]): which instance served it.
-#[derive(Debug, Clone)]
-pub struct Reply {
-    /// The serving instance's address.
-    pub addr: Arc<str>,
-}
-
-/// An HTTP error status (4xx or 5xx) from an instance.
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("{addr}: HTTP {status}")]
-pub struct StatusError {
-    /// The instance.
-    pub addr: Arc<str>,
-    /// The status.
-    pub status: StatusCode,
-}
-
-/// A failed attempt (connection, timeout, body) on one instance.
-#[derive(Debug, thiserror::Error)]
-#[error("{addr}: {message}")]
-pub struct AttemptError {
-    /// The instance.
-    pub addr: Arc<str>,
-    /// What went wrong.
-    pub message: String,
-}
-
-/// One GET request: the path, and a count of the attempts made for it (shared by the clones
-/// the retry makes, so the caller learns how many attempts a success took).
-#[derive(Debug, Clone)]
-pub struct Get {
-    path: Arc<str>,
-    attempts: Arc<std::sync::atomic::AtomicU32>,
-}
-
-impl Get {
-    /// A request for `path`.
-    pub fn new(path: Arc<str>) -> Get {
-        Get {
-            path,
-            attempts: Arc::default(),
-        }
-    }
-
-    /// Attempts made so far.
-    pub fn attempts(&self) -> u32 {
-        self.attempts.load(std::sync::atomic::Ordering::Relaxed)
-    }
-}
-
-/// The endpoint of one instance: `GET {base}{path}`.
-#[derive(Clone)]
-pub struct HttpEndpoint {
-    client: HttpClient,
-    base: Arc<str>,
-    addr: Arc<str>,
-    timeout: Duration,
-    on_attempt: Option<AttemptHook>,
-}
-
-impl fmt::Debug for HttpEndpoint {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("HttpEndpoint")
-            .field("base", &self.base)
-            .field("timeout", &self.timeout)
-            .finish_non_exhaustive()
-    }
-}
-
-/// A `call`/`demo` endpoint factory for the endpointer: one [`HttpEndpoint`] per instance.
-///
-/// `on_attempt(addr, ok)` is told about every attempt (for per-instance statistics).
-pub fn factory(
-    client: HttpClient,
-    timeout: Duration,
-    on_attempt: Option<AttemptHook>,
-) -> impl Fn(&Instance) -> Result<HttpEndpoint, BoxError> + Send + Sync + 'static {
-    move |instance: &Instance| {
-        let addr = instance.addr();
-        let base = if addr.contains("://") {
-            addr.trim_end_matches('/').to_owned()
-        } else {
-            format!("http://{addr}")
-        };
-        // Validate once here, so a bad address is skipped by the endpointer (and logged).
-        let _: hyper::Uri = format!("{base}/")
-            .parse()
-            .map_err(|e| format!("instance {}: bad address `{addr}`: {e}", instance.id()))?;
-        Ok(HttpEndpoint {
-            client: client.clone(),
-            base: base.into(),
-            addr: addr.into(),
-            timeout,
-            on_attempt: on_attempt.clone(),
-        })
-    }
-}
-
-impl tower::Service<Get> for HttpEndpoint {
-    type Response = Reply;
-    type Error = BoxError;
-    type Future = BoxFuture<'static, Result<Reply, BoxError>>;
-
-    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        // The legacy client is always ready (it queues on its pool).
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, request: Get) -> Self::Future {
-        let this = self.clone();
-        request
-            .attempts
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        Box::pin(async move {
-            let result = match tokio::time::timeout(this.timeout, this.get(&request.path)).await {
-                Ok(result) => result,
-                Err(_) => Err(Box::new(Classified::new(
-                    FailureClass::Timeout,
-                    AttemptError {
-                        addr: this.addr.clone(),
-                        message: format!(
-                            "timed out after {}",
-                            sdkit::duration::format(this.timeout)
-                        ),
-                    },
-                )) as BoxError),
-            };
-            if let Some(on_attempt) = &this.on_attempt {
-                on_attempt(&this.addr, result.is_ok());
-            }
-            result
-        })
-    }
-}
-
-impl HttpEndpoint {
-    async fn get(&self, path: &str) -> Result<Reply, BoxError> {
-        let fail = |message: String| -> BoxError {
-            Box::new(AttemptError {
-                addr: self.addr.clone(),
-                message,
-            })
-        };
-        let slash = if path.starts_with('/') { "" } else { "/" };
-        let uri: hyper::Uri = format!("{}{slash}{path}", self.base)
-            .parse()
-            .map_err(|e| fail(format!("bad path `{path}`: {e}")))?;
-        let request = Request::get(uri)
-            .body(sdkit_hyper::Body::new(Bytes::new()))
-            .map_err(|e| fail(format!("bad request: {e}")))?;
-        // The attempt's own timeout bounds the exchange (see `call`); this one only backs it.
-        let response = sdkit_hyper::exchange(&self.client, request, self.timeout, MAX_BODY)
-            .await
-            .map_err(|e| {
-                // Classified for outlier detection: connect and transport errors, timeouts.
-                let (class, error) = match e {
-                    ExchangeError::Transport(source) => {
-                        let text = sdkit_hyper::chain(source.as_ref());
-                        let class = if text.contains("Connect") || text.contains("connect") {
-                            FailureClass::ConnectFailed
-                        } else {
-                            FailureClass::Unavailable
-                        };
-                        (class, fail(text))
-                    }
-                    ExchangeError::TooLarge { max } => (
-                        FailureClass::Other,
-                        fail(format!("reading the body: body larger than {max} bytes")),
-                    ),
-                    other => (FailureClass::Timeout, fail(other.to_string())),
-                };
-                BoxError::from(Classified::new(class, error))
-            })?;
-        let status = response.status;
-        if status.is_client_error() || status.is_server_error() {
-            let error = StatusError {
-                addr: self.addr.clone(),
-                status,
-            };
-            return Err(match status {
-                StatusCode::SERVICE_UNAVAILABLE => {
-                    Box::new(Classified::new(FailureClass::Unavailable, error))
-                }
-                s if s.is_server_error() => {
-                    Box::new(Classified::new(FailureClass::ServerError, error))
-                }
-                _ => Box::new(error),
-            });
-        }
-        Ok(Reply {
-            addr: self.addr.clone(),
-        })
-    }
+/// Registers `target` in `client` as `name`; returns the name's endpoint set (to watch it).
+pub fn register(
+    client: &Client,
+    name: &str,
+    target: &Target,
+    instancer: Box<dyn Instancer>,
+) -> Result<EndpointSet<Endpoint>, CommandError> {
+    client
+        .add_instancer(name, target.to_string(), instancer)
+        .map_err(|e| CommandError(e.to_string()))?;
+    client
+        .endpoint_set(name)
+        .ok_or_else(|| CommandError(format!("{name}: not registered")))
 }
 
 /// A small HTTP backend: answers every GET with `hello from <name>`. Dropping (or

@@ -1,22 +1,20 @@
-//! Traffic for `call` and `demo`: workers that GET a path through retry → a balancer (`--lb`,
-//! round-robin by default) over an endpoint set, and the statistics they keep (per-instance
-//! served and failed attempts, failed requests, latency percentiles), as text or JSON.
-//!
-//! Every worker has its own balancer over the shared endpoint set (per-endpoint state such as
-//! in-flight counts is shared through the endpoints); a retry avoids the instance that just
-//! failed while another is ready.
+//! Traffic for `call` and `demo`: workers that GET `http://<service><path>` through the
+//! sdkit-http client (endpointer → balancer (`--lb`, round-robin by default) → safe retries; a
+//! retry avoids the instances that already failed the request), and the statistics they keep
+//! (per-instance served and failed attempts, failed requests, latency percentiles), as text or
+//! JSON.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use sdkit::CancellationToken;
+use sdkit::http::{AttemptError, Client, Error as HttpError, Served};
 use sdkit::lb::BalancerConfig;
-use sdkit::retry::{Decision, Retry, RetryConfig};
-use sdkit::{Backoff, BoxError, CancellationToken, EndpointSet};
 use tokio::sync::watch;
 
-use super::http::{Get, HttpEndpoint, StatusError};
+use super::http::MAX_BODY;
 use super::output::Style;
 
 /// Per-instance counters.
@@ -55,7 +53,7 @@ impl Default for Stats {
 }
 
 impl Stats {
-    /// Records one attempt on `addr` (for the endpoint factory's hook).
+    /// Records one attempt on `addr`.
     pub fn attempt(&self, addr: &str, ok: bool) {
         if !ok {
             let mut map = self
@@ -276,53 +274,29 @@ fn format_latency(d: Duration) -> String {
 /// How much traffic to send.
 #[derive(Debug, Clone)]
 pub struct Plan {
+    /// The service name registered in the client.
+    pub service: Arc<str>,
     /// The path to GET.
     pub path: Arc<str>,
     /// Total requests; `None` runs until `stop` is cancelled.
     pub requests: Option<u64>,
     /// Parallel workers.
     pub concurrency: usize,
-    /// Attempts per request (first included).
-    pub attempts: u32,
-    /// Timeout of one attempt.
-    pub attempt_timeout: Duration,
-    /// The balancer each worker picks with.
-    pub lb: BalancerConfig,
 }
 
-impl Plan {
-    /// The retry configuration: `attempts` within `attempts × attempt_timeout` plus backoff.
-    fn retry_config(&self) -> RetryConfig {
-        let budget = self.attempt_timeout * self.attempts + Duration::from_secs(1);
-        RetryConfig::new(self.attempts, budget).with_backoff(Backoff::new(
-            Duration::from_millis(5),
-            Duration::from_millis(200),
-        ))
-    }
-}
-
-/// Retry transport errors and 5xx; a 4xx is the answer.
-fn policy(_attempt: u32, error: &BoxError) -> Decision {
-    match error.downcast_ref::<StatusError>() {
-        Some(e) if e.status.is_client_error() => Decision::Stop(None),
-        _ => Decision::Retry,
-    }
-}
-
-/// Sends the planned traffic over `set`; returns when done (or when `stop` is cancelled).
-pub async fn run(
-    set: EndpointSet<HttpEndpoint>,
-    plan: Plan,
-    stats: Arc<Stats>,
-    stop: CancellationToken,
-) {
+/// Sends the planned traffic through `client`; returns when done (or when `stop` is cancelled).
+pub async fn run(client: Client, plan: Plan, stats: Arc<Stats>, stop: CancellationToken) {
+    let url: Arc<str> = format!("http://{}{}", plan.service, plan.path).into();
     let tickets = Arc::new(AtomicU64::new(plan.requests.unwrap_or(u64::MAX)));
     let mut workers = tokio::task::JoinSet::new();
     for _ in 0..plan.concurrency.max(1) {
-        let retry =
-            Retry::balanced(plan.lb.build(set.clone()), plan.retry_config()).with_policy(policy);
-        let (plan, stats, stop, tickets) =
-            (plan.clone(), stats.clone(), stop.clone(), tickets.clone());
+        let (client, url, stats, stop, tickets) = (
+            client.clone(),
+            url.clone(),
+            stats.clone(),
+            stop.clone(),
+            tickets.clone(),
+        );
         workers.spawn(async move {
             while !stop.is_cancelled()
                 && tickets
@@ -330,31 +304,81 @@ pub async fn run(
                     .is_ok()
             {
                 let started = Instant::now();
-                let request = Get::new(plan.path.clone());
-                let result = tokio::select! {
-                    result = retry.call(request.clone()) => result,
+                let request = async { outcome(client.get(&url).await, &stats).await };
+                let (result, attempts) = tokio::select! {
+                    outcome = request => outcome,
                     () = stop.cancelled() => break,
                 };
-                let latency = started.elapsed();
-                match result {
-                    Ok(reply) => {
-                        stats.finished(
-                            Ok(reply.addr.to_string()),
-                            request.attempts().into(),
-                            latency,
-                        );
-                    }
-                    Err(error) => {
-                        let attempts = request.attempts().into();
-                        let message = error
-                            .final_error()
-                            .map(ToString::to_string)
-                            .unwrap_or_else(|| error.to_string());
-                        stats.finished(Err(message), attempts, latency);
-                    }
-                }
+                stats.finished(result, attempts, started.elapsed());
             }
         });
     }
     while workers.join_next().await.is_some() {}
+}
+
+/// A request's result — the serving instance, or what went wrong — and its attempt count;
+/// every failed attempt is counted against its instance. A 4xx or 5xx answer, or a body over
+/// [`MAX_BODY`], fails the request.
+async fn outcome(
+    result: Result<sdkit::http::reqwest::Response, HttpError>,
+    stats: &Stats,
+) -> (Result<String, String>, u64) {
+    match result {
+        Ok(mut response) => {
+            let served = response.extensions().get::<Served>().cloned();
+            let (addr, attempts) = match served {
+                Some(served) => {
+                    for failed in &served.failed {
+                        stats.attempt(failed, false);
+                    }
+                    (served.addr.to_string(), u64::from(served.attempts))
+                }
+                None => (response.url().to_string(), 1),
+            };
+            let status = response.status();
+            let mut read = 0usize;
+            let body = loop {
+                match response.chunk().await {
+                    Ok(Some(chunk)) => {
+                        read += chunk.len();
+                        if read > MAX_BODY {
+                            break Err(format!("body over {MAX_BODY} bytes"));
+                        }
+                    }
+                    Ok(None) => break Ok(()),
+                    Err(e) => break Err(e.without_url().to_string()),
+                }
+            };
+            let failure = match body {
+                _ if status.is_client_error() || status.is_server_error() => {
+                    Some(format!("{addr}: HTTP {status}"))
+                }
+                Err(e) => Some(format!("{addr}: reading the body: {e}")),
+                Ok(()) => None,
+            };
+            match failure {
+                Some(message) => {
+                    stats.attempt(&addr, false);
+                    (Err(message), attempts)
+                }
+                None => (Ok(addr), attempts),
+            }
+        }
+        Err(error) => {
+            for attempt in error.attempts() {
+                if let Some(attempt) = AttemptError::find(attempt) {
+                    stats.attempt(attempt.addr(), false);
+                }
+            }
+            let message = match &error {
+                HttpError::Attempts { source, .. } => source
+                    .final_error()
+                    .map(ToString::to_string)
+                    .unwrap_or_else(|| error.to_string()),
+                other => other.to_string(),
+            };
+            let attempts = u64::try_from(error.attempts().len()).unwrap_or(u64::MAX);
+            (Err(message), attempts.max(1))
+        }
+    }
 }
