@@ -21,7 +21,7 @@ use sdkit_core::{Backoff, Instance};
 use serde::Deserialize;
 
 use crate::error::Error;
-use crate::secret::Secret;
+use sdkit_core::Secret;
 
 /// Connection settings: the servers (tried in turn), credentials, timeouts, bounds.
 #[derive(Clone, PartialEq, Deserialize)]

@@ -29,7 +29,6 @@ pub mod config;
 pub mod error;
 pub mod instancer;
 pub mod registrar;
-mod secret;
 pub mod wire;
 
 pub use client::Client;

@@ -26,7 +26,7 @@ use sdkit_core::{Backoff, Instance};
 use serde::Deserialize;
 
 use crate::error::Error;
-use crate::secret::Secret;
+use sdkit_core::Secret;
 
 /// Connection settings: the ensemble, the session, the credentials. See the
 /// [module docs](self).

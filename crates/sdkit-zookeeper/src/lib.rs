@@ -37,7 +37,6 @@ pub mod config;
 pub mod error;
 pub mod instancer;
 pub mod registrar;
-mod secret;
 pub mod value;
 
 pub use client::Client;
