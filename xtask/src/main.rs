@@ -192,7 +192,7 @@ fn test(extra: &[String]) -> Result<(), String> {
     }
     // nextest does not run doctests; run them with cargo test.
     let mut doc = cargo();
-    doc.args(["test", "--workspace", "--doc"]);
+    doc.args(["test", "--workspace", "--doc", "--no-fail-fast"]);
     run(doc)
 }
 

@@ -8,7 +8,6 @@
 //!
 //! ```
 //! use std::time::Duration;
-//! use sdkit_etcd::Config;
 //!
 //! use sdkit_core::Instance;
 //! use sdkit_etcd::{Config, InstancerConfig, RegistrarConfig};
