@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::state::EndpointState;
-use crate::endpoint::EndpointKey;
+use crate::endpoint::{Endpoint, EndpointKey};
 use crate::error::{BoxError, NoEndpoints};
 
 /// Why a call failed, as far as balancing and outlier detection care.
@@ -269,4 +269,18 @@ pub struct Picked<S> {
     pub guard: CallGuard,
     /// The picked endpoint.
     pub key: EndpointKey,
+}
+
+impl<S: Clone> Picked<S> {
+    /// The pick of `endpoint` by a balancer with no feedback of its own (round-robin, random
+    /// and their weighted forms): the guard reports outcomes only while something observes
+    /// the endpoint's state (an outlier detector), and costs nothing otherwise.
+    #[inline]
+    pub(crate) fn reporting(endpoint: &Endpoint<S>) -> Self {
+        Picked {
+            service: endpoint.service().clone(),
+            guard: CallGuard::outcomes(endpoint.state()),
+            key: endpoint.key(),
+        }
+    }
 }

@@ -1,7 +1,7 @@
 //! [`Random`]: a uniformly random endpoint.
 
 use super::context::PickContext;
-use super::guard::{CallGuard, Picked};
+use super::guard::Picked;
 use super::reader::{Local, Reader};
 use super::{Balancer, non_empty, ready};
 use crate::endpoint::Endpoints;
@@ -62,12 +62,8 @@ impl<S: Clone + Send + Sync + 'static> Balancer<S> for Random<S> {
             if endpoints.is_empty() {
                 return Err(NoEndpoints);
             }
-            let e = &endpoints.as_slice()[index(endpoints, local, cx)];
-            Ok(Picked {
-                service: e.service().clone(),
-                guard: CallGuard::outcomes(e.state()),
-                key: e.key(),
-            })
+            let i = index(endpoints, local, cx);
+            Ok(Picked::reporting(&endpoints.as_slice()[i]))
         })
     }
 

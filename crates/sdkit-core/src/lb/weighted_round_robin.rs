@@ -5,7 +5,7 @@ use std::collections::BinaryHeap;
 use std::time::Instant;
 
 use super::context::PickContext;
-use super::guard::{CallGuard, Picked};
+use super::guard::Picked;
 use super::reader::{Local, Reader};
 use super::slow_start::{SlowStart, latest_join, now_if_warming, ramp};
 use super::{Balancer, non_empty, ready};
@@ -208,14 +208,7 @@ impl<S: Clone + Send + Sync + 'static> Balancer<S> for WeightedRoundRobin<S> {
 
     #[inline]
     fn pick_with(&self, cx: &PickContext<'_>) -> Result<Picked<S>, NoEndpoints> {
-        self.choose(cx, |e, i| {
-            let e = &e.as_slice()[i];
-            Picked {
-                service: e.service().clone(),
-                guard: CallGuard::outcomes(e.state()),
-                key: e.key(),
-            }
-        })
+        self.choose(cx, |e, i| Picked::reporting(&e.as_slice()[i]))
     }
 
     fn endpoints_available(&self) -> BoxFuture<'static, ()> {
