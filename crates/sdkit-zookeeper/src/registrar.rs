@@ -335,6 +335,12 @@ impl Steps {
         {
             Ok(()) => {}
             Err(error) if is_no_node(&error) => {}
+            // The session expired under the delete (a server restart, a long pause): the
+            // server removes an expired session's ephemeral nodes itself.
+            Err(error) if matches!(error.zookeeper_error(), Some(zk::Error::SessionExpired)) => {
+                tracing::info!(node = %node.path, "zookeeper: deregistered (the session expired)");
+                return Ok(());
+            }
             Err(error) => return Err(error),
         }
         self.sweep(&session, None).await?;
