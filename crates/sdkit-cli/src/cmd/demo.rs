@@ -246,7 +246,7 @@ async fn demo(args: Args) -> Result<u8, CommandError> {
     let victim = backends
         .get_mut("backend-2")
         .ok_or_else(|| CommandError("backend-2 missing".to_owned()))?;
-    victim.backend.kill();
+    victim.backend.kill().await;
     out.step(&format!(
         "{} backend-2 ({}): listener and connections closed",
         style.red("killed"),

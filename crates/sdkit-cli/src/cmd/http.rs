@@ -15,7 +15,7 @@ use hyper_util::rt::TokioIo;
 use sdkit::http::{Client, Config, Endpoint, MakeBalancer};
 use sdkit::lb::BalancerConfig;
 use sdkit::{Backoff, EndpointSet, Instancer, Target};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpSocket};
 use tokio::task::JoinSet;
 
 use super::CommandError;
@@ -71,6 +71,10 @@ pub struct Backend {
     name: String,
     addr: SocketAddr,
     tasks: JoinSet<()>,
+    /// After [`kill`](Self::kill): a socket bound to the dead backend's port and never
+    /// listening, so connects keep being refused (as after a crash) instead of reaching
+    /// whatever else binds the freed port next.
+    tombstone: Option<TcpSocket>,
 }
 
 impl Backend {
@@ -119,6 +123,7 @@ impl Backend {
             name: name.to_owned(),
             addr,
             tasks,
+            tombstone: None,
         })
     }
 
@@ -132,8 +137,25 @@ impl Backend {
         self.addr
     }
 
-    /// Stops serving at once: the listener and all connections close.
-    pub fn kill(&mut self) {
+    /// Stops serving at once: the listener and all connections close. The port stays held
+    /// (bound, not listening) until the backend is dropped, so connects to it are refused
+    /// rather than reaching another server that happens to bind the freed port.
+    pub async fn kill(&mut self) {
         self.tasks.abort_all();
+        // The listener is dropped when its aborted task ends.
+        while self.tasks.join_next().await.is_some() {}
+        let hold = || -> std::io::Result<TcpSocket> {
+            let socket = TcpSocket::new_v4()?;
+            // Past the closed connections' TIME_WAIT entries on this port.
+            socket.set_reuseaddr(true)?;
+            socket.bind(self.addr)?;
+            Ok(socket)
+        };
+        match hold() {
+            Ok(socket) => self.tombstone = Some(socket),
+            Err(e) => {
+                tracing::warn!(error = %e, addr = %self.addr, "holding the killed backend's port")
+            }
+        }
     }
 }
