@@ -62,12 +62,16 @@ impl Inner {
     }
 
     /// `true` when an answer that `appids` have no instances must first be checked against
-    /// the node's epoch: one of them had instances and no grace period is running.
+    /// the node's epoch: one of them had instances and no grace period is running (nor
+    /// configured: a zero `unknown_grace` turns the check off).
     pub(super) fn needs_epoch_check<'a>(
         &self,
         node: &str,
         mut appids: impl Iterator<Item = &'a str>,
     ) -> bool {
+        if self.config.unknown_grace.is_zero() {
+            return false;
+        }
         let state = self.lock_state();
         if state.cursor_node.as_deref() != Some(node) || self.in_grace(&state) {
             return false;
