@@ -110,3 +110,50 @@ impl Inner {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use crate::{Client, Config};
+
+    // A current-thread runtime and no await: the client's loop never runs in between.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_changed_epoch_on_the_same_node_is_a_switch() {
+        let client = Client::new(
+            Config::default()
+                .with_nodes(["127.0.0.1:1"])
+                .with_env("dev")
+                .with_self_discovery(false)
+                .with_unknown_grace(Duration::from_secs(60)),
+        )
+        .unwrap();
+        let _watch = client.watch("app");
+        let inner = client.inner();
+        {
+            let mut state = inner.lock_state();
+            state.cursor_node = Some("n:1".into());
+            let entry = state.apps.get_mut("app").unwrap();
+            entry.cursor = Some(7);
+            entry.had_instances = true;
+        }
+        // The first answer of a node is the baseline; the same epoch again is no restart.
+        assert!(!inner.observe_epoch("n:1", Some(10)));
+        assert!(!inner.observe_epoch("n:1", Some(10)));
+        assert!(inner.needs_epoch_check("n:1", ["app"].into_iter()));
+        assert!(!inner.needs_epoch_check("n:1", ["other"].into_iter()));
+        // Another node's answer (a stale one) is ignored.
+        assert!(!inner.observe_epoch("m:1", Some(11)));
+        assert_eq!(inner.lock_state().apps["app"].cursor, Some(7));
+        // A new epoch: cursors reset, the grace period runs (no further check needed).
+        assert!(inner.observe_epoch("n:1", Some(12)));
+        let state = inner.lock_state();
+        assert_eq!(state.apps["app"].cursor, None);
+        assert!(inner.in_grace(&state));
+        drop(state);
+        assert!(!inner.needs_epoch_check("n:1", ["app"].into_iter()));
+        // The node forgetting `infra.discovery` is a change too.
+        assert!(inner.observe_epoch("n:1", None));
+        client.shutdown();
+    }
+}
