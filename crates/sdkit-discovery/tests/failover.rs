@@ -6,6 +6,7 @@
 //! of each other (the embedded server does not replicate), so the node a watcher fails over to
 //! knows the app only once the registrar registers there.
 
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -15,6 +16,8 @@ use sdkit_discovery_server::Server;
 use sdkit_testkit::discovery::{CountingProxy, DiscoveryServer};
 use sdkit_testkit::wait::{EVENTUALLY, eventually, wait_for};
 use tokio::task::JoinHandle;
+
+mod common;
 
 const APP: &str = "demo.failover";
 
@@ -242,4 +245,95 @@ async fn a_restart_no_request_saw_fail_never_publishes_an_empty_set() {
         0,
         "an empty set was published during the restart"
     );
+}
+
+/// What the scripted node of the two tests below answers.
+const BEFORE: u8 = 0;
+/// Restarted (a new `infra.discovery` cursor), the app not registered again yet.
+const RESTARTED: u8 = 1;
+/// Restarted, the app registered again.
+const BACK: u8 = 2;
+/// Not restarted (the same `infra.discovery` cursor), the app deleted.
+const DELETED: u8 = 3;
+
+/// A node whose answers follow `phase` — no request ever fails, so a restart shows only in
+/// what it answers: the app unknown and `infra.discovery` with a new cursor.
+async fn scripted_restart(phase: Arc<AtomicU8>) -> (String, JoinHandle<()>) {
+    let app = |ts: i64| {
+        format!(
+            r#""{APP}":{{"instances":{{"sh001":[{{"hostname":"h","status":1,"addrs":["grpc://127.0.0.1:9000"]}}]}},"latest_timestamp":{ts}}}"#
+        )
+    };
+    let infra = |ts: i64| {
+        format!(
+            r#""infra.discovery":{{"instances":{{"sh001":[{{"hostname":"d","status":1,"addrs":["http://127.0.0.1:7171"]}}]}},"latest_timestamp":{ts}}}"#
+        )
+    };
+    let not_modified = r#"{"code":-304,"message":"-304"}"#.to_owned();
+    let missing = format!(r#"{{"code":0,"message":"0","data":{{}},"error":{{"-404":["{APP}"]}}}}"#);
+    common::scripted_node(move |request| {
+        let polls = request.contains("/discovery/polls");
+        let data = match phase.load(Ordering::SeqCst) {
+            BEFORE if polls => return not_modified.clone(),
+            BEFORE => format!("{},{}", app(5), infra(100)),
+            RESTARTED | DELETED if polls => return missing.clone(),
+            RESTARTED => infra(200),
+            DELETED => infra(100),
+            _ if polls => return not_modified.clone(),
+            _ => format!("{},{}", app(300), infra(200)),
+        };
+        format!(r#"{{"code":0,"message":"0","data":{{{data}}}}}"#)
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_seen_only_in_the_answers_keeps_the_last_set() {
+    let phase = Arc::new(AtomicU8::new(BEFORE));
+    let (node, _task) = scripted_restart(Arc::clone(&phase)).await;
+    let watcher =
+        Client::new(config(&[node], "watcher").with_unknown_grace(Duration::from_secs(60)))
+            .unwrap();
+    let (instancer, mut sub) = watching(&watcher).await;
+    let recorder = Recorder::start(instancer.subscribe());
+
+    phase.store(RESTARTED, Ordering::SeqCst);
+    let stale = wait_for(&mut sub, EVENTUALLY, "a stale set or an empty one", |s| {
+        s.error().is_some() || s.is_empty()
+    })
+    .await;
+    assert_eq!(stale.len(), 1, "the last set is kept after the restart");
+    let error = stale.error().expect("an error event").to_string();
+    assert!(error.contains("node switch or restart"), "{error}");
+
+    phase.store(BACK, Ordering::SeqCst);
+    let back = wait_for(&mut sub, EVENTUALLY, "the set back", |s| {
+        s.error().is_none()
+    })
+    .await;
+    assert_eq!(back.len(), 1);
+    assert_eq!(
+        watcher.cursor(APP),
+        Some(300),
+        "the restarted node's cursor"
+    );
+    assert_eq!(recorder.empties(), 0, "an empty set was published");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deletion_on_a_node_that_did_not_restart_is_published_at_once() {
+    let phase = Arc::new(AtomicU8::new(BEFORE));
+    let (node, _task) = scripted_restart(Arc::clone(&phase)).await;
+    let grace = Duration::from_secs(120);
+    assert!(grace > 2 * EVENTUALLY);
+    let watcher = Client::new(config(&[node], "watcher").with_unknown_grace(grace)).unwrap();
+    let (_instancer, mut sub) = watching(&watcher).await;
+
+    // The same `infra.discovery` cursor: the app really went away; no grace period.
+    phase.store(DELETED, Ordering::SeqCst);
+    let empty = wait_for(&mut sub, EVENTUALLY, "the empty set", |s| {
+        s.is_empty() || s.error().is_some()
+    })
+    .await;
+    assert!(empty.is_empty() && empty.error().is_none(), "{empty:?}");
 }
