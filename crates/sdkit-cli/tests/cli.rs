@@ -572,7 +572,8 @@ fn watch_keeps_the_last_good_set_on_a_source_error() {
     let mut watch = Sdkit::spawn(&["watch", "--json", &url]);
     let line = watch.wait_line("the instance", |l| has_addr(l, "127.0.0.1:9001"));
     let doc = json(&line);
-    assert_eq!(doc["instances"][0]["id"], "web-1", "{line}");
+    // A Consul instance's id is `<node>/<service ID>` (the double's agent node is `node-1`).
+    assert_eq!(doc["instances"][0]["id"], "node-1/web-1", "{line}");
     assert_eq!(
         doc["instances"][0]["tags"],
         serde_json::json!(["v1"]),

@@ -16,6 +16,7 @@ use sdkit_consul::client::{CheckDefinition, ServiceRegistration, ServiceWeights}
 use sdkit_consul::{Client, Config, Instancer, InstancerConfig};
 use sdkit_core::{Instancer as _, Subscription};
 use sdkit_testkit::ConsulDouble;
+use sdkit_testkit::consul::LOCAL_NODE;
 use tokio::sync::Mutex;
 
 const SAMPLES: usize = 2000;
@@ -78,6 +79,8 @@ async fn one(setup: &Setup) -> Duration {
         .next
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let id = format!("bench-{n}");
+    // The agent registers on its own node: the instance's id is `<node>/<service ID>`.
+    let instance_id = format!("{LOCAL_NODE}/{id}");
     let mut sub = setup.sub.lock().await;
     let start = Instant::now();
     setup
@@ -87,7 +90,7 @@ async fn one(setup: &Setup) -> Duration {
         .expect("register");
     loop {
         let s = sub.next().await.expect("subscription open");
-        if s.instances().iter().any(|i| i.id() == id) {
+        if s.instances().iter().any(|i| i.id() == instance_id) {
             break;
         }
     }

@@ -16,12 +16,13 @@
 //!   error is published as an error event and the last good set is kept;
 //! * stop cancels the in-flight blocking query at once (the connection is dropped).
 //!
-//! Each service entry becomes an [`Instance`]: identity = `Service.ID` (qualified as
-//! `<node>/<ID>` only if two nodes report the same ID in one answer), address =
+//! Each service entry becomes an [`Instance`]: identity = `<Node.Node>/<Service.ID>`, always
+//! (a service ID is unique per agent, not per cluster, and an identity that changed while
+//! another node happened to report the same ID would make the balancer reconnect), address =
 //! `Service.Address`, else `Node.Address` (IPv6 bracketed), weight = `Weights.Passing` (or
 //! `Weights.Warning` while a check warns), tags, `Service.Meta` as metadata, and the zone from a
-//! configurable meta key. Entries without an address or with port 0 are skipped with a warning
-//! rather than failing the set.
+//! configurable meta key. Entries without a node name, an address, or with port 0 are skipped
+//! with a warning rather than failing the set.
 //!
 //! ```no_run
 //! use sdkit_consul::{Config, Instancer, InstancerConfig};
@@ -35,7 +36,6 @@
 //! # Ok(()) }
 //! ```
 
-use std::collections::HashMap;
 use std::fmt;
 use std::time::Duration;
 
@@ -250,39 +250,36 @@ async fn watch(
 }
 
 /// Maps Consul's entries onto instances; entries that cannot be used are skipped with a warning.
+///
+/// An instance's id is `<node>/<service ID>` for every entry: Consul keys service instances
+/// by node and ID, so this is the one form that never collides and never changes while the
+/// instance lives (it does not depend on what other nodes report).
 pub fn to_instances(entries: &[ServiceEntry], config: &InstancerConfig) -> Vec<Instance> {
-    let mut seen: HashMap<&str, usize> = HashMap::new();
-    for e in entries {
-        *seen.entry(e.service.id.as_str()).or_default() += 1;
-    }
     entries
         .iter()
-        .filter_map(|entry| {
-            let qualify = seen.get(entry.service.id.as_str()).copied().unwrap_or(0) > 1;
-            match to_instance(entry, config, qualify) {
-                Ok(instance) => Some(instance),
-                Err(reason) => {
-                    tracing::warn!(
-                        service = %config.service,
-                        id = %entry.service.id,
-                        reason,
-                        "consul: skipping a service entry"
-                    );
-                    None
-                }
+        .filter_map(|entry| match to_instance(entry, config) {
+            Ok(instance) => Some(instance),
+            Err(reason) => {
+                tracing::warn!(
+                    service = %config.service,
+                    node = %entry.node.node,
+                    id = %entry.service.id,
+                    reason,
+                    "consul: skipping a service entry"
+                );
+                None
             }
         })
         .collect()
 }
 
-fn to_instance(
-    entry: &ServiceEntry,
-    config: &InstancerConfig,
-    qualify: bool,
-) -> Result<Instance, &'static str> {
+fn to_instance(entry: &ServiceEntry, config: &InstancerConfig) -> Result<Instance, &'static str> {
     let service = &entry.service;
     if service.id.is_empty() {
         return Err("empty Service.ID");
+    }
+    if entry.node.node.is_empty() {
+        return Err("empty Node.Node");
     }
     let host = if service.address.trim().is_empty() {
         entry.node.address.trim()
@@ -302,11 +299,7 @@ fn to_instance(
         Some(w) if warning => w.warning,
         Some(w) => w.passing,
     };
-    let id = if qualify {
-        format!("{}/{}", entry.node.node, service.id)
-    } else {
-        service.id.clone()
-    };
+    let id = format!("{}/{}", entry.node.node, service.id);
     let meta = service.meta.clone().unwrap_or_default();
     let zone = config
         .zone_meta_key
@@ -359,12 +352,13 @@ mod tests {
             {"Node": {"Node": "n1", "Address": "10.0.0.1"}, "Service": {"ID": "zero", "Port": 0}},
             {"Node": {"Node": "n1", "Address": ""}, "Service": {"ID": "noaddr", "Port": 1}},
             {"Node": {"Node": "n1", "Address": "h"}, "Service": {"ID": "dup", "Port": 1}},
-            {"Node": {"Node": "n2", "Address": "h"}, "Service": {"ID": "dup", "Port": 1}}
+            {"Node": {"Node": "n2", "Address": "h"}, "Service": {"ID": "dup", "Port": 1}},
+            {"Node": {"Node": "", "Address": "h"}, "Service": {"ID": "nonode", "Port": 1}}
         ]"#,
         );
         let v = to_instances(&e, &InstancerConfig::new("web"));
         let ids: Vec<_> = v.iter().map(|i| i.id()).collect();
-        assert_eq!(ids, ["a", "b", "n1/dup", "n2/dup"]);
+        assert_eq!(ids, ["n1/a", "n1/b", "n1/dup", "n2/dup"]);
         assert_eq!(v[0].addr(), "[fe80::1]:80");
         assert_eq!(v[0].weight(), 1);
         assert_eq!(v[1].addr(), "10.0.0.2:81");

@@ -37,7 +37,7 @@ async fn registered_instance_is_seen_with_its_attributes() {
 
     let s = until(&mut sub, "web-1", |s| s.len() == 1).await;
     let i = &s.instances()[0];
-    assert_eq!(i.id(), "web-1");
+    assert_eq!(i.id(), "node-1/web-1");
     assert_eq!(i.addr(), "10.1.2.3:8080");
     assert_eq!(i.weight(), 7);
     assert_eq!(i.zone(), Some("sh001"));
@@ -76,7 +76,7 @@ async fn ttl_lapse_takes_the_instance_out_and_heartbeats_bring_it_back() {
     )
     .unwrap();
     registrar.register().await.unwrap();
-    until(&mut sub, "web-1 passing", |s| ids(s) == ["web-1"]).await;
+    until(&mut sub, "web-1 passing", |s| ids(s) == ["node-1/web-1"]).await;
 
     // Heartbeats fail (the agent answers 500): the TTL lapses and the check turns critical.
     consul.inject("/v1/agent/check/pass/", Fault::Status(500));
@@ -93,7 +93,7 @@ async fn ttl_lapse_takes_the_instance_out_and_heartbeats_bring_it_back() {
 
     // Heartbeats resume: the registrar's retry passes the check again.
     consul.clear_faults();
-    until(&mut sub, "web-1 back", |s| ids(s) == ["web-1"]).await;
+    until(&mut sub, "web-1 back", |s| ids(s) == ["node-1/web-1"]).await;
     registrar.deregister().await.unwrap();
 }
 
@@ -127,7 +127,7 @@ async fn several_tags_and_an_extra_filter_are_anded_server_side() {
     let instancer = Instancer::new(&client(&consul), config).unwrap();
     let mut sub = instancer.subscribe();
     let s = until(&mut sub, "the tagged set", |s| !s.is_empty()).await;
-    assert_eq!(ids(&s), ["both", "both-b"]);
+    assert_eq!(ids(&s), ["node-1/both", "node-1/both-b"]);
     let req = consul.last_request(HEALTH).unwrap();
     assert_eq!(
         req.param("filter"),
@@ -142,7 +142,7 @@ async fn several_tags_and_an_extra_filter_are_anded_server_side() {
     let filtered = Instancer::new(&client(&consul), config).unwrap();
     let mut sub = filtered.subscribe();
     let s = until(&mut sub, "the filtered set", |s| !s.is_empty()).await;
-    assert_eq!(ids(&s), ["both"]);
+    assert_eq!(ids(&s), ["node-1/both"]);
 
     // A filter Consul rejects is an error event naming the backend.
     let bad = Instancer::new(
@@ -170,7 +170,7 @@ async fn datacenter_and_stale_are_sent() {
     .unwrap();
     let mut sub = instancer.subscribe();
     let s = until(&mut sub, "the dc2 set", |s| !s.is_empty()).await;
-    assert_eq!(ids(&s), ["remote"]);
+    assert_eq!(ids(&s), ["n2/remote"]);
     assert_eq!(s.instances()[0].addr(), "10.9.0.1:80");
     let req = consul.last_request(HEALTH).unwrap();
     assert_eq!(req.param("dc"), Some("dc2"));
@@ -220,7 +220,7 @@ async fn token_is_sent_as_a_header_and_never_logged() {
     registrar.register().await.unwrap();
     let instancer = Instancer::from_config(config.clone(), watch("web")).unwrap();
     let mut sub = instancer.subscribe();
-    until(&mut sub, "web-1", |s| ids(s) == ["web-1"]).await;
+    until(&mut sub, "web-1", |s| ids(s) == ["node-1/web-1"]).await;
     eventually("a heartbeat", || {
         consul.request_count("/v1/agent/check/pass/") >= 1
     })
@@ -287,7 +287,7 @@ async fn failing_consul_gets_a_bounded_request_rate_and_the_last_set_is_kept() {
         )
         .unwrap();
         let mut sub = instancer.subscribe();
-        until(&mut sub, "web-1", |s| ids(s) == ["web-1"]).await;
+        until(&mut sub, "web-1", |s| ids(s) == ["node-1/web-1"]).await;
         cases.push((fault, consul, instancer, sub));
     }
     let started = Instant::now();
@@ -313,7 +313,7 @@ async fn failing_consul_gets_a_bounded_request_rate_and_the_last_set_is_kept() {
             "{fault:?}: the loop kept trying ({sent} requests)"
         );
         let s = sub.current().unwrap();
-        assert_eq!(ids(&s), ["web-1"], "{fault:?}: last good set kept");
+        assert_eq!(ids(&s), ["node-1/web-1"], "{fault:?}: last good set kept");
         match fault {
             Fault::Status(code) => {
                 let e = s.error().expect("an error event").to_string();
@@ -344,7 +344,7 @@ async fn index_going_backwards_resets_and_recovers() {
     let wait = Duration::from_secs(3);
     let instancer = Instancer::new(&client(&consul), watch("web").with_wait(wait)).unwrap();
     let mut sub = instancer.subscribe();
-    until(&mut sub, "a", |s| ids(s) == ["a"]).await;
+    until(&mut sub, "a", |s| ids(s) == ["node-1/a"]).await;
     eventually("a blocking query", || {
         consul
             .last_request(HEALTH)
@@ -367,7 +367,7 @@ async fn index_going_backwards_resets_and_recovers() {
     assert!(restored_index < high);
     let before = consul.request_count(HEALTH);
     // The blocked query answers when its wait ends, with the lower index: the client resets.
-    until(&mut sub, "b", |s| ids(s) == ["a", "b"]).await;
+    until(&mut sub, "b", |s| ids(s) == ["node-1/a", "node-1/b"]).await;
     eventually("the reset query and a new blocking one", || {
         let reqs: Vec<_> = consul
             .requests()
@@ -387,7 +387,10 @@ async fn index_going_backwards_resets_and_recovers() {
     // Blocking works again on the new index: a change arrives well before a wait ends.
     let t = Instant::now();
     consul.insert_service(ServiceSpec::new("web", "c"));
-    until(&mut sub, "c", |s| ids(s) == ["a", "b", "c"]).await;
+    until(&mut sub, "c", |s| {
+        ids(s) == ["node-1/a", "node-1/b", "node-1/c"]
+    })
+    .await;
     assert!(t.elapsed() < wait, "change seen after {:?}", t.elapsed());
 }
 
@@ -399,7 +402,7 @@ async fn stop_during_a_blocking_or_hanging_query_returns_at_once() {
     // 1. An ordinary blocking query with the default 55 s wait.
     let instancer = Instancer::new(&client(&consul), InstancerConfig::new("web")).unwrap();
     let mut sub = instancer.subscribe();
-    until(&mut sub, "a", |s| ids(s) == ["a"]).await;
+    until(&mut sub, "a", |s| ids(s) == ["node-1/a"]).await;
     eventually("a blocking query in flight", || {
         consul
             .last_request(HEALTH)
@@ -446,17 +449,17 @@ async fn malformed_answers_give_an_error_event_and_keep_the_last_set() {
     )
     .unwrap();
     let mut sub = instancer.subscribe();
-    until(&mut sub, "a", |s| ids(s) == ["a"]).await;
+    until(&mut sub, "a", |s| ids(s) == ["node-1/a"]).await;
 
     for fault in [Fault::MalformedJson, Fault::WrongShape] {
         consul.inject(HEALTH, fault.clone());
         let s = until(&mut sub, "an error event", |s| s.error().is_some()).await;
-        assert_eq!(ids(&s), ["a"], "{fault:?}: last set kept");
+        assert_eq!(ids(&s), ["node-1/a"], "{fault:?}: last set kept");
         let e = s.error().unwrap().to_string();
         assert!(e.starts_with("consul:") && e.contains("malformed"), "{e}");
         consul.clear_faults();
         let s = until(&mut sub, "recovery", |s| s.error().is_none()).await;
-        assert_eq!(ids(&s), ["a"]);
+        assert_eq!(ids(&s), ["node-1/a"]);
     }
 }
 
@@ -485,13 +488,13 @@ async fn ipv6_addresses_are_bracketed() {
     assert_eq!(
         addrs,
         [
-            ("bracketed", "[2001:db8::7]:7070"),
-            ("node-addr", "[::1]:8080"),
-            ("svc-addr", "[fe80::2]:9090")
+            ("n6/node-addr", "[::1]:8080"),
+            ("node-1/bracketed", "[2001:db8::7]:7070"),
+            ("node-1/svc-addr", "[fe80::2]:9090")
         ]
     );
     assert_eq!(
-        s.instances()[1].socket_addr(),
+        s.instances()[0].socket_addr(),
         Some("[::1]:8080".parse().unwrap())
     );
 }
@@ -512,7 +515,7 @@ async fn warning_state_uses_the_warning_weight_when_not_passing_only() {
         s.instances().first().is_some_and(|i| i.weight() == 3)
     })
     .await;
-    assert_eq!(ids(&s), ["a"]);
+    assert_eq!(ids(&s), ["node-1/a"]);
     until(&mut passing_sub, "a to leave the passing set", |s| {
         s.is_empty()
     })
@@ -547,11 +550,14 @@ async fn tls_with_a_custom_ca_and_a_client_certificate() {
     let config = Config::new(consul.url()).with_tls(tls);
     let instancer = Instancer::from_config(config.clone(), watch("web")).unwrap();
     let mut sub = instancer.subscribe();
-    until(&mut sub, "a over mutual TLS", |s| ids(s) == ["a"]).await;
+    until(&mut sub, "a over mutual TLS", |s| ids(s) == ["node-1/a"]).await;
     let registrar =
         Registrar::from_config(config, RegistrarConfig::new("web", 80).with_id("b")).unwrap();
     registrar.register().await.unwrap();
-    until(&mut sub, "b over mutual TLS", |s| ids(s) == ["a", "b"]).await;
+    until(&mut sub, "b over mutual TLS", |s| {
+        ids(s) == ["node-1/a", "node-1/b"]
+    })
+    .await;
     registrar.deregister().await.unwrap();
 
     // Without the client certificate the agent refuses the handshake: an error event.
@@ -587,11 +593,15 @@ async fn more_instances_than_the_cap_is_an_error_that_keeps_the_last_set() {
     )
     .unwrap();
     let mut sub = instancer.subscribe();
-    until(&mut sub, "a and b", |s| ids(s) == ["a", "b"]).await;
+    until(&mut sub, "a and b", |s| ids(s) == ["node-1/a", "node-1/b"]).await;
 
     consul.insert_service(ServiceSpec::new("web", "c"));
     let s = until(&mut sub, "an error event", |s| s.error().is_some()).await;
-    assert_eq!(ids(&s), ["a", "b"], "the last good set is kept");
+    assert_eq!(
+        ids(&s),
+        ["node-1/a", "node-1/b"],
+        "the last good set is kept"
+    );
     let e = s.error().unwrap().to_string();
     assert!(
         e.starts_with("consul:") && e.contains("max_instances"),
@@ -600,5 +610,5 @@ async fn more_instances_than_the_cap_is_an_error_that_keeps_the_last_set() {
 
     assert!(consul.remove_service("c"));
     let s = until(&mut sub, "recovery", |s| s.error().is_none()).await;
-    assert_eq!(ids(&s), ["a", "b"]);
+    assert_eq!(ids(&s), ["node-1/a", "node-1/b"]);
 }

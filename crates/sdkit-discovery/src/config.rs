@@ -77,7 +77,8 @@ pub struct Config {
     /// client spin (default 100 ms).
     #[serde(deserialize_with = "sdkit_core::duration::deserialize")]
     pub min_poll_interval: Duration,
-    /// Just after the client moved to another node (or its node restarted), an answer that an
+    /// Just after the client moved to another node (or its node restarted, also when no
+    /// request failed: the node's `infra.discovery` cursor changed), an answer that an
     /// app which had instances is unknown or empty is not trusted for this long: the last set
     /// is kept, with an error event saying it is stale, and the app is asked again (spaced by
     /// `backoff`); the empty set is published only if the answer still holds after the grace

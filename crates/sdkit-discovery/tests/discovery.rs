@@ -1,6 +1,8 @@
 //! The discovery backend against the embedded `sdkit-discovery-server` over real HTTP on
 //! loopback, with short holds and renew intervals.
 
+mod common;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -743,56 +745,17 @@ async fn instant_not_modified_node(
     Arc<std::sync::atomic::AtomicUsize>,
     tokio::task::JoinHandle<()>,
 ) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let node = listener.local_addr().unwrap().to_string();
     let polls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let counter = Arc::clone(&polls);
-    let task = tokio::spawn(async move {
-        while let Ok((mut conn, _)) = listener.accept().await {
-            let counter = Arc::clone(&counter);
-            let data = data.clone();
-            tokio::spawn(async move {
-                let mut buf = Vec::new();
-                let mut chunk = [0u8; 4096];
-                // The head, then the body by Content-Length.
-                let head_end = loop {
-                    let Ok(n) = conn.read(&mut chunk).await else {
-                        return;
-                    };
-                    if n == 0 {
-                        return;
-                    }
-                    buf.extend_from_slice(&chunk[..n]);
-                    if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                        break i + 4;
-                    }
-                };
-                let head = String::from_utf8_lossy(&buf[..head_end]).to_lowercase();
-                let length: usize = head
-                    .lines()
-                    .find_map(|l| l.strip_prefix("content-length:"))
-                    .and_then(|v| v.trim().parse().ok())
-                    .unwrap_or(0);
-                while buf.len() < head_end + length {
-                    match conn.read(&mut chunk).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                    }
-                }
-                let body = if head.contains("/discovery/polls") {
-                    counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                    r#"{"code":-304,"message":"-304"}"#.to_owned()
-                } else {
-                    format!(r#"{{"code":0,"message":"0","data":{data}}}"#)
-                };
-                let reply = format!(
-                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                    body.len()
-                );
-                let _ = conn.write_all(reply.as_bytes()).await;
-            });
+    let (node, task) = common::scripted_node(move |request| {
+        if request.contains("/discovery/polls") {
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            r#"{"code":-304,"message":"-304"}"#.to_owned()
+        } else {
+            format!(r#"{{"code":0,"message":"0","data":{data}}}"#)
         }
-    });
+    })
+    .await;
     (node, polls, task)
 }
 

@@ -161,6 +161,21 @@ impl CountingProxy {
     ///
     /// When binding the local port fails.
     pub async fn start(upstream: SocketAddr) -> io::Result<CountingProxy> {
+        Self::start_patient(upstream, Duration::ZERO).await
+    }
+
+    /// Starts forwarding to `upstream`, holding each new client connection for up to
+    /// `patience` while `upstream` refuses connections (as a load balancer in front of a
+    /// registry that restarts on the same address): a client connecting during a restart
+    /// reaches the new process instead of failing.
+    ///
+    /// # Errors
+    ///
+    /// When binding the local port fails.
+    pub async fn start_patient(
+        upstream: SocketAddr,
+        patience: Duration,
+    ) -> io::Result<CountingProxy> {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let log: Log = Arc::default();
@@ -171,7 +186,7 @@ impl CountingProxy {
             while let Ok((client, _)) = listener.accept().await {
                 let log = Arc::clone(&accept_log);
                 let conn = tokio::spawn(async move {
-                    let Ok(server) = TcpStream::connect(upstream).await else {
+                    let Some(server) = connect(upstream, patience).await else {
                         return;
                     };
                     let _ = client.set_nodelay(true);
@@ -257,6 +272,19 @@ impl Drop for CountingProxy {
             .drain(..)
         {
             task.abort();
+        }
+    }
+}
+
+/// Connects to `upstream`, retrying refused connections for up to `patience`.
+async fn connect(upstream: SocketAddr, patience: Duration) -> Option<TcpStream> {
+    let deadline = Instant::now() + patience;
+    loop {
+        match TcpStream::connect(upstream).await {
+            Ok(stream) => return Some(stream),
+            Err(_) if Instant::now() >= deadline => return None,
+            // Polling a port until it accepts is a wait with a deadline.
+            Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
         }
     }
 }

@@ -18,9 +18,11 @@
 //!   quiet answers are spaced by the backoff, so an instant `-304` cannot make the client spin;
 //!   a transport error or any other code
 //!   rotates to the next node, resets every cursor and backs off (capped, jittered);
-//! * for `unknown_grace` after a node switch (or the same node after a failure), "unknown" or
-//!   empty for an app that had instances keeps the last set, published stale (an error
-//!   event), and the empty set only if still so after the grace period;
+//! * for `unknown_grace` after a node switch (or the same node after a failure, or a restart
+//!   of the node that no request saw fail: its `infra.discovery` cursor changed, see
+//!   `epoch.rs`), "unknown" or empty for an app that had instances keeps the last set,
+//!   published stale (an error event), and the empty set only if still so after the grace
+//!   period;
 //! * cursors are `i64` and echoed exactly; an answer with only empty lists still advances the
 //!   cursor, so a WAITING-only app cannot cause a busy loop; comma-joined `addrs` are split
 //!   (by the wire model).
@@ -40,6 +42,7 @@ use crate::config::Config;
 use crate::{Error, Instancer, InstancerConfig, Registrar, RegistrarConfig};
 
 mod app;
+mod epoch;
 mod nodes;
 mod poll;
 mod transport;
@@ -139,6 +142,9 @@ struct State {
     switched_at: Option<tokio::time::Instant>,
     /// A node has issued cursors before.
     had_node: bool,
+    /// The epoch of `cursor_node` (its `infra.discovery` cursor, `None` inside when it does
+    /// not know that app); `None` until its first `fetchs` answer. See `epoch.rs`.
+    epoch: Option<Option<i64>>,
 }
 
 /// The next request of the loop.
@@ -283,6 +289,13 @@ impl Client {
 impl Inner {
     fn lock_state(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// A grace period after a node switch or restart is running.
+    fn in_grace(&self, state: &State) -> bool {
+        state
+            .switched_at
+            .is_some_and(|at| at.elapsed() < self.config.unknown_grace)
     }
 
     pub(crate) fn nodes(&self) -> MutexGuard<'_, Nodes> {

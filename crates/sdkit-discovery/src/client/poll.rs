@@ -5,10 +5,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use sdkit_core::SourceError;
-use sdkit_discovery_proto::args::{FetchsArgs, PollsArgs};
+use sdkit_discovery_proto::args::PollsArgs;
 use sdkit_discovery_proto::{
-    Code, Endpoint, INFRA_DISCOVERY, Instance as WireInstance, InstanceInfo, Reply, Status,
-    StatusFilter,
+    Code, Endpoint, INFRA_DISCOVERY, Instance as WireInstance, InstanceInfo, Status,
 };
 use tracing::{debug, info, warn};
 
@@ -26,6 +25,7 @@ impl Inner {
                 entry.cursor = None;
             }
             state.cursor_node = Some(node.to_owned());
+            state.epoch = None;
             if state.had_node {
                 state.switched_at = Some(tokio::time::Instant::now());
             }
@@ -63,29 +63,7 @@ impl Inner {
                 Ok(true)
             }
             Plan::Fetch(appids) => {
-                let args = FetchsArgs {
-                    env: self.config.env.clone(),
-                    appids: appids.clone(),
-                    status: StatusFilter::UP.0,
-                    zone: String::new(),
-                };
-                let reply: Reply<BTreeMap<String, InstanceInfo>> = self
-                    .call(
-                        node,
-                        Endpoint::Fetchs,
-                        &args.to_form(),
-                        self.config.request_timeout,
-                    )
-                    .await?;
-                if reply.code != Code::OK {
-                    return Err(code_error(
-                        node,
-                        Endpoint::Fetchs,
-                        reply.code,
-                        &reply.message,
-                    ));
-                }
-                let mut data = reply.data.into_value().unwrap_or_default();
+                let mut data = self.fetchs(node, appids.clone()).await?;
                 let mut progress = false;
                 for appid in &appids {
                     let info = data.remove(appid);
@@ -121,8 +99,24 @@ impl Inner {
                     Code::NOT_MODIFIED => self.verify(node).await,
                     Code::OK => {
                         let misses = reply.error.unwrap_or_default();
+                        let data = reply.data.into_value().unwrap_or_default();
+                        // An app that had instances reported unknown or empty by the node in
+                        // use: did the node restart (without any request failing)?
+                        let emptied = misses.appids().iter().map(String::as_str).chain(
+                            data.iter()
+                                .filter(|(_, info)| {
+                                    info.instances
+                                        .values()
+                                        .flatten()
+                                        .all(|i| i.status != Status::Up.as_u32())
+                                })
+                                .map(|(a, _)| a.as_str()),
+                        );
+                        if self.needs_epoch_check(node, emptied) {
+                            self.check_epoch(node).await?;
+                        }
                         let mut progress = false;
-                        for (appid, info) in reply.data.into_value().unwrap_or_default() {
+                        for (appid, info) in data {
                             if args.appids.contains(&appid) {
                                 progress |= self.apply(node, &appid, Some(info));
                             }
@@ -159,29 +153,9 @@ impl Inner {
         if held.is_empty() {
             return Ok(false);
         }
-        let args = FetchsArgs {
-            env: self.config.env.clone(),
-            appids: held.iter().map(|(a, _)| a.clone()).collect(),
-            status: StatusFilter::UP.0,
-            zone: String::new(),
-        };
-        let reply: Reply<BTreeMap<String, InstanceInfo>> = self
-            .call(
-                node,
-                Endpoint::Fetchs,
-                &args.to_form(),
-                self.config.request_timeout,
-            )
+        let mut data = self
+            .fetchs(node, held.iter().map(|(a, _)| a.clone()).collect())
             .await?;
-        if reply.code != Code::OK {
-            return Err(code_error(
-                node,
-                Endpoint::Fetchs,
-                reply.code,
-                &reply.message,
-            ));
-        }
-        let mut data = reply.data.into_value().unwrap_or_default();
         let mut progress = false;
         for (appid, cursor) in held {
             match data.remove(&appid) {
@@ -228,7 +202,7 @@ impl Inner {
             return false;
         }
         let grace = self.config.unknown_grace;
-        let in_grace = state.switched_at.is_some_and(|at| at.elapsed() < grace);
+        let in_grace = self.in_grace(&state);
         let Some(entry) = state.apps.get_mut(appid) else {
             return false;
         };

@@ -97,7 +97,7 @@ pub(crate) async fn health_service(
         let checks: Vec<&Check> = state
             .checks
             .values()
-            .filter(|c| c.service_id == service.id)
+            .filter(|c| c.node == service.node.name && c.service_id == service.id)
             .collect();
         if passing && checks.iter().any(|c| c.status != "passing") {
             continue;
@@ -353,6 +353,7 @@ pub(crate) fn register(shared: &Shared, body: &[u8], replace_checks: bool) -> Re
         let now = Instant::now();
         checks.push(Check {
             id: check_id,
+            node: LOCAL_NODE.to_string(),
             name: field("Name")
                 .map(str::to_string)
                 .unwrap_or_else(|| format!("Service '{name}' check")),
@@ -371,25 +372,29 @@ pub(crate) fn register(shared: &Shared, body: &[u8], replace_checks: bool) -> Re
         });
     }
 
+    // The agent registers on its own node.
+    let service_key = key(LOCAL_NODE, &id);
     let create_index = state
         .services
-        .get(&id)
+        .get(&service_key)
         .map(|s| s.create_index)
         .unwrap_or(index);
     if replace_checks {
-        state.checks.retain(|_, c| c.service_id != id);
+        state
+            .checks
+            .retain(|_, c| !(c.node == LOCAL_NODE && c.service_id == id));
     }
     for check in checks {
-        state.checks.insert(check.id.clone(), check);
+        state.checks.insert(key(LOCAL_NODE, &check.id), check);
     }
-    if let Some(old) = state.services.get(&id)
+    if let Some(old) = state.services.get(&service_key)
         && old.name != name
     {
         let old_name = old.name.clone();
         state.bump(&old_name);
     }
     state.services.insert(
-        id.clone(),
+        service_key,
         Service {
             name: name.clone(),
             id,

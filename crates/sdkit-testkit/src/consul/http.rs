@@ -2,8 +2,16 @@
 
 use super::*;
 
-pub(crate) fn set_status(state: &mut State, check_id: &str, status: &str, output: &str) -> bool {
-    let Some(check) = state.checks.get_mut(check_id) else {
+/// Sets the status of check `check_id` of `node`; `false` when unknown.
+pub(crate) fn set_status(
+    state: &mut State,
+    node: &str,
+    check_id: &str,
+    status: &str,
+    output: &str,
+) -> bool {
+    let check_key = key(node, check_id);
+    let Some(check) = state.checks.get_mut(&check_key) else {
         return false;
     };
     let now = Instant::now();
@@ -16,10 +24,10 @@ pub(crate) fn set_status(state: &mut State, check_id: &str, status: &str, output
     }
     check.status = status.to_string();
     check.critical_since = (status == "critical").then_some(now);
-    let service_id = check.service_id.clone();
-    if let Some(name) = state.services.get(&service_id).map(|s| s.name.clone()) {
+    let service = key(node, &check.service_id);
+    if let Some(name) = state.services.get(&service).map(|s| s.name.clone()) {
         let index = state.bump(&name);
-        if let Some(check) = state.checks.get_mut(check_id) {
+        if let Some(check) = state.checks.get_mut(&check_key) {
             check.modify_index = index;
         }
     }
@@ -228,7 +236,7 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Resp 
         if method != Method::PUT {
             return text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed");
         }
-        let removed = shared.lock().remove_service(id);
+        let removed = shared.lock().remove_service(LOCAL_NODE, id);
         shared.notify();
         return if removed {
             text(StatusCode::OK, "")
@@ -246,7 +254,7 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Resp 
             return text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed");
         }
         let state = shared.lock();
-        return match state.services.get(id) {
+        return match state.services.get(&key(LOCAL_NODE, id)) {
             Some(s) => json_resp(&agent_service_json(s), Some(s.modify_index)),
             None => text(StatusCode::NOT_FOUND, format!("unknown service ID: {id}")),
         };
@@ -262,7 +270,7 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Resp 
             }
             let resp = {
                 let mut state = shared.lock();
-                match state.checks.get(id).map(|c| c.kind) {
+                match state.checks.get(&key(LOCAL_NODE, id)).map(|c| c.kind) {
                     None => text(
                         StatusCode::NOT_FOUND,
                         format!(
@@ -275,7 +283,7 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Resp 
                     ),
                     Some(CheckKind::Ttl(_)) => {
                         let note = params.get("note").unwrap_or("").to_string();
-                        set_status(&mut state, id, status, &note);
+                        set_status(&mut state, LOCAL_NODE, id, status, &note);
                         text(StatusCode::OK, "")
                     }
                 }

@@ -18,6 +18,10 @@
 //!   ServiceID, ServiceName, …}]}`; empty tags and meta are `null`, as Go encodes nil slices and
 //!   maps. Every node carries a passing `serfHealth` check. `passing` drops entries with any
 //!   check not passing. Unknown datacenters answer 500 `No path to datacenter`.
+//! * The catalog keys service instances (and checks) by **node and ID**, as Consul does: a
+//!   service ID is unique per agent, not per cluster, so [`ServiceSpec::node`] places a second
+//!   instance with the same ID on another node. The agent endpoints act on the agent's node
+//!   ([`LOCAL_NODE`]).
 //! * The `filter` language (go-bexpr) for the forms clients use: `==`, `!=`, `contains`,
 //!   `not contains`, `in`, `not in`, `is empty`, `is not empty`, `and`, `or`, `not`, parentheses,
 //!   selectors such as `Service.Tags`, `Service.Meta.zone`, `Node.Datacenter`; values in double
@@ -249,17 +253,21 @@ impl ConsulDouble {
         self.shared.lock().index
     }
 
-    /// Places a service instance directly into the catalog (with one check, `service:<id>`).
+    /// Places a service instance directly into the catalog (with one check, `service:<id>`),
+    /// on the spec's node (by default the agent's, [`LOCAL_NODE`]). As in Consul, service IDs
+    /// are unique per node: an instance with the same ID on another node is a second instance.
     pub fn insert_service(&self, spec: ServiceSpec) {
         {
             let mut state = self.shared.lock();
-            state.remove_service(&spec.id);
+            let node = spec.node.name.clone();
+            state.remove_service(&node, &spec.id);
             let index = state.bump(&spec.name);
             let check_id = format!("service:{}", spec.id);
             state.checks.insert(
-                check_id.clone(),
+                key(&node, &check_id),
                 Check {
                     id: check_id,
+                    node: node.clone(),
                     name: format!("Service '{}' check", spec.name),
                     service_id: spec.id.clone(),
                     kind: CheckKind::Http,
@@ -273,7 +281,7 @@ impl ConsulDouble {
                 },
             );
             state.services.insert(
-                spec.id.clone(),
+                key(&node, &spec.id),
                 Service {
                     name: spec.name,
                     id: spec.id,
@@ -291,37 +299,53 @@ impl ConsulDouble {
         self.shared.notify();
     }
 
-    /// Removes a service instance; `false` when unknown.
+    /// Removes service instance `id` of the agent's node ([`LOCAL_NODE`]); `false` when
+    /// unknown.
     pub fn remove_service(&self, id: &str) -> bool {
-        let removed = self.shared.lock().remove_service(id);
+        self.remove_node_service(LOCAL_NODE, id)
+    }
+
+    /// Removes service instance `id` of node `node`; `false` when unknown.
+    pub fn remove_node_service(&self, node: &str, id: &str) -> bool {
+        let removed = self.shared.lock().remove_service(node, id);
         self.shared.notify();
         removed
     }
 
-    /// Sets a check's status (`passing`, `warning`, `critical`); `false` when unknown.
+    /// Sets the status (`passing`, `warning`, `critical`) of check `check_id` of the agent's
+    /// node; `false` when unknown.
     pub fn set_check_status(&self, check_id: &str, status: &str) -> bool {
-        let ok = set_status(&mut self.shared.lock(), check_id, status, "set by test");
+        let ok = set_status(
+            &mut self.shared.lock(),
+            LOCAL_NODE,
+            check_id,
+            status,
+            "set by test",
+        );
         self.shared.notify();
         ok
     }
 
-    /// The IDs of service `name`'s instances (any health), sorted.
+    /// The IDs of service `name`'s instances (any health, every node), sorted.
     pub fn service_ids(&self, name: &str) -> Vec<String> {
-        self.shared
+        let mut ids: Vec<String> = self
+            .shared
             .lock()
             .services
             .values()
             .filter(|s| s.name == name)
             .map(|s| s.id.clone())
-            .collect()
+            .collect();
+        ids.sort();
+        ids
     }
 
-    /// The status of check `check_id`, if it exists.
+    /// The status of check `check_id` of the agent's node, if it exists.
     pub fn check_status(&self, check_id: &str) -> Option<String> {
         self.shared
             .lock()
             .checks
-            .get(check_id)
+            .get(&key(LOCAL_NODE, check_id))
             .map(|c| c.status.clone())
     }
 

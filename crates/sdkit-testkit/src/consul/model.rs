@@ -179,6 +179,8 @@ pub(crate) enum CheckKind {
 #[derive(Debug, Clone)]
 pub(crate) struct Check {
     pub(crate) id: String,
+    /// The node the check (and its service) lives on.
+    pub(crate) node: String,
     pub(crate) name: String,
     pub(crate) service_id: String,
     pub(crate) kind: CheckKind,
@@ -192,13 +194,24 @@ pub(crate) struct Check {
     pub(crate) modify_index: u64,
 }
 
+/// A catalog key: (node name, ID). Consul keys service instances and checks by node and ID:
+/// an ID is unique per agent (node), not per cluster, so two nodes may report the same one.
+pub(crate) type NodeKey = (String, String);
+
+/// `(node, id)` as a catalog key.
+pub(crate) fn key(node: &str, id: &str) -> NodeKey {
+    (node.to_string(), id.to_string())
+}
+
 #[derive(Debug)]
 pub(crate) struct State {
     pub(crate) index: u64,
     /// Modify index per service name (what `X-Consul-Index` reports for its health endpoint).
     pub(crate) service_index: HashMap<String, u64>,
-    pub(crate) services: BTreeMap<String, Service>,
-    pub(crate) checks: BTreeMap<String, Check>,
+    /// Service instances by (node, service ID).
+    pub(crate) services: BTreeMap<NodeKey, Service>,
+    /// Checks by (node, check ID).
+    pub(crate) checks: BTreeMap<NodeKey, Check>,
     pub(crate) datacenters: Vec<String>,
     pub(crate) acl_token: Option<String>,
     pub(crate) faults: Vec<FaultRule>,
@@ -219,11 +232,13 @@ impl State {
         self.service_index.get(name).copied().unwrap_or(1).max(1)
     }
 
-    pub(crate) fn remove_service(&mut self, id: &str) -> bool {
-        let Some(service) = self.services.remove(id) else {
+    /// Removes service `id` of `node` and its checks; `false` when unknown.
+    pub(crate) fn remove_service(&mut self, node: &str, id: &str) -> bool {
+        let Some(service) = self.services.remove(&key(node, id)) else {
             return false;
         };
-        self.checks.retain(|_, c| c.service_id != id);
+        self.checks
+            .retain(|_, c| !(c.node == node && c.service_id == id));
         self.bump(&service.name);
         true
     }
@@ -256,30 +271,30 @@ impl State {
                 check.output = "TTL expired".into();
                 check.critical_since = Some(now);
                 check.expires = None;
-                changed.push(check.service_id.clone());
+                changed.push(key(&check.node, &check.service_id));
             }
         }
-        for service_id in changed {
-            if let Some(name) = self.services.get(&service_id).map(|s| s.name.clone()) {
+        for service in changed {
+            if let Some(name) = self.services.get(&service).map(|s| s.name.clone()) {
                 let index = self.bump(&name);
                 for c in self.checks.values_mut() {
-                    if c.service_id == service_id && c.status == "critical" {
+                    if c.node == service.0 && c.service_id == service.1 && c.status == "critical" {
                         c.modify_index = c.modify_index.max(index);
                     }
                 }
             }
         }
-        let doomed: Vec<String> = self
+        let doomed: Vec<NodeKey> = self
             .checks
             .values()
             .filter(|c| match (c.deregister_after, c.critical_since) {
                 (Some(after), Some(since)) => c.status == "critical" && now >= since + after,
                 _ => false,
             })
-            .map(|c| c.service_id.clone())
+            .map(|c| key(&c.node, &c.service_id))
             .collect();
-        for id in doomed {
-            self.remove_service(&id);
+        for (node, id) in doomed {
+            self.remove_service(&node, &id);
         }
     }
 }
