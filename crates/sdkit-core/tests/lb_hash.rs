@@ -294,9 +294,15 @@ fn ring_sizes_respect_the_bounds() {
             .ring_size(),
         640
     );
-    // More endpoints than the maximum: one point each.
+    // More endpoints than the minimum: one point each; more than the maximum: still one each.
     let many: BTreeSet<usize> = (0..3_000).collect();
     assert_eq!(RingHash::new(fixed(&many)).ring_size(), 3_000);
+    assert_eq!(
+        RingHash::new(fixed(&many))
+            .with_maximum_ring_size(1_000)
+            .ring_size(),
+        3_000
+    );
     let empty = RingHash::<usize>::new(EndpointSet::fixed([]));
     assert_eq!(empty.ring_size(), 0);
     assert!(empty.pick_with(&PickContext::new().with_hash(1)).is_err());

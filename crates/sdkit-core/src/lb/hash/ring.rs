@@ -109,7 +109,7 @@ keyed_balancer!(RingHash);
 /// one, nested as the exponent grows.
 fn points(weight: u32, exponent: i32) -> u64 {
     let exact = if exponent >= 0 {
-        u64::from(weight) << exponent
+        u64::from(weight).saturating_mul(1u64 << exponent)
     } else {
         // ⌈weight / 2^-exponent⌉
         let shift = exponent.unsigned_abs();
@@ -149,7 +149,9 @@ fn scale_exponent(
     // A first guess from the total weight, then exact steps (the length is monotone).
     let guess = (minimum as f64 / total as f64).log2().floor() as i32;
     let mut e = guess.clamp(*EXPONENT_RANGE.start(), *EXPONENT_RANGE.end());
-    while e > *EXPONENT_RANGE.start() && len(e - 1) >= minimum {
+    // (Once every member has one point, a lower exponent changes nothing.)
+    let floor = members.len() as u64;
+    while e > *EXPONENT_RANGE.start() && len(e) > floor && len(e - 1) >= minimum {
         e -= 1;
     }
     while e < *EXPONENT_RANGE.end() && len(e) < minimum {
