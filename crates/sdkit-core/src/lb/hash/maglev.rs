@@ -15,9 +15,10 @@ use crate::lb::stable_hash::{hash_bytes, scale};
 /// Consistent hashing with Maglev's lookup table. See the [module docs](super).
 ///
 /// A pick without a hash (no [`PickContext::with_hash`](crate::lb::PickContext::with_hash), or
-/// [`Balancer::pick`](crate::lb::Balancer::pick)) draws a
-/// random one, so keyless calls spread like [`Random`](crate::lb::Random). No feedback: its
-/// guards are detached.
+/// [`Balancer::pick`](crate::lb::Balancer::pick)) draws a random one, so keyless calls spread
+/// like [`Random`](crate::lb::Random). No feedback: its guards are detached. Endpoint weights
+/// are not used (every endpoint of weight > 0 owns the same share); see
+/// [`RingHash`](super::RingHash) for weighted consistent hashing.
 #[derive(Debug)]
 pub struct Maglev<S: Send + Sync> {
     keyed: Keyed<S, SizedTable>,
