@@ -464,6 +464,7 @@ fn call_json_summarises_each_instance_under_any_balancer() {
     for lb in [
         "p2c_peak_ewma",
         "weighted_round_robin",
+        "ring_hash",
         r#"{"policy": "random", "seed": 7}"#,
     ] {
         let (status, stdout, stderr) = run(&[

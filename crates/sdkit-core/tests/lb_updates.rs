@@ -1,12 +1,12 @@
-//! Maglev, zone preference and subsetting build a table per snapshot: picks racing a stream of
-//! snapshot updates must always use a table built for the snapshot they pick from (never an
-//! index from an older or newer one), and follow the newest snapshot.
+//! Maglev, the hash ring, zone preference and subsetting build a table per snapshot: picks
+//! racing a stream of snapshot updates must always use a table built for the snapshot they pick
+//! from (never an index from an older or newer one), and follow the newest snapshot.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use sdkit_core::lb::hash::Maglev;
+use sdkit_core::lb::hash::{Maglev, RingHash};
 use sdkit_core::lb::subset::Subset;
 use sdkit_core::lb::zone::ZoneAware;
 use sdkit_core::lb::{Balancer, PickContext};
@@ -52,6 +52,7 @@ fn picks_racing_updates_use_their_own_snapshot_table() {
     let set = endpointer.endpoint_set();
     let balancers: Vec<Named> = vec![
         ("maglev", Arc::new(Maglev::new(set.clone()))),
+        ("ring_hash", Arc::new(RingHash::new(set.clone()))),
         (
             "zone_aware",
             Arc::new(ZoneAware::new(set.clone()).with_zone("z0")),

@@ -76,6 +76,44 @@ fn sdkit_core_balancers_are_policies_too() {
 }
 
 #[test]
+fn ring_hash_experimental_maps_to_the_ring_with_grpc_defaults() {
+    let ring = |json: &str| match ServiceConfig::parse(json).unwrap().lb_policy() {
+        Some(LbPolicy::Balancer(BalancerConfig::RingHash {
+            minimum_ring_size,
+            maximum_ring_size,
+        })) => (*minimum_ring_size, *maximum_ring_size),
+        other => panic!("{other:?}"),
+    };
+    // gRPC's defaults (gRFC A42): 1024 and 4096.
+    assert_eq!(
+        ring(r#"{"loadBalancingConfig": [{"ring_hash_experimental": {}}]}"#),
+        (1_024, 4_096)
+    );
+    assert_eq!(
+        ring(
+            r#"{"loadBalancingConfig": [{"ring_hash_experimental": {"minRingSize": 2048, "maxRingSize": "65536"}}]}"#
+        ),
+        (2_048, 65_536)
+    );
+    // sdkit's own name takes sdkit's options and defaults (Envoy's).
+    assert_eq!(
+        ring(r#"{"loadBalancingConfig": [{"ring_hash": {"minimum_ring_size": 512}}]}"#),
+        (512, 8_388_608)
+    );
+    for bad in [r#""big""#, "-1", "0", "8388609"] {
+        let json = format!(
+            r#"{{"loadBalancingConfig": [{{"ring_hash_experimental": {{"maxRingSize": {bad}}}}}]}}"#
+        );
+        let err = ServiceConfig::parse(&json).unwrap_err();
+        assert!(
+            err.field()
+                .starts_with("loadBalancingConfig[0].ring_hash_experimental"),
+            "{bad}: {err}"
+        );
+    }
+}
+
+#[test]
 fn method_configs_match_exactly_then_by_service_then_by_default() {
     let config = ServiceConfig::parse(
         r#"{"methodConfig": [

@@ -59,7 +59,7 @@ pub struct Args {
     #[arg(long, default_value = "5s", value_parser = duration::parse)]
     wait: Duration,
     /// Balancer: round_robin, random, weighted_round_robin, weighted_random, p2c,
-    /// p2c_peak_ewma, or a JSON config such as '{"policy": "p2c", "slow_start": {"window": "30s"}}'.
+    /// p2c_peak_ewma, zone_aware, subset, maglev, ring_hash, or a JSON config such as '{"policy": "p2c", "slow_start": {"window": "30s"}}'.
     #[arg(long, default_value = "round_robin", value_parser = traffic::parse_lb)]
     lb: sdkit::lb::BalancerConfig,
     /// Print one JSON summary object (per instance, totals, latency percentiles) instead of

@@ -53,7 +53,7 @@ pub struct Args {
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=256))]
     concurrency: u16,
     /// Balancer: round_robin, random, weighted_round_robin, weighted_random, p2c,
-    /// p2c_peak_ewma, or a JSON config.
+    /// p2c_peak_ewma, zone_aware, subset, maglev, ring_hash, or a JSON config.
     #[arg(long, default_value = "round_robin", value_parser = super::traffic::parse_lb)]
     lb: sdkit::lb::BalancerConfig,
     /// Turn off outlier ejection (on by default: the crashed backend is ejected once it has

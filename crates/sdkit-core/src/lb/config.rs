@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::hash::Maglev;
+use super::hash::{DEFAULT_MAXIMUM_RING_SIZE, DEFAULT_MINIMUM_RING_SIZE, Maglev, RingHash};
 use super::p2c::{DEFAULT_RTT, Load, P2c};
 use super::slow_start::{SlowStart, serialize_duration};
 use super::state::DEFAULT_DECAY;
@@ -30,8 +30,7 @@ use crate::endpoint_set::EndpointSet;
 /// | `zone_aware` | [`ZoneAware`] | `zone`, `min_local_share` (0.5), `within` (`round_robin`) |
 /// | `subset` | [`Subset`] | `size` (25), `client_index` or `client_key`, `within` (`round_robin`) |
 /// | `maglev` | [`Maglev`] consistent hashing | `table_size` |
-///
-/// (`ring_hash` is reserved.)
+/// | `ring_hash` | [`RingHash`] consistent hashing, weighted | `minimum_ring_size` (1024), `maximum_ring_size` (8388608) |
 ///
 /// ```
 /// use sdkit_core::lb::{Balancer, BalancerConfig};
@@ -141,6 +140,35 @@ pub enum BalancerConfig {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         table_size: Option<u32>,
     },
+    /// [`RingHash`] consistent hashing (a ketama ring) by the pick context's hash.
+    RingHash {
+        /// The fewest points on the ring (default 1024, Envoy's).
+        #[serde(default = "default_minimum_ring_size", deserialize_with = "ring_size")]
+        minimum_ring_size: u64,
+        /// The most points on the ring (default and largest 8388608, Envoy's).
+        #[serde(default = "default_maximum_ring_size", deserialize_with = "ring_size")]
+        maximum_ring_size: u64,
+    },
+}
+
+fn default_minimum_ring_size() -> u64 {
+    DEFAULT_MINIMUM_RING_SIZE
+}
+
+fn default_maximum_ring_size() -> u64 {
+    DEFAULT_MAXIMUM_RING_SIZE
+}
+
+/// A ring size in 1 ..= 8 388 608 (Envoy's bounds).
+fn ring_size<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    let n = u64::deserialize(d)?;
+    if (1..=DEFAULT_MAXIMUM_RING_SIZE).contains(&n) {
+        Ok(n)
+    } else {
+        Err(serde::de::Error::custom(format!(
+            "ring size {n} out of range 1..={DEFAULT_MAXIMUM_RING_SIZE}"
+        )))
+    }
 }
 
 fn default_min_local_share() -> f64 {
@@ -170,6 +198,7 @@ pub const POLICIES: &[&str] = &[
     "zone_aware",
     "subset",
     "maglev",
+    "ring_hash",
 ];
 
 impl BalancerConfig {
@@ -185,6 +214,7 @@ impl BalancerConfig {
             BalancerConfig::ZoneAware { .. } => "zone_aware",
             BalancerConfig::Subset { .. } => "subset",
             BalancerConfig::Maglev { .. } => "maglev",
+            BalancerConfig::RingHash { .. } => "ring_hash",
         }
     }
 
@@ -300,6 +330,14 @@ impl BalancerConfig {
                     None => b,
                 })
             }
+            BalancerConfig::RingHash {
+                minimum_ring_size,
+                maximum_ring_size,
+            } => Box::new(
+                RingHash::new(set)
+                    .with_minimum_ring_size(*minimum_ring_size)
+                    .with_maximum_ring_size(*maximum_ring_size),
+            ),
         }
     }
 }
@@ -360,6 +398,20 @@ mod tests {
             );
         }
         assert!("least_conn".parse::<BalancerConfig>().is_err());
+        let ring: BalancerConfig = r#"{"policy": "ring_hash", "minimum_ring_size": 4096}"#
+            .parse()
+            .unwrap();
+        assert_eq!(
+            ring,
+            BalancerConfig::RingHash {
+                minimum_ring_size: 4_096,
+                maximum_ring_size: 8_388_608
+            }
+        );
+        for bad in [0, 8_388_609] {
+            let json = format!(r#"{{"policy": "ring_hash", "maximum_ring_size": {bad}}}"#);
+            assert!(json.parse::<BalancerConfig>().is_err(), "{bad}");
+        }
         assert!(r#"{"policy": "p2c", "bogus": 1}"#.parse::<BalancerConfig>().is_err());
         let c: BalancerConfig = r#"{"policy": "p2c_peak_ewma", "decay": "2s"}"#.parse().unwrap();
         assert_eq!(

@@ -49,7 +49,7 @@ impl<'a> Field<'a> {
         self.value
     }
 
-    fn error(&self, reason: impl Into<String>) -> ServiceConfigError {
+    pub(super) fn error(&self, reason: impl Into<String>) -> ServiceConfigError {
         ServiceConfigError::new(self.path.clone(), reason)
     }
 

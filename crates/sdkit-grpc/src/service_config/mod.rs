@@ -4,7 +4,9 @@
 //!
 //! * `loadBalancingConfig`: a list of `{ "<policy>": { … } }`; the **first supported** entry wins
 //!   (gRPC's rule), so a config can list a policy sdkit lacks before a fallback. Supported:
-//!   `pick_first` (with `shuffleAddressList`), `round_robin`, and sdkit's own `random`. The legacy
+//!   `pick_first` (with `shuffleAddressList`), `round_robin`, `ring_hash_experimental` (with
+//!   `minRingSize`, default 1024, and `maxRingSize`, default 4096, as in gRPC; the request's
+//!   hash comes from the pick context), and sdkit's own `random`. The legacy
 //!   `loadBalancingPolicy` string is read when `loadBalancingConfig` is absent.
 //! * `methodConfig`: for the methods its `name` list matches (`{service, method}` exactly,
 //!   `{service}` for every method of a service, `{}` for every method), a `timeout`, a
@@ -102,7 +104,7 @@ pub enum LbPolicy {
     Random,
     /// Any other balancer of sdkit-core ([`BalancerConfig`]): `weighted_round_robin`,
     /// `weighted_random`, `p2c`, `p2c_peak_ewma`…; gRPC's `least_request_experimental` maps to
-    /// `p2c`.
+    /// `p2c`, and `ring_hash_experimental` to `ring_hash`.
     Balancer(BalancerConfig),
 }
 
@@ -114,6 +116,10 @@ impl LbPolicy {
             "round_robin" => Some(LbPolicy::RoundRobin),
             "random" => Some(LbPolicy::Random),
             "least_request_experimental" => name_to_balancer("p2c"),
+            "ring_hash_experimental" => Some(LbPolicy::Balancer(grpc_ring_hash(
+                GRPC_MIN_RING_SIZE,
+                GRPC_MAX_RING_SIZE,
+            ))),
             other if sdkit_core::lb::POLICIES.contains(&other) => name_to_balancer(other),
             _ => None,
         }
@@ -134,12 +140,44 @@ impl LbPolicy {
         let mut names = vec!["pick_first"];
         names.extend(sdkit_core::lb::POLICIES);
         names.push("least_request_experimental");
+        names.push("ring_hash_experimental");
         names
     }
 }
 
 fn name_to_balancer(name: &str) -> Option<LbPolicy> {
     name.parse::<BalancerConfig>().ok().map(LbPolicy::Balancer)
+}
+
+/// gRPC's `ring_hash_experimental` defaults (gRFC A42).
+const GRPC_MIN_RING_SIZE: u64 = 1_024;
+const GRPC_MAX_RING_SIZE: u64 = 4_096;
+
+fn grpc_ring_hash(minimum: u64, maximum: u64) -> BalancerConfig {
+    BalancerConfig::RingHash {
+        minimum_ring_size: minimum,
+        maximum_ring_size: maximum,
+    }
+}
+
+/// `ring_hash_experimental`'s `minRingSize` / `maxRingSize` (a number, or a string as protobuf
+/// JSON writes 64-bit integers), checked by [`BalancerConfig`]'s bounds.
+fn grpc_ring_size(
+    body: &Field<'_>,
+    settings: &Map<String, Value>,
+    key: &str,
+    default: u64,
+) -> Result<Value, ServiceConfigError> {
+    let Some(field) = body.get(settings, key) else {
+        return Ok(Value::from(default));
+    };
+    let n = match field.value() {
+        Value::Number(n) => n.as_u64(),
+        Value::String(s) => s.parse::<u64>().ok(),
+        _ => None,
+    };
+    n.map(Value::from)
+        .ok_or_else(|| field.error("must be a non-negative integer".to_owned()))
 }
 
 /// A `loadBalancingConfig` entry's policy, with its settings.
@@ -152,6 +190,22 @@ fn lb_entry(name: &str, body: &Field<'_>) -> Result<Option<LbPolicy>, ServiceCon
                 None => false,
             };
             Some(LbPolicy::PickFirst { shuffle })
+        }
+        Some(LbPolicy::Balancer(_)) if name == "ring_hash_experimental" => {
+            let mut config = Map::new();
+            config.insert("policy".to_owned(), Value::from("ring_hash"));
+            for (key, ours, default) in [
+                ("minRingSize", "minimum_ring_size", GRPC_MIN_RING_SIZE),
+                ("maxRingSize", "maximum_ring_size", GRPC_MAX_RING_SIZE),
+            ] {
+                config.insert(
+                    ours.to_owned(),
+                    grpc_ring_size(body, settings, key, default)?,
+                );
+            }
+            let config: BalancerConfig = serde_json::from_value(Value::Object(config))
+                .map_err(|e| ServiceConfigError::new(body.path(""), e.to_string()))?;
+            Some(LbPolicy::Balancer(config))
         }
         // sdkit's own balancers take their options (`seed`, `slow_start`, `default_rtt`…);
         // gRPC-defined names (weighted_round_robin, least_request_experimental) carry gRPC's

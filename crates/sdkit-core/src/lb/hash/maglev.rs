@@ -1,12 +1,82 @@
-//! Maglev's lookup table (Eisenbud et al., NSDI 2016): a consistent hash with an O(1) lookup.
+//! Maglev (Eisenbud et al., NSDI 2016): consistent hashing with an O(1) lookup table.
 //!
 //! Every member walks its own permutation of the `M` slots (an offset and a skip derived from
 //! its id); members take turns claiming their next free slot until the table is full. Each
 //! member ends up with ⌊M/N⌋ or ⌈M/N⌉ slots, and removing a member moves its slots plus only a
-//! few others. `M` is prime (so every skip is a permutation) and ≥ 100 × N by default (so the
-//! shares differ by ≤ 1 %).
+//! few others. `M` is prime (so every skip is a permutation); by default it is ≥ 100 × N (shares
+//! even to 1 %) up to 1 310 members, then the 131 071-slot table (256 KiB, kept in a core's L2
+//! cache) while it gives ≥ 12 slots per member, then ≥ 12 × N (shares within 1/12).
 
+use super::keyed::{Keyed, Table, keyed_balancer, members};
+use crate::endpoint::Endpoints;
+use crate::endpoint_set::EndpointSet;
 use crate::lb::stable_hash::{hash_bytes, scale};
+
+/// Consistent hashing with Maglev's lookup table. See the [module docs](super).
+///
+/// A pick without a hash (no [`PickContext::with_hash`](crate::lb::PickContext::with_hash), or
+/// [`Balancer::pick`](crate::lb::Balancer::pick)) draws a random one, so keyless calls spread
+/// like [`Random`](crate::lb::Random). No feedback: its guards are detached. Endpoint weights
+/// are not used (every endpoint of weight > 0 owns the same share); see
+/// [`RingHash`](super::RingHash) for weighted consistent hashing.
+#[derive(Debug)]
+pub struct Maglev<S: Send + Sync> {
+    keyed: Keyed<S, SizedTable>,
+    /// The pinned table size (`None`: chosen from the endpoint count).
+    pinned: Option<u32>,
+}
+
+/// The table for one snapshot, with the size it was built for (kept by the next snapshot's
+/// table, with hysteresis).
+#[derive(Debug)]
+struct SizedTable {
+    maglev: MaglevTable,
+    size: u32,
+}
+
+impl Table for SizedTable {
+    #[inline]
+    fn lookup(&self, hash: u64) -> Option<u32> {
+        self.maglev.lookup(hash)
+    }
+}
+
+impl<S: Send + Sync + 'static> Maglev<S> {
+    /// Consistent hashing over `set`, the table size chosen from the endpoint count.
+    pub fn new(set: EndpointSet<S>) -> Self {
+        Maglev {
+            keyed: Keyed::new(set),
+            pinned: None,
+        }
+    }
+
+    /// Pins the table size to the smallest prime ≥ `size` (at least 3): no size step ever
+    /// remaps keys, at the cost of balance when there are more than `size / 100` endpoints.
+    pub fn with_table_size(mut self, size: u32) -> Self {
+        self.pinned = Some(next_prime(size.max(3)));
+        self
+    }
+
+    /// The table size in use for the current snapshot (0 while no endpoint can be picked).
+    pub fn table_size(&self) -> usize {
+        self.keyed
+            .with_table(|e, previous| self.build(e, previous), |t, _| t.maglev.len())
+    }
+
+    fn build(&self, endpoints: &Endpoints<S>, previous: Option<&SizedTable>) -> SizedTable {
+        let members: Vec<(u32, &str)> =
+            members(endpoints).iter().map(|m| (m.index, m.id)).collect();
+        let size = self
+            .pinned
+            .unwrap_or_else(|| table_size_for(members.len(), previous.map(|t| t.size)));
+        SizedTable {
+            maglev: MaglevTable::build(&members, size),
+            size,
+        }
+    }
+}
+
+keyed_balancer!(Maglev);
 
 /// The table sizes used by default: primes near powers of two, so that a size keeps serving
 /// while the member count moves within a factor of eight (see [`table_size_for`]).
@@ -14,28 +84,46 @@ const LADDER: [u32; 9] = [
     65_537, 131_071, 262_139, 524_287, 1_048_573, 2_097_143, 4_194_301, 8_388_593, 16_777_213,
 ];
 
-/// Slots per member aimed at when a size is chosen.
+/// Slots per member aimed at when a size is chosen (shares then even to 1 %)…
 const TARGET_SLOTS_PER_MEMBER: u64 = 100;
+/// …as long as the table stays within this many slots (256 KiB of two-byte slots: it stays in
+/// a core's L2 cache beside the endpoints, so a pick with a new key does not wait for L3 or
+/// memory, and a build is 8 × cheaper than a 100-slot table at 10 000 members)…
+const COMPACT_SLOTS: u64 = 131_071;
+/// …but never with fewer than this many slots per member (shares then within 1/12 ≈ 8 %).
+const FLOOR_SLOTS_PER_MEMBER: u64 = 12;
 /// A kept size must give each member at least this many slots…
-const MIN_SLOTS_PER_MEMBER: u64 = 50;
-/// …and at most this many (beyond it the table wastes memory and cache).
-const MAX_SLOTS_PER_MEMBER: u64 = 800;
+const MIN_SLOTS_PER_MEMBER: u64 = 10;
+/// …and may be at most 8 × the size a fresh choice would want (beyond it the table wastes
+/// memory and cache).
+const MAX_OVER_WANTED: u64 = 8;
 
 const EMPTY: u32 = u32::MAX;
 
-/// The size of the table for `members` members, keeping `previous` while it still gives each
-/// member between 50 and 800 slots. Changing the size remaps nearly every key once, so the
-/// hysteresis keeps the size through ordinary churn; a fresh size is the smallest ladder prime
-/// with ≥ 100 slots per member (capped at 16 777 213).
+/// The slots wanted for `n` members: 100 each while that fits in [`COMPACT_SLOTS`], else the
+/// compact size, and at least 12 each.
+fn wanted(n: u64) -> u64 {
+    n.saturating_mul(TARGET_SLOTS_PER_MEMBER)
+        .min(COMPACT_SLOTS)
+        .max(n.saturating_mul(FLOOR_SLOTS_PER_MEMBER))
+}
+
+/// The size of the table for `members` members: a fresh size is the smallest ladder prime
+/// with the [`wanted`] slots — ≥ 100 slots per member up to 1 310 members, the 131 071-slot
+/// table up to 10 922, then ≥ 12 per member (capped at 16 777 213). `previous` is kept while it
+/// gives each member at least half the wanted share (and ≥ 10 slots) and is at most 8 × the
+/// wanted size: changing the size remaps nearly every key once, so the hysteresis keeps the
+/// size through ordinary churn.
 pub(crate) fn table_size_for(members: usize, previous: Option<u32>) -> u32 {
     let n = members.max(1) as u64;
+    let want = wanted(n);
     if let Some(p) = previous {
         let p64 = u64::from(p);
-        if p64 >= n * MIN_SLOTS_PER_MEMBER && (p64 <= n * MAX_SLOTS_PER_MEMBER || p == LADDER[0]) {
+        let enough = p64 >= want / 2 && p64 >= n * MIN_SLOTS_PER_MEMBER;
+        if enough && (p64 <= want * MAX_OVER_WANTED || p == LADDER[0]) {
             return p;
         }
     }
-    let want = n.saturating_mul(TARGET_SLOTS_PER_MEMBER);
     LADDER
         .iter()
         .copied()
@@ -193,11 +281,19 @@ mod tests {
     #[test]
     fn sizes_follow_the_member_count_with_hysteresis() {
         assert_eq!(table_size_for(3, None), 65_537);
-        assert_eq!(table_size_for(10_000, None), 1_048_573);
+        assert_eq!(table_size_for(655, None), 65_537);
+        assert_eq!(table_size_for(656, None), 131_071);
+        // The compact table up to 10 922 members (≥ 12 slots each), then ≥ 12 per member.
+        assert_eq!(table_size_for(10_000, None), 131_071);
+        assert_eq!(table_size_for(10_923, None), 262_139);
+        assert_eq!(table_size_for(100_000, None), 2_097_143);
         // 1 % churn keeps the size.
-        assert_eq!(table_size_for(9_900, Some(1_048_573)), 1_048_573);
-        // Far too few slots per member: grow.
-        assert_eq!(table_size_for(10_000, Some(65_537)), 1_048_573);
+        assert_eq!(table_size_for(9_900, Some(131_071)), 131_071);
+        assert_eq!(table_size_for(990, Some(131_071)), 131_071);
+        // Far too few slots per member: grow; far too many: shrink.
+        assert_eq!(table_size_for(10_000, Some(65_537)), 131_071);
+        assert_eq!(table_size_for(10_000, Some(2_097_143)), 131_071);
+        assert_eq!(table_size_for(100, Some(1_048_573)), 65_537);
         // The smallest size is kept however few the members.
         assert_eq!(table_size_for(1, Some(65_537)), 65_537);
     }
