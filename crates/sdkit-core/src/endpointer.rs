@@ -48,6 +48,7 @@ use tracing::Instrument;
 use crate::endpoint::{Endpoint, Endpoints};
 use crate::endpoint_set::EndpointSet;
 use crate::error::{BoxError, NoInstancesYet};
+use crate::instance::SharedInstance;
 use crate::lb::EndpointState;
 use crate::metrics::EndpointerMetrics;
 use crate::{Backoff, Instance, Instancer, Snapshot, Subscription};
@@ -323,27 +324,47 @@ where
 {
     let first = set.version() == 0;
     let old = set.load();
-    let (items, failed) = merge(old.as_slice(), snapshot.instances(), factory, first);
-    if failed > 0 {
-        metrics.factory_errors(failed);
+    let merged = merge(old.as_slice(), &snapshot.instances, factory, first);
+    if merged.failed > 0 {
+        metrics.factory_errors(merged.failed);
     }
-    metrics.published(
-        items.len(),
-        items.iter().filter(|e| e.state.is_ready()).count(),
-    );
-    // The first snapshot is always published, even an empty one: it answers `ready`.
+    // The first snapshot is always published, even an empty one: it answers `ready`. Later, a
+    // merge that carried every old endpoint over as it was (a retry that made nothing new) is
+    // not published again.
     let unchanged = !first
-        && items.len() == old.len()
-        && old.error() == snapshot.error()
-        && items
-            .iter()
-            .zip(old.as_slice())
-            .all(|(a, b)| Arc::ptr_eq(&a.instance, &b.instance));
+        && merged.carried == old.len()
+        && merged.items.len() == old.len()
+        && old.error() == snapshot.error();
     drop(old);
     if !unchanged {
-        reclaim(set.publish(Endpoints::new(items, snapshot.error().cloned())));
+        reclaim(set.publish(Endpoints::new(merged.items, snapshot.error().cloned())));
     }
-    failed > 0
+    count_published(set, metrics);
+    merged.failed > 0
+}
+
+/// Sets the endpointer's gauges to the current set: its size at once, and how many of its
+/// endpoints are ready — counted on Tokio's blocking pool for a large set (reading every
+/// endpoint's state is a cache miss each), and skipped if a newer set was published meanwhile.
+fn count_published<S>(set: &EndpointSet<S>, metrics: &EndpointerMetrics)
+where
+    S: Send + Sync + 'static,
+{
+    let current = set.snapshot();
+    metrics.endpoints(current.len());
+    let large = current.len() >= RECLAIM_OFF_TASK;
+    let count = move |set: &EndpointSet<S>, metrics: &EndpointerMetrics| {
+        let ready = current.iter().filter(|e| e.state().is_ready()).count();
+        if Arc::ptr_eq(&set.load(), &current) {
+            metrics.ready(ready);
+        }
+    };
+    if large && let Ok(runtime) = tokio::runtime::Handle::try_current() {
+        let (set, metrics) = (set.clone(), metrics.clone());
+        drop(runtime.spawn_blocking(move || count(&set, &metrics)));
+    } else {
+        count(set, metrics);
+    }
 }
 
 /// Sets at least this large are dropped off the endpointer's task.
@@ -381,50 +402,51 @@ fn reclaim<T: Reclaim>(superseded: Option<T>) {
     }
 }
 
+/// What [`merge`] made.
+struct Merged<S> {
+    /// The new endpoints, sorted by identity.
+    items: Vec<Endpoint<S>>,
+    /// Factory calls that failed (their instances are skipped).
+    failed: u64,
+    /// Old endpoints carried over unchanged: same service, state and instance (the very same
+    /// entry of the very same instance list).
+    carried: usize,
+}
+
 /// Walks the old endpoints and the new instances (both sorted by identity) together. An
-/// instance with the same identity and address keeps its endpoint and state; any other gets a
-/// new endpoint with fresh state (warm when `first`: the first snapshot is not slow-started).
-fn merge<S, F>(
-    old: &[Endpoint<S>],
-    new: &[Instance],
-    factory: &F,
-    first: bool,
-) -> (Vec<Endpoint<S>>, u64)
+/// instance with the same identity and address keeps its endpoint's service and state; any
+/// other gets a new endpoint with fresh state (warm when `first`: the first snapshot is not
+/// slow-started).
+///
+/// Every endpoint of the result shows the instance of the new list, so the result is exactly
+/// what a build from scratch would give, save for the services and states it keeps. Only the
+/// identities and addresses are compared: weight, zone, tags and metadata need no comparison,
+/// and nothing is copied or allocated per kept endpoint (its instance is a reference into the
+/// shared `new` list).
+fn merge<S, F>(old: &[Endpoint<S>], new: &Arc<Vec<Instance>>, factory: &F, first: bool) -> Merged<S>
 where
     S: Clone,
     F: Factory<S>,
 {
-    let mut items = Vec::with_capacity(new.len());
-    let mut failed = 0;
-    let mut old_iter = old.iter().peekable();
-    for instance in new {
-        // Both sides are sorted by identity: skip the removed ones, then look at the match.
-        let mut same_id = None;
-        while let Some(existing) = old_iter.peek() {
-            match existing.instance.id().cmp(instance.id()) {
-                std::cmp::Ordering::Less => {
-                    old_iter.next();
-                }
-                std::cmp::Ordering::Equal => {
-                    same_id = old_iter.next();
-                    break;
-                }
-                std::cmp::Ordering::Greater => break,
+    // Two passes. The first only reads (identities and addresses, in order on both sides), so
+    // the processor overlaps its cache misses; the second takes the references of the kept
+    // endpoints (atomic increments, each of which waits for every earlier memory access).
+    let kept = kept_endpoints(old, new);
+    let mut merged = Merged {
+        items: Vec::with_capacity(new.len()),
+        failed: 0,
+        carried: 0,
+    };
+    for (index, (instance, kept)) in new.iter().zip(kept).enumerate() {
+        let Some(shared) = SharedInstance::in_list(new, index) else {
+            continue;
+        };
+        if let Some(existing) = kept {
+            if existing.instance.is_at(new, index) {
+                merged.carried += 1;
             }
-        }
-        if let Some(existing) = same_id {
-            // The common case first: the very same instance (one comparison of every field).
-            if *existing.instance == *instance {
-                items.push(existing.clone());
-                continue;
-            }
-            // Same identity and address, other weight, zone, tags or metadata: same endpoint.
-            if existing.instance.addr() == instance.addr() {
-                let mut endpoint = existing.clone();
-                endpoint.instance = Arc::new(instance.clone());
-                items.push(endpoint);
-                continue;
-            }
+            merged.items.push(existing.with_instance(shared));
+            continue;
         }
         let state = Arc::new(if first {
             EndpointState::warm()
@@ -432,16 +454,40 @@ where
             EndpointState::new()
         });
         match factory.make_with_state(instance, &state) {
-            Ok(service) => items.push(Endpoint::with_state(
-                Arc::new(instance.clone()),
-                service,
-                state,
-            )),
+            Ok(service) => merged
+                .items
+                .push(Endpoint::with_state(shared, service, state)),
             Err(error) => {
-                failed += 1;
+                merged.failed += 1;
                 tracing::warn!(id = instance.id(), addr = instance.addr(), %error, "factory failed; instance skipped, will retry");
             }
         }
     }
-    (items, failed)
+    merged
+}
+
+/// For each new instance, the old endpoint it keeps: the one with the same identity and
+/// address (whatever the weight, zone, tags or metadata), if any. Both sides are sorted by
+/// identity.
+fn kept_endpoints<'a, S>(old: &'a [Endpoint<S>], new: &[Instance]) -> Vec<Option<&'a Endpoint<S>>> {
+    let mut old_iter = old.iter().peekable();
+    new.iter()
+        .map(|instance| {
+            // Skip the removed ones, then look at the match.
+            while let Some(existing) = old_iter.peek() {
+                match existing.instance().id().cmp(instance.id()) {
+                    std::cmp::Ordering::Less => {
+                        old_iter.next();
+                    }
+                    std::cmp::Ordering::Equal => {
+                        return old_iter
+                            .next()
+                            .filter(|e| e.instance().addr() == instance.addr());
+                    }
+                    std::cmp::Ordering::Greater => break,
+                }
+            }
+            None
+        })
+        .collect()
 }
