@@ -273,9 +273,11 @@ async fn run<S, F>(
                     }
                     if invalidated {
                         // Still failing after invalidation: keep the set empty, carry the news.
-                        reclaim(set.publish(Endpoints::new(Vec::new(), snapshot.error().cloned())));
+                        let mut leftovers = Leftovers::new();
+                        leftovers.endpoints = set.publish(Endpoints::new(Vec::new(), snapshot.error().cloned()));
                         retry_at = None;
-                        reclaim(last.replace(snapshot));
+                        leftovers.snapshot = last.replace(snapshot);
+                        leftovers.release();
                         continue;
                     }
                     invalidate_at = match (snapshot.error(), options.invalidate_on_error) {
@@ -285,9 +287,11 @@ async fn run<S, F>(
                         }
                         _ => None,
                     };
-                    let failed = apply(&set, &factory, &snapshot, &metrics);
+                    let mut leftovers = Leftovers::new();
+                    let failed = apply(&set, &factory, &snapshot, &metrics, &mut leftovers);
                     retry_at = failed.then(|| tokio::time::Instant::now() + retry_backoff.next_delay());
-                    reclaim(last.replace(snapshot));
+                    leftovers.snapshot = last.replace(snapshot);
+                    leftovers.release();
                 }
                 // The instancer stopped: keep the endpoints until we are stopped.
                 None => source_open = false,
@@ -298,13 +302,17 @@ async fn run<S, F>(
                 retry_at = None;
                 let error = last.as_ref().and_then(|s| s.error().cloned());
                 tracing::warn!(error = ?error.as_ref().map(ToString::to_string), "source failing for too long; invalidating endpoints");
-                reclaim(set.publish(Endpoints::new(Vec::new(), error)));
+                let mut leftovers = Leftovers::new();
+                leftovers.endpoints = set.publish(Endpoints::new(Vec::new(), error));
+                leftovers.release();
             }
             _ = retry_sleep, if retry_at.is_some() => {
                 retry_at = None;
                 if let Some(snapshot) = &last {
-                    let failed = apply(&set, &factory, snapshot, &metrics);
+                    let mut leftovers = Leftovers::new();
+                    let failed = apply(&set, &factory, snapshot, &metrics, &mut leftovers);
                     retry_at = failed.then(|| tokio::time::Instant::now() + retry_backoff.next_delay());
+                    leftovers.release();
                 }
             }
         }
@@ -317,6 +325,7 @@ fn apply<S, F>(
     factory: &F,
     snapshot: &Snapshot,
     metrics: &EndpointerMetrics,
+    leftovers: &mut Leftovers<S>,
 ) -> bool
 where
     S: Clone + Send + Sync + 'static,
@@ -337,68 +346,80 @@ where
         && old.error() == snapshot.error();
     drop(old);
     if !unchanged {
-        reclaim(set.publish(Endpoints::new(merged.items, snapshot.error().cloned())));
+        leftovers.endpoints = set.publish(Endpoints::new(merged.items, snapshot.error().cloned()));
     }
-    count_published(set, metrics);
+    let current = set.snapshot();
+    metrics.endpoints(current.len());
+    leftovers.count = Some(CountReady {
+        current,
+        set: set.clone(),
+        metrics: metrics.clone(),
+    });
     merged.failed > 0
 }
 
-/// Sets the endpointer's gauges to the current set: its size at once, and how many of its
-/// endpoints are ready — counted on Tokio's blocking pool for a large set (reading every
-/// endpoint's state is a cache miss each), and skipped if a newer set was published meanwhile.
-fn count_published<S>(set: &EndpointSet<S>, metrics: &EndpointerMetrics)
-where
-    S: Send + Sync + 'static,
-{
-    let current = set.snapshot();
-    metrics.endpoints(current.len());
-    let large = current.len() >= RECLAIM_OFF_TASK;
-    let count = move |set: &EndpointSet<S>, metrics: &EndpointerMetrics| {
-        let ready = current.iter().filter(|e| e.state().is_ready()).count();
-        if Arc::ptr_eq(&set.load(), &current) {
-            metrics.ready(ready);
-        }
-    };
-    if large && let Ok(runtime) = tokio::runtime::Handle::try_current() {
-        let (set, metrics) = (set.clone(), metrics.clone());
-        drop(runtime.spawn_blocking(move || count(&set, &metrics)));
-    } else {
-        count(set, metrics);
-    }
-}
-
-/// Sets at least this large are dropped off the endpointer's task.
+/// Sets at least this large are dropped (and counted) off the endpointer's task.
 const RECLAIM_OFF_TASK: usize = 1024;
 
-/// Something a superseded snapshot leaves to drop, and how many items it holds.
-trait Reclaim: Send + 'static {
-    fn items(&self) -> usize;
+/// What an update leaves to do once its set is published: the superseded endpoints and
+/// snapshot to drop (strings and maps to free for every item) and the ready gauge to count (a
+/// cache miss per endpoint). For thousands of items it is done in one task on Tokio's blocking
+/// pool, so that neither the endpointer's next update nor the pickers' tasks wait for it; for
+/// fewer, here.
+struct Leftovers<S> {
+    endpoints: Option<Arc<Endpoints<S>>>,
+    snapshot: Option<Arc<Snapshot>>,
+    count: Option<CountReady<S>>,
 }
 
-impl<S: Send + Sync + 'static> Reclaim for Arc<Endpoints<S>> {
-    fn items(&self) -> usize {
-        self.len()
+/// Counts the ready endpoints of `current` into the gauge, unless a newer set was published.
+struct CountReady<S> {
+    current: Arc<Endpoints<S>>,
+    set: EndpointSet<S>,
+    metrics: EndpointerMetrics,
+}
+
+impl<S: Send + Sync + 'static> Leftovers<S> {
+    fn new() -> Self {
+        Leftovers {
+            endpoints: None,
+            snapshot: None,
+            count: None,
+        }
     }
-}
 
-impl Reclaim for Arc<Snapshot> {
-    fn items(&self) -> usize {
-        self.instances().len()
+    fn release(self) {
+        let items = self.endpoints.as_ref().map_or(0, |e| e.len())
+            + self.snapshot.as_ref().map_or(0, |s| s.len())
+            + self.count.as_ref().map_or(0, |c| c.current.len());
+        if items >= RECLAIM_OFF_TASK
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
+            drop(runtime.spawn_blocking(move || self.finish()));
+        } else {
+            self.finish();
+        }
     }
-}
 
-/// Drops a superseded snapshot. A large one (thousands of endpoints or instances, each with
-/// strings and maps to free) is dropped on Tokio's blocking pool, so that the endpointer's
-/// next update and the pickers' tasks never wait for the deallocation; a small one is dropped
-/// here.
-fn reclaim<T: Reclaim>(superseded: Option<T>) {
-    let Some(superseded) = superseded else {
-        return;
-    };
-    if superseded.items() >= RECLAIM_OFF_TASK
-        && let Ok(runtime) = tokio::runtime::Handle::try_current()
-    {
-        drop(runtime.spawn_blocking(move || drop(superseded)));
+    fn finish(self) {
+        let Leftovers {
+            endpoints,
+            snapshot,
+            count,
+        } = self;
+        drop(endpoints);
+        drop(snapshot);
+        if let Some(CountReady {
+            current,
+            set,
+            metrics,
+        }) = count
+        {
+            let ready = current.iter().filter(|e| e.state().is_ready()).count();
+            if Arc::ptr_eq(&set.load(), &current) {
+                metrics.ready(ready);
+            }
+        }
     }
 }
 
