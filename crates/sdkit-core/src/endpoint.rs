@@ -23,7 +23,7 @@ use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::event::SourceError;
-use crate::instance::Instance;
+use crate::instance::{Instance, SharedInstance};
 use crate::lb::EndpointState;
 
 /// A compact, stable key of an endpoint: a 64-bit hash of its instance identity.
@@ -54,10 +54,15 @@ impl EndpointKey {
     }
 }
 
-/// One endpoint: the instance it was made for, the callable `service`, and its shared state.
+/// One endpoint: its instance, the callable `service`, and its shared state.
+///
+/// The instance is the one of the snapshot the endpoint was published with (an endpoint kept
+/// across updates shows the newest weight, zone, tags and metadata). It is shared with that
+/// snapshot's instance list rather than copied, so a clone held long after the set changed keeps
+/// that list alive.
 pub struct Endpoint<S> {
     pub(crate) service: S,
-    pub(crate) instance: Arc<Instance>,
+    pub(crate) instance: SharedInstance,
     pub(crate) state: Arc<EndpointState>,
     pub(crate) key: EndpointKey,
 }
@@ -66,7 +71,7 @@ impl<S: Clone> Clone for Endpoint<S> {
     fn clone(&self) -> Self {
         Endpoint {
             service: self.service.clone(),
-            instance: Arc::clone(&self.instance),
+            instance: self.instance.clone(),
             state: Arc::clone(&self.state),
             key: self.key,
         }
@@ -76,25 +81,43 @@ impl<S: Clone> Clone for Endpoint<S> {
 impl<S> Endpoint<S> {
     /// An endpoint with fresh state (as a new instance gets).
     pub fn new(instance: Instance, service: S) -> Self {
-        Self::with_state(Arc::new(instance), service, Arc::new(EndpointState::new()))
+        Self::with_state(
+            SharedInstance::alone(instance),
+            service,
+            Arc::new(EndpointState::new()),
+        )
     }
 
     pub(crate) fn with_state(
-        instance: Arc<Instance>,
+        instance: SharedInstance,
         service: S,
         state: Arc<EndpointState>,
     ) -> Self {
         Endpoint {
-            key: EndpointKey::of(instance.id()),
+            key: EndpointKey::of(instance.get().id()),
             service,
             instance,
             state,
         }
     }
 
+    /// This endpoint's service and state next to `instance` (of the same identity): what an
+    /// update that keeps the endpoint publishes.
+    pub(crate) fn with_instance(&self, instance: SharedInstance) -> Self
+    where
+        S: Clone,
+    {
+        Endpoint {
+            service: self.service.clone(),
+            instance,
+            state: Arc::clone(&self.state),
+            key: self.key,
+        }
+    }
+
     /// The instance this endpoint reaches.
     pub fn instance(&self) -> &Instance {
-        &self.instance
+        self.instance.get()
     }
 
     /// The callable endpoint.

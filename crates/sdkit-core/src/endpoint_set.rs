@@ -82,8 +82,8 @@ impl<S> EndpointSet<S> {
     pub fn from_endpoints(endpoints: impl IntoIterator<Item = Endpoint<S>>) -> Self {
         let set = EndpointSet::new();
         let mut items: Vec<Endpoint<S>> = endpoints.into_iter().collect();
-        items.sort_by(|a, b| a.instance.id().cmp(b.instance.id()));
-        items.dedup_by(|later, earlier| later.instance.id() == earlier.instance.id());
+        items.sort_by(|a, b| a.instance().id().cmp(b.instance().id()));
+        items.dedup_by(|later, earlier| later.instance().id() == earlier.instance().id());
         drop(set.publish(Endpoints::new(items, None)));
         set
     }

@@ -45,7 +45,9 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use crate::endpoint::{Endpoint, Endpoints};
+mod merge;
+
+use crate::endpoint::Endpoints;
 use crate::endpoint_set::EndpointSet;
 use crate::error::{BoxError, NoInstancesYet};
 use crate::lb::EndpointState;
@@ -272,9 +274,11 @@ async fn run<S, F>(
                     }
                     if invalidated {
                         // Still failing after invalidation: keep the set empty, carry the news.
-                        reclaim(set.publish(Endpoints::new(Vec::new(), snapshot.error().cloned())));
+                        let mut leftovers = Leftovers::new();
+                        leftovers.endpoints = set.publish(Endpoints::new(Vec::new(), snapshot.error().cloned()));
                         retry_at = None;
-                        reclaim(last.replace(snapshot));
+                        leftovers.snapshot = last.replace(snapshot);
+                        leftovers.release();
                         continue;
                     }
                     invalidate_at = match (snapshot.error(), options.invalidate_on_error) {
@@ -284,9 +288,11 @@ async fn run<S, F>(
                         }
                         _ => None,
                     };
-                    let failed = apply(&set, &factory, &snapshot, &metrics);
+                    let mut leftovers = Leftovers::new();
+                    let failed = apply(&set, &factory, &snapshot, &metrics, &mut leftovers);
                     retry_at = failed.then(|| tokio::time::Instant::now() + retry_backoff.next_delay());
-                    reclaim(last.replace(snapshot));
+                    leftovers.snapshot = last.replace(snapshot);
+                    leftovers.release();
                 }
                 // The instancer stopped: keep the endpoints until we are stopped.
                 None => source_open = false,
@@ -297,13 +303,17 @@ async fn run<S, F>(
                 retry_at = None;
                 let error = last.as_ref().and_then(|s| s.error().cloned());
                 tracing::warn!(error = ?error.as_ref().map(ToString::to_string), "source failing for too long; invalidating endpoints");
-                reclaim(set.publish(Endpoints::new(Vec::new(), error)));
+                let mut leftovers = Leftovers::new();
+                leftovers.endpoints = set.publish(Endpoints::new(Vec::new(), error));
+                leftovers.release();
             }
             _ = retry_sleep, if retry_at.is_some() => {
                 retry_at = None;
                 if let Some(snapshot) = &last {
-                    let failed = apply(&set, &factory, snapshot, &metrics);
+                    let mut leftovers = Leftovers::new();
+                    let failed = apply(&set, &factory, snapshot, &metrics, &mut leftovers);
                     retry_at = failed.then(|| tokio::time::Instant::now() + retry_backoff.next_delay());
+                    leftovers.release();
                 }
             }
         }
@@ -316,6 +326,7 @@ fn apply<S, F>(
     factory: &F,
     snapshot: &Snapshot,
     metrics: &EndpointerMetrics,
+    leftovers: &mut Leftovers<S>,
 ) -> bool
 where
     S: Clone + Send + Sync + 'static,
@@ -323,125 +334,92 @@ where
 {
     let first = set.version() == 0;
     let old = set.load();
-    let (items, failed) = merge(old.as_slice(), snapshot.instances(), factory, first);
-    if failed > 0 {
-        metrics.factory_errors(failed);
+    let merged = merge::merge(old.as_slice(), &snapshot.instances, factory, first);
+    if merged.failed > 0 {
+        metrics.factory_errors(merged.failed);
     }
-    metrics.published(
-        items.len(),
-        items.iter().filter(|e| e.state.is_ready()).count(),
-    );
-    // The first snapshot is always published, even an empty one: it answers `ready`.
+    // The first snapshot is always published, even an empty one: it answers `ready`. Later, a
+    // merge that carried every old endpoint over as it was (a retry that made nothing new) is
+    // not published again.
     let unchanged = !first
-        && items.len() == old.len()
-        && old.error() == snapshot.error()
-        && items
-            .iter()
-            .zip(old.as_slice())
-            .all(|(a, b)| Arc::ptr_eq(&a.instance, &b.instance));
+        && merged.carried == old.len()
+        && merged.items.len() == old.len()
+        && old.error() == snapshot.error();
     drop(old);
     if !unchanged {
-        reclaim(set.publish(Endpoints::new(items, snapshot.error().cloned())));
+        leftovers.endpoints = set.publish(Endpoints::new(merged.items, snapshot.error().cloned()));
     }
-    failed > 0
+    let current = set.snapshot();
+    metrics.endpoints(current.len());
+    leftovers.count = Some(CountReady {
+        current,
+        set: set.clone(),
+        metrics: metrics.clone(),
+    });
+    merged.failed > 0
 }
 
-/// Sets at least this large are dropped off the endpointer's task.
+/// Sets at least this large are dropped (and counted) off the endpointer's task.
 const RECLAIM_OFF_TASK: usize = 1024;
 
-/// Something a superseded snapshot leaves to drop, and how many items it holds.
-trait Reclaim: Send + 'static {
-    fn items(&self) -> usize;
+/// What an update leaves to do once its set is published: the superseded endpoints and
+/// snapshot to drop (strings and maps to free for every item) and the ready gauge to count (a
+/// cache miss per endpoint). For thousands of items it is done in one task on Tokio's blocking
+/// pool, so that neither the endpointer's next update nor the pickers' tasks wait for it; for
+/// fewer, here.
+struct Leftovers<S> {
+    endpoints: Option<Arc<Endpoints<S>>>,
+    snapshot: Option<Arc<Snapshot>>,
+    count: Option<CountReady<S>>,
 }
 
-impl<S: Send + Sync + 'static> Reclaim for Arc<Endpoints<S>> {
-    fn items(&self) -> usize {
-        self.len()
-    }
+/// Counts the ready endpoints of `current` into the gauge, unless a newer set was published.
+struct CountReady<S> {
+    current: Arc<Endpoints<S>>,
+    set: EndpointSet<S>,
+    metrics: EndpointerMetrics,
 }
 
-impl Reclaim for Arc<Snapshot> {
-    fn items(&self) -> usize {
-        self.instances().len()
-    }
-}
-
-/// Drops a superseded snapshot. A large one (thousands of endpoints or instances, each with
-/// strings and maps to free) is dropped on Tokio's blocking pool, so that the endpointer's
-/// next update and the pickers' tasks never wait for the deallocation; a small one is dropped
-/// here.
-fn reclaim<T: Reclaim>(superseded: Option<T>) {
-    let Some(superseded) = superseded else {
-        return;
-    };
-    if superseded.items() >= RECLAIM_OFF_TASK
-        && let Ok(runtime) = tokio::runtime::Handle::try_current()
-    {
-        drop(runtime.spawn_blocking(move || drop(superseded)));
-    }
-}
-
-/// Walks the old endpoints and the new instances (both sorted by identity) together. An
-/// instance with the same identity and address keeps its endpoint and state; any other gets a
-/// new endpoint with fresh state (warm when `first`: the first snapshot is not slow-started).
-fn merge<S, F>(
-    old: &[Endpoint<S>],
-    new: &[Instance],
-    factory: &F,
-    first: bool,
-) -> (Vec<Endpoint<S>>, u64)
-where
-    S: Clone,
-    F: Factory<S>,
-{
-    let mut items = Vec::with_capacity(new.len());
-    let mut failed = 0;
-    let mut old_iter = old.iter().peekable();
-    for instance in new {
-        // Both sides are sorted by identity: skip the removed ones, then look at the match.
-        let mut same_id = None;
-        while let Some(existing) = old_iter.peek() {
-            match existing.instance.id().cmp(instance.id()) {
-                std::cmp::Ordering::Less => {
-                    old_iter.next();
-                }
-                std::cmp::Ordering::Equal => {
-                    same_id = old_iter.next();
-                    break;
-                }
-                std::cmp::Ordering::Greater => break,
-            }
+impl<S: Send + Sync + 'static> Leftovers<S> {
+    fn new() -> Self {
+        Leftovers {
+            endpoints: None,
+            snapshot: None,
+            count: None,
         }
-        if let Some(existing) = same_id {
-            // The common case first: the very same instance (one comparison of every field).
-            if *existing.instance == *instance {
-                items.push(existing.clone());
-                continue;
-            }
-            // Same identity and address, other weight, zone, tags or metadata: same endpoint.
-            if existing.instance.addr() == instance.addr() {
-                let mut endpoint = existing.clone();
-                endpoint.instance = Arc::new(instance.clone());
-                items.push(endpoint);
-                continue;
-            }
-        }
-        let state = Arc::new(if first {
-            EndpointState::warm()
+    }
+
+    fn release(self) {
+        let items = self.endpoints.as_ref().map_or(0, |e| e.len())
+            + self.snapshot.as_ref().map_or(0, |s| s.len())
+            + self.count.as_ref().map_or(0, |c| c.current.len());
+        if items >= RECLAIM_OFF_TASK
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
+            drop(runtime.spawn_blocking(move || self.finish()));
         } else {
-            EndpointState::new()
-        });
-        match factory.make_with_state(instance, &state) {
-            Ok(service) => items.push(Endpoint::with_state(
-                Arc::new(instance.clone()),
-                service,
-                state,
-            )),
-            Err(error) => {
-                failed += 1;
-                tracing::warn!(id = instance.id(), addr = instance.addr(), %error, "factory failed; instance skipped, will retry");
+            self.finish();
+        }
+    }
+
+    fn finish(self) {
+        let Leftovers {
+            endpoints,
+            snapshot,
+            count,
+        } = self;
+        drop(endpoints);
+        drop(snapshot);
+        if let Some(CountReady {
+            current,
+            set,
+            metrics,
+        }) = count
+        {
+            let ready = current.iter().filter(|e| e.state().is_ready()).count();
+            if Arc::ptr_eq(&set.load(), &current) {
+                metrics.ready(ready);
             }
         }
     }
-    (items, failed)
 }

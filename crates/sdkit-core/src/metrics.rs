@@ -135,8 +135,11 @@ impl EndpointerMetrics {
         }
     }
 
-    pub(crate) fn published(&self, endpoints: usize, ready: usize) {
+    pub(crate) fn endpoints(&self, endpoints: usize) {
         self.endpoints.set(endpoints as f64);
+    }
+
+    pub(crate) fn ready(&self, ready: usize) {
         self.ready.set(ready as f64);
     }
 
