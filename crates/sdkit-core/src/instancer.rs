@@ -23,9 +23,10 @@ use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+use crate::cache::{InstanceCache, Subscription};
+use crate::instance::Instance;
 use crate::metrics::Labels;
 use crate::task::OwnedTask;
-use crate::{Instance, InstanceCache, Subscription};
 
 /// A source of instance sets for one service.
 pub trait Instancer: Send + Sync {
@@ -176,3 +177,15 @@ impl Drop for TaskInstancer {
 
 /// Re-exported from [`task`](crate::task), where it lives.
 pub use crate::task::sleep_or_cancel;
+
+/// A cache is itself an [`Instancer`] fed by hand: publish with
+/// [`update`](InstanceCache::update) and [`error`](InstanceCache::error); `stop` closes it.
+impl Instancer for InstanceCache {
+    fn subscribe(&self) -> Subscription {
+        InstanceCache::subscribe(self)
+    }
+
+    fn stop(&self) {
+        self.close();
+    }
+}

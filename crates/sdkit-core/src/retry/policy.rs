@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use crate::Backoff;
+use crate::backoff::Backoff;
 use crate::error::BoxError;
 
 /// Attempts, budget and backoff of a [`Retry`](super::Retry).
