@@ -1,7 +1,7 @@
 //! Instancers: the watchers that publish a service's instance set.
 //!
-//! An [`Instancer`] is subscribed to; it yields the current [`Snapshot`] at once and then each new
-//! distinct one. Backends implement it with a [`TaskInstancer`]: a background task that owns the
+//! An [`Instancer`] is subscribed to; it yields the current
+//! [`Snapshot`](crate::event::Snapshot) at once and then each new distinct one. Backends implement it with a [`TaskInstancer`]: a background task that owns the
 //! registry connection and publishes into an [`InstanceCache`], and that is stopped (idempotently,
 //! at once, with nothing published afterwards) by [`Instancer::stop`] or by dropping it.
 //! [`FixedInstancer`] serves a fixed set.

@@ -11,8 +11,9 @@
 //! `source()`.
 //!
 //! Built with [`Retry::balanced`], each attempt picks through the balancer's feedback path
-//! ([`Balancer::pick_with`]): the attempt's outcome is reported to the endpoint it used, and a
-//! retry avoids every endpoint that already failed this call while another ready one exists.
+//! ([`Balancer::pick_with`](crate::lb::Balancer::pick_with)): the attempt's outcome is
+//! reported to the endpoint it used, and a retry avoids every endpoint that already failed this
+//! call while another ready one exists.
 //!
 //! A [`RetryBudget`] ([`Retry::with_budget`]) can cap retries across calls (a retry budget, as in
 //! Finagle and linkerd): it is told of each call and asked before each retry.
