@@ -35,8 +35,9 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use crate::error::NoInstancesYet;
+use crate::event::{Event, Snapshot, SourceError};
+use crate::instance::Instance;
 use crate::metrics::{InstancerMetrics, Labels};
-use crate::{Event, Instance, Snapshot, SourceError};
 
 type Slot = Option<Arc<Snapshot>>;
 
@@ -176,18 +177,6 @@ impl InstanceCache {
     /// The number of live subscriptions (plus the cache's own receiver).
     pub fn receiver_count(&self) -> usize {
         self.sender().as_ref().map_or(0, |tx| tx.receiver_count())
-    }
-}
-
-/// A cache is itself an [`Instancer`](crate::Instancer) fed by hand: publish with
-/// [`update`](InstanceCache::update) and [`error`](InstanceCache::error); `stop` closes it.
-impl crate::Instancer for InstanceCache {
-    fn subscribe(&self) -> Subscription {
-        InstanceCache::subscribe(self)
-    }
-
-    fn stop(&self) {
-        self.close();
     }
 }
 

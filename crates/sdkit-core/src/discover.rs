@@ -38,8 +38,10 @@ use std::task::{Context, Poll};
 use futures_util::Stream;
 use tower::discover::Change;
 
+use crate::cache::Subscription;
 use crate::endpointer::Factory;
-use crate::{Instance, Instancer, Subscription};
+use crate::instance::Instance;
+use crate::instancer::Instancer;
 
 /// A `tower::discover::Discover` stream keyed by instance identity. See the
 /// [module docs](self).

@@ -23,8 +23,8 @@ use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::event::SourceError;
+use crate::feedback::state::EndpointState;
 use crate::instance::{Instance, SharedInstance};
-use crate::lb::EndpointState;
 
 /// A compact, stable key of an endpoint: a 64-bit hash of its instance identity.
 ///

@@ -8,7 +8,7 @@ use std::error::Error as StdError;
 use std::fmt;
 use std::sync::Arc;
 
-use crate::Instance;
+use crate::instance::Instance;
 
 /// What a backend reports about one service.
 #[derive(Clone, Debug)]

@@ -308,6 +308,63 @@ pub fn split_host_port(addr: &str) -> Option<(&str, u16)> {
     (!host.is_empty()).then_some((host, port))
 }
 
+/// Why an address is not a valid `host:port` (see [`check_host_port`]). Its `Display` is the
+/// reason alone (`has port 0`); callers name the address and the record around it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum BadAddr {
+    /// No `:` at all.
+    #[error("is not host:port")]
+    NotHostPort,
+    /// The port is not a number in `0..=65535`.
+    #[error("has no valid port")]
+    BadPort,
+    /// The port is 0.
+    #[error("has port 0")]
+    PortZero,
+    /// A bracketed host that is not an IPv6 address (or a bracket left open).
+    #[error("has a bad IPv6 address")]
+    BadIpv6,
+    /// An empty host, or one with a character outside letters, digits, `-`, `.` and `_`.
+    #[error("has a bad host")]
+    BadHost,
+}
+
+/// Checks that an address read from a registry is `host:port`: a non-zero port, and a DNS-ish
+/// host (letters, digits, `-`, `.`, `_`) or a bracketed IPv6 address. What the etcd and
+/// ZooKeeper backends require of the addresses in their values before they publish them.
+///
+/// ```
+/// use sdkit_core::instance::{BadAddr, check_host_port};
+/// assert_eq!(check_host_port("10.0.0.1:80"), Ok(()));
+/// assert_eq!(check_host_port("[::1]:80"), Ok(()));
+/// assert_eq!(check_host_port("web.local"), Err(BadAddr::NotHostPort));
+/// assert_eq!(check_host_port("h:0"), Err(BadAddr::PortZero));
+/// assert_eq!(check_host_port("[zz]:80"), Err(BadAddr::BadIpv6));
+/// assert_eq!(check_host_port("a b:80"), Err(BadAddr::BadHost));
+/// assert_eq!(format!("{}", BadAddr::PortZero), "has port 0");
+/// ```
+pub fn check_host_port(addr: &str) -> Result<(), BadAddr> {
+    let (host, port) = addr.rsplit_once(':').ok_or(BadAddr::NotHostPort)?;
+    match port.parse::<u16>() {
+        Ok(0) => return Err(BadAddr::PortZero),
+        Ok(_) => {}
+        Err(_) => return Err(BadAddr::BadPort),
+    }
+    if let Some(inner) = host.strip_prefix('[') {
+        return inner
+            .strip_suffix(']')
+            .and_then(|v6| v6.parse::<std::net::Ipv6Addr>().ok())
+            .map(drop)
+            .ok_or(BadAddr::BadIpv6);
+    }
+    let valid = !host.is_empty()
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'));
+    if valid { Ok(()) } else { Err(BadAddr::BadHost) }
+}
+
 /// Removes the trailing dot of a fully qualified DNS name (`a.example.com.` → `a.example.com`).
 pub fn trim_trailing_dot(name: &str) -> &str {
     name.strip_suffix('.').unwrap_or(name)

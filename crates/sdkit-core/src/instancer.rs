@@ -1,7 +1,7 @@
 //! Instancers: the watchers that publish a service's instance set.
 //!
-//! An [`Instancer`] is subscribed to; it yields the current [`Snapshot`] at once and then each new
-//! distinct one. Backends implement it with a [`TaskInstancer`]: a background task that owns the
+//! An [`Instancer`] is subscribed to; it yields the current
+//! [`Snapshot`](crate::event::Snapshot) at once and then each new distinct one. Backends implement it with a [`TaskInstancer`]: a background task that owns the
 //! registry connection and publishes into an [`InstanceCache`], and that is stopped (idempotently,
 //! at once, with nothing published afterwards) by [`Instancer::stop`] or by dropping it.
 //! [`FixedInstancer`] serves a fixed set.
@@ -23,9 +23,10 @@ use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+use crate::cache::{InstanceCache, Subscription};
+use crate::instance::Instance;
 use crate::metrics::Labels;
 use crate::task::OwnedTask;
-use crate::{Instance, InstanceCache, Subscription};
 
 /// A source of instance sets for one service.
 pub trait Instancer: Send + Sync {
@@ -176,3 +177,15 @@ impl Drop for TaskInstancer {
 
 /// Re-exported from [`task`](crate::task), where it lives.
 pub use crate::task::sleep_or_cancel;
+
+/// A cache is itself an [`Instancer`] fed by hand: publish with
+/// [`update`](InstanceCache::update) and [`error`](InstanceCache::error); `stop` closes it.
+impl Instancer for InstanceCache {
+    fn subscribe(&self) -> Subscription {
+        InstanceCache::subscribe(self)
+    }
+
+    fn stop(&self) {
+        self.close();
+    }
+}

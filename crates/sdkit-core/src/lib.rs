@@ -67,6 +67,7 @@ pub mod endpointer;
 pub mod error;
 pub mod event;
 pub mod fail_fast;
+mod feedback;
 pub mod health;
 pub mod hedge;
 pub mod instance;

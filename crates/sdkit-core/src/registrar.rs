@@ -58,7 +58,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use crate::Backoff;
+use crate::backoff::Backoff;
 use crate::error::{BoxError, RegistrarError};
 use crate::metrics::{Labels, RegistrarMetrics};
 use crate::task::sleep_or_cancel;

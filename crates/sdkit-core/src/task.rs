@@ -34,8 +34,8 @@ use std::time::Duration;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::InstanceCache;
 use crate::backoff::{Backoff, BackoffState};
+use crate::cache::InstanceCache;
 use crate::error::BoxError;
 use crate::event::SourceError;
 
@@ -217,7 +217,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn fail_publishes_the_error_and_keeps_the_set() {
         let cache = InstanceCache::new();
-        cache.update(vec![crate::Instance::from_addr("127.0.0.1:1")]);
+        cache.update(vec![crate::instance::Instance::from_addr("127.0.0.1:1")]);
         let token = CancellationToken::new();
         let mut failures = FailureLoop::new(
             "test",

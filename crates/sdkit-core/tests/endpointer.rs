@@ -1,12 +1,15 @@
 //! Endpointer: go-kit's cases (reuse, close on remove, factory errors, invalidation) and the ones
 //! go-kit gets wrong (duplicates, stop, drop, concurrent picks).
 
+mod support;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use sdkit_core::lb::{Balancer, RoundRobin};
 use sdkit_core::{BoxError, Endpointer, EndpointerOptions, Instance, InstanceCache, SourceError};
+use support::wait::eventually;
 
 /// Counts how many endpoint services are alive (all clones of one count once).
 #[derive(Default)]
@@ -74,17 +77,6 @@ fn addrs(endpointer: &Endpointer<Svc>) -> Vec<String> {
         .iter()
         .map(|e| e.service().addr.clone())
         .collect()
-}
-
-async fn eventually(what: &str, cond: impl Fn() -> bool) {
-    let ok = tokio::time::timeout(Duration::from_secs(10), async {
-        while !cond() {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-    })
-    .await
-    .is_ok();
-    assert!(ok, "not reached in time: {what}");
 }
 
 async fn next_version(endpointer: &Endpointer<Svc>, after: u64) {

@@ -18,6 +18,7 @@ use sdkit_core::retry::{Retry, RetryConfig};
 use sdkit_core::retry_budget::TpsBudget;
 use sdkit_core::{Backoff, BoxError, EndpointSet, Instance};
 use support::http::{Counts, Endpoint, Mode, TestServer, client, percentile};
+use support::wait::wait_until;
 use tower::ServiceExt;
 
 const REQUESTS: u64 = 10_000;
@@ -293,15 +294,6 @@ async fn tower_run(w: &World) -> Run {
         }
     })
     .await
-}
-
-/// Polls `condition` every 10 ms until it holds or `within` passes.
-async fn wait_until(within: Duration, what: &str, condition: impl Fn() -> bool) {
-    let deadline = Instant::now() + within;
-    while !condition() {
-        assert!(Instant::now() < deadline, "not within {within:?}: {what}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -5,13 +5,14 @@
 
 mod support;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use proptest::prelude::*;
 use sdkit_core::health::{Check, HealthChecker, HealthConfig, HealthStatus, HttpCheck, TcpCheck};
 use sdkit_core::lb::{Balancer, RoundRobin};
 use sdkit_core::{EndpointSet, Endpointer, Instance, InstanceCache};
 use support::http::{Mode, TestServer};
+use support::wait::wait_until;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
 
@@ -81,11 +82,7 @@ async fn http_check_rejects_garbage_and_endless_lines() {
 
 /// Polls until `cond` holds, within 20 s (generous for a loaded machine).
 async fn until(what: &str, cond: impl Fn() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !cond() {
-        assert!(Instant::now() < deadline, "never: {what}");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    wait_until(Duration::from_secs(20), what, cond).await;
 }
 
 fn fast() -> HealthConfig {

@@ -1,5 +1,7 @@
 //! The shared keep-alive driver, against a scripted in-memory registration.
 
+mod support;
+
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
@@ -9,6 +11,7 @@ use sdkit_core::registrar::{
     BoxFuture, KeepAlive, KeepAliveConfig, Registration, RegistrationStatus, Renewal,
 };
 use sdkit_core::{Backoff, BoxError, Registrar, RegistrarError};
+use support::wait::wait_until;
 
 /// Each step pops its next scripted outcome (or succeeds when the script is empty).
 #[derive(Default)]
@@ -61,14 +64,14 @@ fn config() -> KeepAliveConfig {
         .with_deregister_timeout(Duration::from_secs(2))
 }
 
+/// Waits for `cond` within a (virtual) deadline.
 async fn wait_for(cond: impl Fn() -> bool) {
-    tokio::time::timeout(Duration::from_secs(600), async {
-        while !cond() {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    })
-    .await
-    .expect("condition not reached within the (virtual) deadline");
+    wait_until(
+        Duration::from_secs(600),
+        "the condition (virtual deadline)",
+        cond,
+    )
+    .await;
 }
 
 #[tokio::test(start_paused = true)]

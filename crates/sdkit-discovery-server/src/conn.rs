@@ -73,7 +73,7 @@ async fn serve(shared: Arc<Shared>, http: &http1::Builder, stream: TcpStream, pe
     let service = service_fn(move |req| {
         let shared = Arc::clone(&svc_shared);
         async move {
-            let route = crate::metrics::Route::of(req.uri().path());
+            let route = crate::requests::Route::of(req.uri().path());
             let resp = http::handle(&shared, req, caller).await;
             shared.requests.record(route, &resp);
             Ok::<_, Infallible>(resp)

@@ -40,6 +40,7 @@ mod lease;
 mod limits;
 mod metrics;
 mod registry;
+mod requests;
 mod server;
 mod shared;
 mod token;

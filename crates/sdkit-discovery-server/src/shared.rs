@@ -45,7 +45,7 @@ pub(crate) struct Shared {
     pub(crate) connections: Arc<Budget>,
     pub(crate) protect_until: OnceLock<Instant>,
     /// Requests answered, by route and code (the metrics listener shows them).
-    pub(crate) requests: crate::metrics::Requests,
+    pub(crate) requests: crate::requests::Requests,
 }
 
 impl Shared {
@@ -70,7 +70,7 @@ impl Shared {
                 limits.max_connections_per_addr,
             )),
             protect_until: OnceLock::new(),
-            requests: crate::metrics::Requests::default(),
+            requests: crate::requests::Requests::default(),
             config,
         }
     }

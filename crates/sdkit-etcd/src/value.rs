@@ -29,6 +29,7 @@
 use std::collections::BTreeMap;
 
 use sdkit_core::Instance;
+use sdkit_core::instance::check_host_port;
 use serde::{Deserialize, Serialize};
 
 /// Why a value was rejected.
@@ -121,27 +122,7 @@ pub fn encode(instance: &Instance) -> String {
 
 /// Checks that `addr` is `host:port` with a non-zero port (IPv6 hosts bracketed).
 fn check_addr(addr: &str) -> Result<(), String> {
-    let bad = || format!("{addr:?} is not host:port");
-    let (host, port) = addr.rsplit_once(':').ok_or_else(bad)?;
-    let port: u16 = port.parse().map_err(|_| bad())?;
-    if port == 0 {
-        return Err(format!("{addr:?} has port 0"));
-    }
-    let host = match host.strip_prefix('[') {
-        Some(inner) => {
-            let inner = inner.strip_suffix(']').ok_or_else(bad)?;
-            inner
-                .parse::<std::net::Ipv6Addr>()
-                .map_err(|_| format!("{addr:?}: bad IPv6 address"))?;
-            return Ok(());
-        }
-        None => host,
-    };
-    let valid = !host.is_empty()
-        && host
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-._".contains(c));
-    if valid { Ok(()) } else { Err(bad()) }
+    check_host_port(addr).map_err(|bad| format!("{addr:?} {bad}"))
 }
 
 #[cfg(test)]

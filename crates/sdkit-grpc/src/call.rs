@@ -27,8 +27,8 @@ use tonic::body::Body;
 use tonic::{Code, Status};
 use tower::ServiceExt;
 
-use crate::channel::Inner;
 use crate::connector::ConnectFailed;
+use crate::inner::Inner;
 use crate::picker::Pick;
 use crate::replay::Replay;
 use crate::service_config::{MethodConfig, RetryPolicy};

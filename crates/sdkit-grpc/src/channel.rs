@@ -30,31 +30,10 @@ use crate::call;
 use crate::config::Config;
 use crate::endpoint::{EndpointFactory, GrpcEndpoint};
 use crate::error::Error;
+use crate::inner::Inner;
 use crate::picker::Picker;
 use crate::service_config::{LbPolicy, ServiceConfig};
 use crate::throttle::Throttle;
-
-pub(crate) struct Inner {
-    pub(crate) endpointer: Endpointer<GrpcEndpoint>,
-    pub(crate) picker: Picker,
-    pub(crate) policy: LbPolicy,
-    pub(crate) service_config: ServiceConfig,
-    pub(crate) throttle: Option<Throttle>,
-    pub(crate) changed: Arc<watch::Sender<u64>>,
-    pub(crate) ready_timeout: Duration,
-    pub(crate) retry_buffer: usize,
-    /// Stopped when the channel goes (after the endpointer, which is dropped first).
-    owned_instancer: Option<Box<dyn Instancer>>,
-}
-
-impl Drop for Inner {
-    fn drop(&mut self) {
-        self.endpointer.stop();
-        if let Some(instancer) = &self.owned_instancer {
-            instancer.stop();
-        }
-    }
-}
 
 /// A balanced gRPC channel. Cheap to clone. See the [module docs](self).
 ///

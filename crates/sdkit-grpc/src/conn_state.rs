@@ -1,4 +1,5 @@
-//! Connection state of one endpoint: ready or failed, and the background reconnect.
+//! Connection state of one endpoint: ready or failed (the background reconnect that probes a
+//! failed endpoint is in `reconnect`).
 //!
 //! A fresh endpoint is *idle* and counts as ready: its channel connects lazily, on the first
 //! call. The watching connector reports what happens next:
@@ -14,15 +15,9 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
-use std::time::Duration;
 
-use http::Uri;
-use sdkit_core::Backoff;
 use sdkit_core::lb::EndpointState;
 use tokio::sync::{Notify, watch};
-use tokio::task::JoinHandle;
-
-use crate::connector::Connector;
 
 const IDLE: u8 = 0;
 const READY: u8 = 1;
@@ -117,60 +112,21 @@ impl ConnState {
         }
     }
 
+    /// Waits for the next failure (at once if one happened since the last wait).
+    pub(crate) async fn failed(&self) {
+        self.failed.notified().await;
+    }
+
+    /// `true` once after a successful real connect: the next failure episode starts its
+    /// backoff over.
+    pub(crate) fn take_reset_backoff(&self) -> bool {
+        self.reset_backoff.swap(false, Ordering::Relaxed)
+    }
+
     /// The probe answered: the endpoint is worth trying again.
-    fn probe_ok(&self) {
+    pub(crate) fn probe_ok(&self) {
         if self.state.load(Ordering::Acquire) == FAILED {
             self.set(IDLE);
         }
     }
-}
-
-/// Aborts the reconnect task when the last clone of an endpoint is dropped.
-#[derive(Debug)]
-pub(crate) struct TaskGuard(JoinHandle<()>);
-
-impl Drop for TaskGuard {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
-/// Spawns the reconnect task of `state`: after each failure it probes `uri` through
-/// `connector` with `backoff` until the address answers.
-pub(crate) fn spawn_reconnect(
-    state: Arc<ConnState>,
-    connector: Connector,
-    uri: Uri,
-    backoff: Backoff,
-    connect_timeout: Duration,
-) -> TaskGuard {
-    TaskGuard(tokio::spawn(async move {
-        let mut delays = backoff.start();
-        loop {
-            state.failed.notified().await;
-            if state.reset_backoff.swap(false, Ordering::Relaxed) {
-                delays.reset();
-            }
-            while !state.is_ready() {
-                tokio::time::sleep(delays.next_delay()).await;
-                if state.is_ready() {
-                    break;
-                }
-                let probe = connector.connect(uri.clone());
-                match tokio::time::timeout(connect_timeout, probe).await {
-                    Ok(Ok(io)) => {
-                        drop(io);
-                        tracing::debug!(addr = %state.addr, "grpc: endpoint answers again");
-                        state.probe_ok();
-                    }
-                    Ok(Err(error)) => {
-                        tracing::trace!(addr = %state.addr, %error, "grpc: reconnect probe failed");
-                    }
-                    Err(_) => {
-                        tracing::trace!(addr = %state.addr, "grpc: reconnect probe timed out");
-                    }
-                }
-            }
-        }
-    }))
 }

@@ -17,8 +17,9 @@ use tokio::sync::watch;
 use tonic::transport::Channel as TonicChannel;
 
 use crate::config::Config;
-use crate::conn_state::{ConnState, TaskGuard, spawn_reconnect};
+use crate::conn_state::ConnState;
 use crate::connector::Connector;
+use crate::reconnect::{TaskGuard, spawn_reconnect};
 
 /// One instance's channel. Cheap to clone; the last clone closes the connection.
 #[derive(Clone)]

@@ -18,10 +18,11 @@
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use http::{Method, StatusCode};
+use http::Method;
 use sdkit_core::retry::Decision;
 use sdkit_core::{BoxError, NoEndpoints};
 
+pub use crate::error::is_retryable_status;
 use crate::error::{AttemptError, AttemptFailure};
 
 /// Which instance answered a call, and what the attempts before it met. Found in the
@@ -43,14 +44,6 @@ pub fn is_idempotent(method: &Method) -> bool {
     matches!(
         *method,
         Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE | Method::PUT | Method::DELETE
-    )
-}
-
-/// `true` for the answers that say "try another instance": 502, 503, 504.
-pub fn is_retryable_status(status: StatusCode) -> bool {
-    matches!(
-        status,
-        StatusCode::BAD_GATEWAY | StatusCode::SERVICE_UNAVAILABLE | StatusCode::GATEWAY_TIMEOUT
     )
 }
 
@@ -188,6 +181,7 @@ impl Call {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use http::StatusCode;
 
     #[test]
     fn only_safe_failures_are_retried() {

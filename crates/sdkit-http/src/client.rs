@@ -37,7 +37,6 @@ use crate::attempt::{Call, Served};
 use crate::config::{Config, UnknownNames};
 use crate::endpoint::{Endpoint, EndpointFactory};
 use crate::error::{AttemptError, Error};
-use crate::middleware::NameResolver;
 use crate::registry::{MakeBalancer, Service, Source, round_robin};
 
 type Services = HashMap<Arc<str>, Arc<Service>>;
@@ -268,11 +267,6 @@ impl Client {
             Some(service) => self.call(&service, request).await,
             None => Ok(self.inner.http.execute(request).await?),
         }
-    }
-
-    /// The middleware form of this client, for a `reqwest_middleware` stack.
-    pub fn middleware(&self) -> NameResolver {
-        NameResolver::new(self.clone())
     }
 
     /// The service a URL names: `Ok(None)` for an unknown name passed through.

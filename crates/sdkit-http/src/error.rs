@@ -101,13 +101,21 @@ pub enum AttemptFailure {
     BodyNotReplayable,
 }
 
+/// `true` for the answers that say "try another instance": 502, 503, 504.
+pub fn is_retryable_status(status: StatusCode) -> bool {
+    matches!(
+        status,
+        StatusCode::BAD_GATEWAY | StatusCode::SERVICE_UNAVAILABLE | StatusCode::GATEWAY_TIMEOUT
+    )
+}
+
 impl AttemptFailure {
     /// The core's failure class: what the balancer's guard records.
     pub fn class(self) -> FailureClass {
         match self {
             AttemptFailure::Connect => FailureClass::ConnectFailed,
             AttemptFailure::Timeout => FailureClass::Timeout,
-            AttemptFailure::Status(status) if crate::attempt::is_retryable_status(status) => {
+            AttemptFailure::Status(status) if is_retryable_status(status) => {
                 FailureClass::Unavailable
             }
             AttemptFailure::Status(_) => FailureClass::ServerError,

@@ -33,6 +33,13 @@ pub struct NameResolver {
     client: Client,
 }
 
+impl Client {
+    /// The middleware form of this client, for a `reqwest_middleware` stack.
+    pub fn middleware(&self) -> NameResolver {
+        NameResolver::new(self.clone())
+    }
+}
+
 impl NameResolver {
     /// The middleware form of `client`.
     pub fn new(client: Client) -> Self {

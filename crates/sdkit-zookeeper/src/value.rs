@@ -27,9 +27,9 @@
 //! ```
 
 use std::collections::BTreeMap;
-use std::net::Ipv6Addr;
 
 use sdkit_core::Instance;
+use sdkit_core::instance::check_host_port;
 use serde::{Deserialize, Serialize};
 
 /// Why a child's data was rejected.
@@ -116,29 +116,7 @@ pub fn encode(instance: &Instance) -> Vec<u8> {
 
 /// `Ok` when `addr` is `host:port`: a non-zero port, a DNS-ish host or a bracketed IPv6 address.
 fn validate_addr(addr: &str) -> Result<(), String> {
-    let Some((host, port)) = addr.rsplit_once(':') else {
-        return Err(format!("{addr:?} is not host:port"));
-    };
-    match port.parse::<u16>() {
-        Ok(0) => return Err(format!("{addr:?} has port 0")),
-        Ok(_) => {}
-        Err(_) => return Err(format!("{addr:?} has no valid port")),
-    }
-    if let Some(v6) = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
-        return v6
-            .parse::<Ipv6Addr>()
-            .map(drop)
-            .map_err(|_| format!("{addr:?} has a bad IPv6 address"));
-    }
-    let host_ok = !host.is_empty()
-        && host
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'));
-    if host_ok {
-        Ok(())
-    } else {
-        Err(format!("{addr:?} has a bad host"))
-    }
+    check_host_port(addr).map_err(|bad| format!("{addr:?} {bad}"))
 }
 
 #[cfg(test)]

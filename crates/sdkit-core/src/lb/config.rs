@@ -9,11 +9,11 @@ use serde::{Deserialize, Serialize};
 use super::hash::{DEFAULT_MAXIMUM_RING_SIZE, DEFAULT_MINIMUM_RING_SIZE, Maglev, RingHash};
 use super::p2c::{DEFAULT_RTT, Load, P2c};
 use super::slow_start::{SlowStart, serialize_duration};
-use super::state::DEFAULT_DECAY;
 use super::subset::{Client, DEFAULT_SUBSET_SIZE, Subset};
 use super::zone::{DEFAULT_MIN_LOCAL_SHARE, Within, ZoneAware};
 use super::{Balancer, Random, RoundRobin, WeightedRandom, WeightedRoundRobin};
 use crate::endpoint_set::EndpointSet;
+use crate::feedback::state::DEFAULT_DECAY;
 
 /// Which balancer to build, with its options: `{"policy": "p2c_peak_ewma", …}` in JSON, or just
 /// the policy's name on the command line ([`FromStr`]). Used by code, by the CLI (`--lb`) and by

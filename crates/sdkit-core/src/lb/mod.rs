@@ -60,23 +60,23 @@ mod round_robin;
 mod slow_start;
 mod snapshot_cache;
 mod stable_hash;
-mod state;
 pub mod subset;
 mod weighted_random;
 mod weighted_round_robin;
 mod within;
 pub mod zone;
 
+pub use crate::feedback::outcome::{Classified, FailureClass, Outcome};
+pub use crate::feedback::state::{DEFAULT_DECAY, EndpointState, OutcomeObserver};
 pub use config::{BalancerConfig, POLICIES, UnknownPolicy};
 pub use context::PickContext;
-pub use guard::{CallGuard, Classified, FailureClass, Outcome, Picked};
+pub use guard::{CallGuard, Picked};
 pub use metered::Metered;
 pub use p2c::{DEFAULT_RTT, Load, P2c};
 pub use random::Random;
 pub use ready::PANIC_THRESHOLD_PERCENT;
 pub use round_robin::RoundRobin;
 pub use slow_start::SlowStart;
-pub use state::{DEFAULT_DECAY, EndpointState, OutcomeObserver};
 pub use weighted_random::WeightedRandom;
 pub use weighted_round_robin::{MAX_SCHEDULE_PER_ENDPOINT, WeightedRoundRobin};
 

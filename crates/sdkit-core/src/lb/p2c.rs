@@ -7,12 +7,12 @@ use super::context::PickContext;
 use super::guard::{CallGuard, Picked};
 use super::reader::{Local, Reader};
 use super::slow_start::{SlowStart, latest_join, now_if_warming};
-use super::state::DEFAULT_DECAY;
 use super::weighted_random::Alias;
 use super::{Balancer, non_empty, ready};
 use crate::endpoint::Endpoints;
 use crate::endpoint_set::EndpointSet;
 use crate::error::NoEndpoints;
+use crate::feedback::state::DEFAULT_DECAY;
 use crate::registrar::BoxFuture;
 
 /// The load [`P2c`] compares.

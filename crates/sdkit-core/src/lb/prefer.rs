@@ -18,9 +18,9 @@ use super::context::PickContext;
 use super::guard::{CallGuard, Picked};
 use super::reader::Local;
 use super::ready;
-use super::state::{any_not_ready, readiness_epoch};
 use super::within::Within;
 use crate::endpoint::Endpoints;
+use crate::feedback::state::{any_not_ready, readiness_epoch};
 
 /// Candidate groups of one snapshot (indices of endpoints of non-zero weight); the last group
 /// is the whole set (the spill group). Ready counts are cached per readiness epoch.

@@ -20,9 +20,9 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use thread_local::ThreadLocal;
 
-use super::state::readiness_epoch;
 use crate::endpoint::Endpoints;
 use crate::endpoint_set::EndpointSet;
+use crate::feedback::state::readiness_epoch;
 
 /// Per-thread, per-reader scratch.
 pub(crate) struct Local {

@@ -9,8 +9,8 @@
 
 use super::context::PickContext;
 use super::reader::Local;
-use super::state::any_not_ready;
 use crate::endpoint::Endpoints;
+use crate::feedback::state::any_not_ready;
 
 /// Candidates asked of the balancer before scanning.
 pub(crate) const PROBES: u32 = 8;

@@ -5,8 +5,8 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use super::reader::Local;
-use super::state::EndpointState;
 use crate::endpoint::Endpoints;
+use crate::feedback::state::EndpointState;
 
 /// Slow start: an endpoint that joined the set less than `window` ago gets the effective weight
 /// `weight × max(min_weight_percent / 100, (age / window)^(1 / aggression))` (Envoy's

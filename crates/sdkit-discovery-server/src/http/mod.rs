@@ -5,6 +5,7 @@
 //! what the property tests drive directly.
 
 mod access;
+mod caller;
 mod envelope;
 mod form;
 mod poll;
@@ -13,6 +14,7 @@ mod reply;
 mod ui;
 mod write;
 
+pub(crate) use caller::Caller;
 pub(crate) use reply::HttpResponse;
 
 use crate::shared::Shared;
@@ -20,35 +22,7 @@ use hyper::Request;
 use hyper::body::Incoming;
 use hyper::http::HeaderMap;
 use sdkit_discovery_proto::{Code, Endpoint, Form, Method};
-use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
-
-/// Who sent a request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Caller {
-    /// The client's address (connection and parked-poll budgets are kept per address).
-    pub(crate) ip: IpAddr,
-    /// A configured peer: its replication fields are honoured.
-    pub(crate) trusted: bool,
-}
-
-impl Caller {
-    /// A caller from `ip`, trusted when it is a configured peer.
-    pub(crate) fn new(shared: &Shared, ip: IpAddr) -> Caller {
-        Caller {
-            ip,
-            trusted: shared.config.trusted_peers.contains(&ip),
-        }
-    }
-
-    /// An untrusted local caller (property tests).
-    pub(crate) fn local() -> Caller {
-        Caller {
-            ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
-            trusted: false,
-        }
-    }
-}
 
 /// The bm client's deadline header, in milliseconds.
 const BMSPY_TIMEOUT: &str = "x1-bmspy-timeout";

@@ -8,7 +8,7 @@
 //!    the client's cursors, or the miss list when an app disappeared (the reference's pollers
 //!    never hear that the last instance went away).
 
-use super::Caller;
+use super::caller::Caller;
 use super::envelope;
 use super::reply::{HttpResponse, bad_args, code, json_chunks, over_limit};
 use crate::answers;

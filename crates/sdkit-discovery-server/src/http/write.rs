@@ -3,7 +3,7 @@
 //! Timestamps in the forms are honoured only from a trusted peer ([`Caller::trusted`]); the
 //! server's own `infra.discovery` record is written by the server alone (-403).
 
-use super::Caller;
+use super::caller::Caller;
 use super::reply::{HttpResponse, bad_args, bad_request, code, json, over_limit, refused};
 use crate::registry::{InstanceKey, RenewError, check_metadata};
 use crate::shared::Shared;

@@ -5,7 +5,7 @@ use std::time::Duration;
 use serde_json::{Map, Value};
 use tonic::Code;
 
-use super::ServiceConfigError;
+use super::error::ServiceConfigError;
 
 /// A value and its JSON path (`methodConfig[0].retryPolicy`).
 #[derive(Debug, Clone)]

@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use super::guard::{FailureClass, Outcome};
+use super::outcome::{FailureClass, Outcome};
 
 const TRANSPORT_NOT_READY: u8 = 1;
 const EJECTED: u8 = 2;
@@ -38,7 +38,7 @@ fn now_nanos(now: Instant) -> u64 {
 }
 
 /// Told of every outcome recorded on an [`EndpointState`]: how outlier detection
-/// ([`OutlierDetector`](super::outlier::OutlierDetector)) sees the calls of every balancer.
+/// ([`OutlierDetector`](crate::lb::outlier::OutlierDetector)) sees the calls of every balancer.
 pub trait OutcomeObserver: Send + Sync + 'static {
     /// One call ended with `outcome` (called on the caller's thread: keep it short).
     fn observe(&self, outcome: Outcome);
@@ -50,7 +50,7 @@ pub trait OutcomeObserver: Send + Sync + 'static {
 /// identity and address); a removed and re-added instance starts fresh. All fields are atomics:
 /// reading costs a load, and nothing here takes a lock.
 ///
-/// * in-flight count: raised by a tracking [`CallGuard`](super::CallGuard) at pick, lowered
+/// * in-flight count: raised by a tracking [`CallGuard`](crate::lb::CallGuard) at pick, lowered
 ///   when it ends;
 /// * latency: a peak-sensitive moving average (linkerd's and Finagle's PeakEWMA) of the
 ///   latencies [`record`](Self::record)ed; a failure never makes an endpoint look faster;

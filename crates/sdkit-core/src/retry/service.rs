@@ -1,49 +1,5 @@
-//! Retry: call through a balancer (or any service) within an attempt count and a time budget.
-//!
-//! [`Retry`] makes at most `max_attempts` attempts (total, as go-kit's `lb.Retry`), all inside one
-//! total `timeout` budget, with jittered exponential backoff between attempts. A [`Policy`]
-//! decides after each failure whether to try again or stop, optionally replacing the error.
-//!
-//! With no endpoints it never spins: an empty set costs one attempt, then the retry waits for the
-//! endpoint set to change (when built with [`Retry::balanced`]) or for its backoff, within the
-//! budget. When it gives up, the [`RetryError`] keeps every attempt's error — also when the
-//! budget ran out in the middle of an attempt — and implements `std::error::Error` with
-//! `source()`.
-//!
-//! Built with [`Retry::balanced`], each attempt picks through the balancer's feedback path
-//! ([`Balancer::pick_with`]): the attempt's outcome is reported to the endpoint it used, and a
-//! retry avoids every endpoint that already failed this call while another ready one exists.
-//!
-//! A [`RetryBudget`] ([`Retry::with_budget`]) can cap retries across calls (a retry budget, as in
-//! Finagle and linkerd): it is told of each call and asked before each retry.
-//!
-//! `Retry` is a `tower::Service`; [`RetryLayer`] builds it in a `tower::ServiceBuilder`.
-//!
-//! ```
-//! use std::time::Duration;
-//! use sdkit_core::lb::RoundRobin;
-//! use sdkit_core::retry::{Decision, Retry, RetryConfig};
-//! use sdkit_core::{BoxError, EndpointSet, Instance};
-//! use tower::service_fn;
-//!
-//! # #[tokio::main(flavor = "current_thread")]
-//! # async fn main() {
-//! let flaky = service_fn(|_req: &'static str| async { Err::<&str, BoxError>("connection refused".into()) });
-//! let healthy = service_fn(|req: &'static str| async move { Ok::<_, BoxError>(req) });
-//! let set = EndpointSet::fixed([
-//!     (Instance::from_addr("10.0.0.1:80"), tower::util::BoxCloneSyncService::new(flaky)),
-//!     (Instance::from_addr("10.0.0.2:80"), tower::util::BoxCloneSyncService::new(healthy)),
-//! ]);
-//! let retry = Retry::balanced(RoundRobin::new(set), RetryConfig::new(3, Duration::from_secs(1)))
-//!     .with_policy(|_attempt: u32, error: &BoxError| {
-//!         if error.to_string().contains("refused") { Decision::Retry } else { Decision::Stop(None) }
-//!     });
-//! // Round-robin sends the first attempt to the flaky endpoint, the second to the healthy one.
-//! assert_eq!(retry.call("ping").await.unwrap(), "ping");
-//! # }
-//! ```
+//! [`Retry`], the `tower::Service` that runs the attempts, and [`RetryLayer`], which builds it.
 
-use std::error::Error as StdError;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
@@ -54,7 +10,6 @@ use std::time::Duration;
 use tower::{Layer, Service, ServiceExt};
 use tracing::Instrument;
 
-use crate::Backoff;
 use crate::endpoint::EndpointKey;
 use crate::error::{BoxError, NoEndpoints};
 use crate::fail_fast::{FailFast, FailFastError};
@@ -64,171 +19,8 @@ use crate::metrics::{Exhausted, Labels, RetryMetrics};
 use crate::registrar::BoxFuture;
 use crate::service::BalancedService;
 
-/// Attempts, budget and backoff of a [`Retry`].
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct RetryConfig {
-    /// Total attempts, the first included (at least 1).
-    pub max_attempts: u32,
-    /// Total time for all attempts and the waits between them.
-    pub timeout: Duration,
-    /// Backoff between attempts.
-    pub backoff: Backoff,
-}
-
-impl Default for RetryConfig {
-    /// 3 attempts within 10 s, backoff from 10 ms to 1 s, half jittered.
-    fn default() -> Self {
-        RetryConfig::new(3, Duration::from_secs(10))
-    }
-}
-
-impl RetryConfig {
-    /// `max_attempts` attempts within `timeout`; backoff from 10 ms to 1 s, half jittered.
-    pub fn new(max_attempts: u32, timeout: Duration) -> Self {
-        RetryConfig {
-            max_attempts: max_attempts.max(1),
-            timeout,
-            backoff: Backoff::new(Duration::from_millis(10), Duration::from_secs(1)),
-        }
-    }
-
-    /// Sets the backoff.
-    pub fn with_backoff(mut self, backoff: Backoff) -> Self {
-        self.backoff = backoff;
-        self
-    }
-}
-
-/// What a [`Policy`] decides after a failed attempt.
-#[derive(Debug)]
-pub enum Decision {
-    /// Try again (if attempts and budget remain).
-    Retry,
-    /// Give up now; the optional error replaces the last one as the final error.
-    Stop(Option<BoxError>),
-}
-
-/// Decides whether a failed attempt is retried. Implemented by every
-/// `Fn(u32, &BoxError) -> Decision + Send + Sync + 'static` (the attempt number counts from 1).
-pub trait Policy: Send + Sync + 'static {
-    /// Called after failed attempt number `attempt` (1-based) with its error.
-    fn decide(&self, attempt: u32, error: &BoxError) -> Decision;
-}
-
-impl<F> Policy for F
-where
-    F: Fn(u32, &BoxError) -> Decision + Send + Sync + 'static,
-{
-    fn decide(&self, attempt: u32, error: &BoxError) -> Decision {
-        self(attempt, error)
-    }
-}
-
-/// The default policy: every error is retried.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct RetryAll;
-
-impl Policy for RetryAll {
-    fn decide(&self, _attempt: u32, _error: &BoxError) -> Decision {
-        Decision::Retry
-    }
-}
-
-/// Caps retries across calls: told of each call, asked before each retry (Finagle's and
-/// linkerd's retry budget is one). Shared by every clone of a [`Retry`].
-pub trait RetryBudget: Send + Sync + 'static {
-    /// A call (its first attempt) starts.
-    fn deposit(&self);
-    /// A retry is about to start: `false` refuses it (the retry gives up with
-    /// [`GaveUp::Budget`]).
-    fn withdraw(&self) -> bool;
-    /// An attempt ended (gRPC's token bucket counts successes and failures). Default: nothing.
-    fn record(&self, _success: bool) {}
-}
-
-/// Why a [`Retry`] gave up.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum GaveUp {
-    /// Every allowed attempt failed.
-    MaxAttempts,
-    /// The time budget ran out.
-    Timeout,
-    /// The policy stopped.
-    Policy,
-    /// The [`RetryBudget`] refused a retry.
-    Budget,
-    /// No endpoint has been ready for the fail-fast time ([`Retry::with_fail_fast`]).
-    FailFast,
-}
-
-/// An attempt was cut short because the retry budget ran out.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("attempt cut short: the retry budget of {budget:?} ran out")]
-pub struct BudgetExhausted {
-    /// The total budget.
-    pub budget: Duration,
-}
-
-/// The error of a [`Retry`] that gave up: every attempt's error, in order, and why it stopped.
-#[derive(Debug)]
-pub struct RetryError {
-    errors: Vec<BoxError>,
-    reason: GaveUp,
-    replacement: Option<BoxError>,
-    budget: Duration,
-}
-
-impl RetryError {
-    /// Each attempt's error, in order (an attempt cut short by the budget has a
-    /// [`BudgetExhausted`] error).
-    pub fn errors(&self) -> &[BoxError] {
-        &self.errors
-    }
-
-    /// Why the retry stopped.
-    pub fn reason(&self) -> GaveUp {
-        self.reason
-    }
-
-    /// The final error: the policy's replacement if it gave one, else the last attempt's error.
-    pub fn final_error(&self) -> Option<&BoxError> {
-        self.replacement.as_ref().or(self.errors.last())
-    }
-
-    /// Takes the attempts' errors out.
-    pub fn into_errors(self) -> Vec<BoxError> {
-        self.errors
-    }
-}
-
-impl fmt::Display for RetryError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let n = self.errors.len();
-        match self.reason {
-            GaveUp::MaxAttempts => write!(f, "all {n} attempts failed")?,
-            GaveUp::Timeout => write!(
-                f,
-                "retry budget of {:?} ran out after {n} attempt(s)",
-                self.budget
-            )?,
-            GaveUp::Policy => write!(f, "retry stopped by policy after {n} attempt(s)")?,
-            GaveUp::Budget => write!(f, "retry budget refused a retry after {n} attempt(s)")?,
-            GaveUp::FailFast => write!(f, "failing fast after {n} attempt(s)")?,
-        }
-        match self.final_error() {
-            Some(last) => write!(f, "; last error: {last}"),
-            None => Ok(()),
-        }
-    }
-}
-
-impl StdError for RetryError {
-    fn source(&self) -> Option<&(dyn StdError + 'static)> {
-        self.final_error()
-            .map(|e| &**e as &(dyn StdError + 'static))
-    }
-}
+use super::error::{BudgetExhausted, GaveUp, RetryError};
+use super::policy::{Decision, Policy, RetryAll, RetryBudget, RetryConfig};
 
 type Wake = Arc<dyn Fn() -> BoxFuture<'static, ()> + Send + Sync>;
 
@@ -261,7 +53,7 @@ impl<S> Clone for Balanced<S> {
     }
 }
 
-/// Calls an inner service with retries. See the [module docs](self).
+/// Calls an inner service with retries. See the [module docs](super).
 pub struct Retry<S, P = RetryAll> {
     inner: S,
     config: RetryConfig,
