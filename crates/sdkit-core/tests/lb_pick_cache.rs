@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use sdkit_core::InstanceCache;
-use sdkit_core::lb::{Balancer, PickCache, PickContext, Random, RoundRobin};
+use sdkit_core::lb::{Balancer, BalancerConfig, PickCache, PickContext, Random, RoundRobin};
 use sdkit_core::{BalancedService, BoxError, EndpointKey, EndpointSet, Endpointer, Instance};
 use tower::{Service, ServiceExt, service_fn};
 
@@ -308,4 +308,26 @@ async fn balanced_service_handles_spread_calls_over_every_endpoint() {
         counts.iter().all(|&c| c == 100),
         "clone per request: {counts:?}"
     );
+}
+
+#[test]
+fn a_cache_keeps_its_own_position_through_boxed_and_metered_balancers() {
+    let config: BalancerConfig = serde_json::from_str(r#"{"policy": "round_robin"}"#).unwrap();
+    let balancers: Vec<(&str, Box<dyn Balancer<usize>>)> = vec![
+        ("plain", Box::new(RoundRobin::new(fixed(5)))),
+        ("config-built (metered)", config.build(fixed(5))),
+    ];
+    for (name, rr) in balancers {
+        let mut cache = PickCache::new();
+        // The cache's first pick takes this thread's position 0, its second fills the cache at
+        // position 1; a plain pick then takes this thread's position 2 and the cache goes on
+        // from its own (2), not from this thread's (3).
+        let picks = [
+            rr.pick_cached(&mut cache).unwrap(),
+            rr.pick_cached(&mut cache).unwrap(),
+            rr.pick().unwrap(),
+            rr.pick_cached(&mut cache).unwrap(),
+        ];
+        assert_eq!(picks, [0, 1, 2, 2], "{name}");
+    }
 }
