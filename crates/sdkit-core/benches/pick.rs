@@ -246,6 +246,15 @@ fn two_threads(per_thread: u64, pick: &(dyn Fn() + Sync)) -> Duration {
     })
 }
 
+/// Runs `iters` picks on this thread through the same `dyn Fn` as [`two_threads`].
+fn one_thread(iters: u64, pick: &(dyn Fn() + Sync)) -> Duration {
+    let start = Instant::now();
+    for _ in 0..iters {
+        pick();
+    }
+    start.elapsed()
+}
+
 fn pick_2_threads(c: &mut Criterion) {
     let mut group = c.benchmark_group("pick_2_threads");
     for n in SIZES {
@@ -271,6 +280,18 @@ fn pick_2_threads(c: &mut Criterion) {
                     })
                 })
             });
+            // The same loop on one thread: the yardstick of the two-thread rows.
+            group.bench_with_input(
+                BenchmarkId::new(format!("{name}_one_thread"), n),
+                &n,
+                |b, _| {
+                    b.iter_custom(|iters| {
+                        one_thread(iters, &|| {
+                            keep(balancer.pick());
+                        })
+                    })
+                },
+            );
         });
     }
     group.finish();
