@@ -3,10 +3,12 @@
 //! * `pick`: the floor (round-robin over a plain `Vec` with one shared atomic counter and no
 //!   snapshot, go-kit's `FixedEndpointer`) beside every sdkit balancer over a live
 //!   `EndpointSet`, with endpoints whose clone costs nothing (`pick`) or one reference count
-//!   (`pick_refcounted_endpoint`);
+//!   (`pick_refcounted_endpoint`); `*_cached` rows pick through a caller-owned `PickCache`;
 //! * `pick_2_threads`: the same picks from two threads at once (time per pick per thread);
 //! * `pick_and_call`: pick + a trivial call, direct and through `BalancedService`'s
-//!   `ready`/`call`, beside `tower::balance::p2c` over `PendingRequests` and `PeakEwma`.
+//!   `ready`/`call`, beside `tower::balance::p2c` over `PendingRequests` and `PeakEwma`;
+//!   `floor_vec_atomic_service` is the floor behind the same `ready`/`call` (a `Service` whose
+//!   call picks and returns the endpoint's own future).
 //!
 //! `cargo bench -p sdkit-core --bench pick`
 
@@ -20,9 +22,10 @@ use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use sdkit_core::lb::{
-    Balancer, Load, P2c, PickContext, Random, RoundRobin, WeightedRandom, WeightedRoundRobin,
+    Balancer, Load, P2c, PickCache, PickContext, Random, RoundRobin, WeightedRandom,
+    WeightedRoundRobin,
 };
-use sdkit_core::{BalancedService, EndpointSet, Instance};
+use sdkit_core::{BalancedService, EndpointSet, Instance, NoEndpoints};
 use tower::balance::p2c::Balance;
 use tower::discover::ServiceList;
 use tower::load::{CompleteOnResponse, PeakEwma, PendingRequests};
@@ -97,6 +100,34 @@ impl<S: Clone> Floor<S> {
     }
 }
 
+/// Keeps a pick's service from being optimised away, as the floor's rows keep theirs: the
+/// service alone goes through `black_box`, not the `Result` around it (a `Result<u32, _>`
+/// written as two 4-byte halves and read back whole by `black_box` stalls on store forwarding,
+/// a cost of the benchmark, not of the pick).
+#[inline]
+fn keep<S>(picked: Result<S, NoEndpoints>) {
+    if let Ok(service) = picked {
+        black_box(service);
+    }
+}
+
+/// The floor as a `Service`: `call` picks and calls the endpoint, returning its own future.
+struct FloorService(Floor<Echo>);
+
+impl Service<u64> for FloorService {
+    type Response = u64;
+    type Error = Infallible;
+    type Future = Ready<Result<u64, Infallible>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: u64) -> Self::Future {
+        self.0.pick().call(req)
+    }
+}
+
 /// Runs `$body` once per sdkit balancer (concrete types, as callers hold them), with `$name`
 /// and `$b` bound; `$take` limits the list to the first few.
 macro_rules! each_balancer {
@@ -159,8 +190,14 @@ fn pick(c: &mut Criterion) {
                         black_box(picked.service)
                     })
                 } else {
-                    b.iter(|| black_box(balancer.pick()))
+                    b.iter(|| keep(balancer.pick()))
                 }
+            });
+        });
+        each_balancer!(ids, 2, |name, balancer| {
+            let mut cache = PickCache::new();
+            group.bench_with_input(BenchmarkId::new(format!("{name}_cached"), n), &n, |b, _| {
+                b.iter(|| keep(balancer.pick_cached(&mut cache)))
             });
         });
     }
@@ -175,7 +212,13 @@ fn pick(c: &mut Criterion) {
         let set = EndpointSet::fixed(endpoints(n));
         each_balancer!(set, 4, |name, balancer| {
             group.bench_with_input(BenchmarkId::new(name, n), &n, |b, _| {
-                b.iter(|| black_box(balancer.pick()))
+                b.iter(|| keep(balancer.pick()))
+            });
+        });
+        each_balancer!(set, 2, |name, balancer| {
+            let mut cache = PickCache::new();
+            group.bench_with_input(BenchmarkId::new(format!("{name}_cached"), n), &n, |b, _| {
+                b.iter(|| keep(balancer.pick_cached(&mut cache)))
             });
         });
     }
@@ -203,6 +246,15 @@ fn two_threads(per_thread: u64, pick: &(dyn Fn() + Sync)) -> Duration {
     })
 }
 
+/// Runs `iters` picks on this thread through the same `dyn Fn` as [`two_threads`].
+fn one_thread(iters: u64, pick: &(dyn Fn() + Sync)) -> Duration {
+    let start = Instant::now();
+    for _ in 0..iters {
+        pick();
+    }
+    start.elapsed()
+}
+
 fn pick_2_threads(c: &mut Criterion) {
     let mut group = c.benchmark_group("pick_2_threads");
     for n in SIZES {
@@ -224,13 +276,46 @@ fn pick_2_threads(c: &mut Criterion) {
             group.bench_with_input(BenchmarkId::new(name, n), &n, |b, _| {
                 b.iter_custom(|iters| {
                     two_threads(iters, &|| {
-                        black_box(balancer.pick().ok());
+                        keep(balancer.pick());
                     })
                 })
             });
+            // The same loop on one thread: the yardstick of the two-thread rows.
+            group.bench_with_input(
+                BenchmarkId::new(format!("{name}_one_thread"), n),
+                &n,
+                |b, _| {
+                    b.iter_custom(|iters| {
+                        one_thread(iters, &|| {
+                            keep(balancer.pick());
+                        })
+                    })
+                },
+            );
         });
     }
     group.finish();
+}
+
+/// Times `iters` calls of `service` through `ready`/`call` (what a tower caller does).
+fn through_ready_call<T>(
+    rt: &tokio::runtime::Runtime,
+    b: &mut criterion::Bencher<'_>,
+    service: &mut T,
+) where
+    T: Service<u64>,
+    T::Error: std::fmt::Debug,
+{
+    b.iter_custom(|iters| {
+        rt.block_on(async {
+            let start = Instant::now();
+            for _ in 0..iters {
+                let ready = service.ready().await.expect("ready");
+                black_box(ready.call(1).await.expect("call"));
+            }
+            start.elapsed()
+        })
+    })
 }
 
 fn pick_and_call(c: &mut Criterion) {
@@ -267,24 +352,22 @@ fn pick_and_call(c: &mut Criterion) {
                 })
             });
         });
+        // The floor behind the same `ready`/`call`.
+        let mut floor_service = FloorService(Floor::new(
+            endpoints(n).into_iter().map(|(_, e)| e).collect(),
+        ));
+        group.bench_with_input(
+            BenchmarkId::new("floor_vec_atomic_service", n),
+            &n,
+            |b, _| through_ready_call(&rt, b, &mut floor_service),
+        );
         // Through `ready`/`call` of the BalancedService (every balancer).
         each_balancer!(set, 6, |name, balancer| {
             let mut service = BalancedService::new(balancer);
             group.bench_with_input(
                 BenchmarkId::new(format!("{name}_service"), n),
                 &n,
-                |b, _| {
-                    b.iter_custom(|iters| {
-                        rt.block_on(async {
-                            let start = Instant::now();
-                            for _ in 0..iters {
-                                let ready = service.ready().await.expect("ready");
-                                black_box(ready.call(1).await.expect("call"));
-                            }
-                            start.elapsed()
-                        })
-                    })
-                },
+                |b, _| through_ready_call(&rt, b, &mut service),
             );
         });
 
@@ -296,18 +379,7 @@ fn pick_and_call(c: &mut Criterion) {
         group.bench_with_input(
             BenchmarkId::new("tower_p2c_pending_requests", n),
             &n,
-            |b, _| {
-                b.iter_custom(|iters| {
-                    rt.block_on(async {
-                        let start = Instant::now();
-                        for _ in 0..iters {
-                            let ready = tower_pending.ready().await.expect("ready");
-                            black_box(ready.call(1).await.expect("call"));
-                        }
-                        start.elapsed()
-                    })
-                })
-            },
+            |b, _| through_ready_call(&rt, b, &mut tower_pending),
         );
         let ewma: Vec<_> = endpoints(n)
             .into_iter()
@@ -322,16 +394,7 @@ fn pick_and_call(c: &mut Criterion) {
             .collect();
         let mut tower_ewma = Balance::new(ServiceList::new(ewma));
         group.bench_with_input(BenchmarkId::new("tower_p2c_peak_ewma", n), &n, |b, _| {
-            b.iter_custom(|iters| {
-                rt.block_on(async {
-                    let start = Instant::now();
-                    for _ in 0..iters {
-                        let ready = tower_ewma.ready().await.expect("ready");
-                        black_box(ready.call(1).await.expect("call"));
-                    }
-                    start.elapsed()
-                })
-            })
+            through_ready_call(&rt, b, &mut tower_ewma)
         });
     }
     group.finish();

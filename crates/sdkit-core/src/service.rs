@@ -17,24 +17,25 @@
 
 use std::fmt;
 use std::future::Future;
-use std::marker::PhantomData;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use tower::util::Oneshot;
-use tower::{Service, ServiceExt};
+use tower::Service;
 
 use crate::endpoint::EndpointKey;
 use crate::error::BoxError;
-use crate::lb::{Balancer, CallGuard, PickContext};
+use crate::lb::{Balancer, CallGuard, FailureClass, PickCache, PickContext};
 
 /// Calls one endpoint picked by a [`Balancer`] per request. Cheap to clone.
 ///
-/// Each call picks with [`Balancer::pick_with`] and ends the pick's
+/// Each call picks with [`Balancer::pick_with_cached`] (each handle keeps its own
+/// [`PickCache`]: round-robin and random then pick for what indexing a slice costs, from the
+/// handle's second call on; a clone starts with an empty cache) and ends the pick's
 /// [`CallGuard`](crate::lb::CallGuard) with the call's outcome (errors classified by
 /// [`FailureClass::of`](crate::lb::FailureClass::of)); a call dropped before it ends counts as
-/// cancelled.
+/// cancelled. A guard that reports nothing (round-robin and random while no outlier detector
+/// watches the endpoint) is not kept at all.
 ///
 /// Always ready: the endpoint's own readiness is awaited inside the returned future. With no
 /// endpoints the call fails at once with [`NoEndpoints`](crate::NoEndpoints) (wrap it in a
@@ -45,7 +46,8 @@ pub struct BalancedService<B, S> {
     avoid: Vec<EndpointKey>,
     /// The endpoint of this handle's last call.
     last: Option<EndpointKey>,
-    _service: PhantomData<fn() -> S>,
+    /// This handle's view of the set.
+    cache: PickCache<S>,
 }
 
 impl<B, S> BalancedService<B, S> {
@@ -60,7 +62,7 @@ impl<B, S> BalancedService<B, S> {
             balancer,
             avoid: Vec::new(),
             last: None,
-            _service: PhantomData,
+            cache: PickCache::new(),
         }
     }
 
@@ -87,7 +89,7 @@ impl<B, S> Clone for BalancedService<B, S> {
             balancer: Arc::clone(&self.balancer),
             avoid: self.avoid.clone(),
             last: self.last,
-            _service: PhantomData,
+            cache: PickCache::new(),
         }
     }
 }
@@ -112,21 +114,34 @@ where
         Poll::Ready(Ok(()))
     }
 
+    #[inline]
     fn call(&mut self, request: Req) -> Self::Future {
         let cx = PickContext::new().with_avoid(&self.avoid);
-        let state = match self.balancer.pick_with(&cx) {
+        match self.balancer.pick_with_cached(&mut self.cache, &cx) {
             Ok(picked) => {
                 self.last = Some(picked.key);
-                State::Call {
-                    call: picked.service.oneshot(request),
-                    guard: Some(picked.guard),
+                // A guard that reports nothing owns nothing: forgetting it skips its drop.
+                let guard = if picked.guard.is_tracking() {
+                    Some(picked.guard)
+                } else {
+                    std::mem::forget(picked.guard);
+                    None
+                };
+                ResponseFuture {
+                    state: State::NotReady {
+                        service: picked.service,
+                        request: Some(request),
+                    },
+                    guard,
                 }
             }
-            Err(error) => State::Failed {
-                error: Some(error.into()),
+            Err(error) => ResponseFuture {
+                state: State::Failed {
+                    error: Some(error.into()),
+                },
+                guard: None,
             },
-        };
-        ResponseFuture { state }
+        }
     }
 }
 
@@ -135,13 +150,16 @@ pin_project_lite::pin_project! {
     pub struct ResponseFuture<S: Service<Req>, Req> {
         #[pin]
         state: State<S, Req>,
+        guard: Option<CallGuard>,
     }
 }
 
 pin_project_lite::pin_project! {
     #[project = StateProj]
     enum State<S: Service<Req>, Req> {
-        Call { #[pin] call: Oneshot<S, Req>, guard: Option<CallGuard> },
+        // The picked endpoint, its readiness not yet polled.
+        NotReady { service: S, request: Option<Req> },
+        Called { #[pin] call: S::Future },
         Failed { error: Option<BoxError> },
     }
 }
@@ -153,20 +171,53 @@ where
 {
     type Output = Result<S::Response, BoxError>;
 
+    #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.project().state.project() {
-            StateProj::Call { call, guard } => {
-                let result = std::task::ready!(call.poll(cx)).map_err(Into::into);
-                if let Some(guard) = guard.take() {
-                    guard.finish_result(&result);
+        let mut this = self.project();
+        loop {
+            let result = match this.state.as_mut().project() {
+                StateProj::NotReady { service, request } => {
+                    match std::task::ready!(service.poll_ready(cx)) {
+                        Ok(()) => match request.take() {
+                            Some(request) => {
+                                let call = service.call(request);
+                                this.state.set(State::Called { call });
+                                continue;
+                            }
+                            None => Err(completed()),
+                        },
+                        Err(error) => Err(error.into()),
+                    }
                 }
-                Poll::Ready(result)
-            }
-            StateProj::Failed { error } => Poll::Ready(Err(error
-                .take()
-                .unwrap_or_else(|| "BalancedService future polled after completion".into()))),
+                StateProj::Called { call } => std::task::ready!(call.poll(cx)).map_err(Into::into),
+                StateProj::Failed { error } => {
+                    return Poll::Ready(Err(error.take().unwrap_or_else(completed)));
+                }
+            };
+            // Each outcome returned from its own branch, the guard looked at only when there is
+            // one: the success path moves the response out without a copy through memory.
+            return Poll::Ready(match result {
+                Ok(response) => {
+                    if this.guard.is_some()
+                        && let Some(guard) = this.guard.take()
+                    {
+                        guard.success();
+                    }
+                    Ok(response)
+                }
+                Err(error) => {
+                    if let Some(guard) = this.guard.take() {
+                        guard.failure(FailureClass::of(&error));
+                    }
+                    Err(error)
+                }
+            });
         }
     }
+}
+
+fn completed() -> BoxError {
+    "BalancedService future polled after completion".into()
 }
 
 impl<S: Service<Req>, Req> fmt::Debug for ResponseFuture<S, Req> {

@@ -1,6 +1,6 @@
 //! A balancer that counts its picks: [`Metered`].
 
-use super::{Balancer, PickContext, Picked};
+use super::{Balancer, PickCache, PickContext, Picked};
 use crate::endpoint_set::EndpointSet;
 use crate::error::NoEndpoints;
 use crate::metrics::PickMetrics;
@@ -52,6 +52,24 @@ impl<S, B: Balancer<S>> Balancer<S> for Metered<B> {
     #[inline]
     fn pick_with(&self, cx: &PickContext<'_>) -> Result<Picked<S>, NoEndpoints> {
         let picked = self.inner.pick_with(cx);
+        self.metrics.count(picked.is_ok());
+        picked
+    }
+
+    #[inline]
+    fn pick_cached(&self, cache: &mut PickCache<S>) -> Result<S, NoEndpoints> {
+        let picked = self.inner.pick_cached(cache);
+        self.metrics.count(picked.is_ok());
+        picked
+    }
+
+    #[inline]
+    fn pick_with_cached(
+        &self,
+        cache: &mut PickCache<S>,
+        cx: &PickContext<'_>,
+    ) -> Result<Picked<S>, NoEndpoints> {
+        let picked = self.inner.pick_with_cached(cache, cx);
         self.metrics.count(picked.is_ok());
         picked
     }

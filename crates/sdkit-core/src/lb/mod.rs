@@ -24,7 +24,9 @@
 //! mode: readiness is ignored), and skips the context's [avoided](PickContext::with_avoid)
 //! endpoints while another ready one exists. The cost of a pick does not depend on the number
 //! of endpoints; an unchanged set costs one atomic load per pick (see the per-thread cache in
-//! `reader.rs`), and round-robin and random write nothing shared.
+//! `reader.rs`), and round-robin and random write nothing shared. A caller that owns a handle
+//! can keep its own [`PickCache`] ([`Balancer::pick_cached`]): round-robin and random then skip
+//! the per-thread lookup too and pick for what indexing a slice costs.
 //!
 //! ```
 //! use sdkit_core::lb::{Balancer, PickContext, RoundRobin};
@@ -74,6 +76,7 @@ pub use guard::{CallGuard, Picked};
 pub use metered::Metered;
 pub use p2c::{DEFAULT_RTT, Load, P2c};
 pub use random::Random;
+pub use reader::PickCache;
 pub use ready::PANIC_THRESHOLD_PERCENT;
 pub use round_robin::RoundRobin;
 pub use slow_start::SlowStart;
@@ -98,6 +101,25 @@ pub trait Balancer<S>: Send + Sync {
     /// outcome (dropping it counts the call as cancelled).
     fn pick_with(&self, cx: &PickContext<'_>) -> Result<Picked<S>, NoEndpoints>;
 
+    /// [`pick`](Self::pick) for a caller that owns `cache` (one per handle, never shared):
+    /// round-robin and random then pick from the cache's snapshot while the set is unchanged,
+    /// for the cost of indexing a slice (see [`PickCache`]). The default ignores the cache.
+    fn pick_cached(&self, cache: &mut PickCache<S>) -> Result<S, NoEndpoints> {
+        let _ = cache;
+        self.pick()
+    }
+
+    /// [`pick_with`](Self::pick_with) for a caller that owns `cache`, as
+    /// [`pick_cached`](Self::pick_cached). The default ignores the cache.
+    fn pick_with_cached(
+        &self,
+        cache: &mut PickCache<S>,
+        cx: &PickContext<'_>,
+    ) -> Result<Picked<S>, NoEndpoints> {
+        let _ = cache;
+        self.pick_with(cx)
+    }
+
     /// Resolves once the balancer has an endpoint to pick (at once if it has one); used to wait
     /// instead of spinning while the set is empty. The default never resolves (callers then
     /// rely on their backoff).
@@ -113,6 +135,16 @@ impl<S, B: Balancer<S> + ?Sized> Balancer<S> for std::sync::Arc<B> {
     fn pick_with(&self, cx: &PickContext<'_>) -> Result<Picked<S>, NoEndpoints> {
         (**self).pick_with(cx)
     }
+    fn pick_cached(&self, cache: &mut PickCache<S>) -> Result<S, NoEndpoints> {
+        (**self).pick_cached(cache)
+    }
+    fn pick_with_cached(
+        &self,
+        cache: &mut PickCache<S>,
+        cx: &PickContext<'_>,
+    ) -> Result<Picked<S>, NoEndpoints> {
+        (**self).pick_with_cached(cache, cx)
+    }
     fn endpoints_available(&self) -> BoxFuture<'static, ()> {
         (**self).endpoints_available()
     }
@@ -124,6 +156,16 @@ impl<S, B: Balancer<S> + ?Sized> Balancer<S> for Box<B> {
     }
     fn pick_with(&self, cx: &PickContext<'_>) -> Result<Picked<S>, NoEndpoints> {
         (**self).pick_with(cx)
+    }
+    fn pick_cached(&self, cache: &mut PickCache<S>) -> Result<S, NoEndpoints> {
+        (**self).pick_cached(cache)
+    }
+    fn pick_with_cached(
+        &self,
+        cache: &mut PickCache<S>,
+        cx: &PickContext<'_>,
+    ) -> Result<Picked<S>, NoEndpoints> {
+        (**self).pick_with_cached(cache, cx)
     }
     fn endpoints_available(&self) -> BoxFuture<'static, ()> {
         (**self).endpoints_available()

@@ -2,7 +2,7 @@
 
 use super::context::PickContext;
 use super::guard::Picked;
-use super::reader::{Local, Reader};
+use super::reader::{Local, PickCache, Reader};
 use super::{Balancer, non_empty, ready};
 use crate::endpoint::Endpoints;
 use crate::endpoint_set::EndpointSet;
@@ -47,24 +47,26 @@ fn index<S>(endpoints: &Endpoints<S>, local: &mut Local, cx: &PickContext<'_>) -
 impl<S: Clone + Send + Sync + 'static> Balancer<S> for Random<S> {
     #[inline]
     fn pick(&self) -> Result<S, NoEndpoints> {
-        self.reader.with(|endpoints, (), local| {
-            if endpoints.is_empty() {
-                return Err(NoEndpoints);
-            }
-            let i = index(endpoints, local, &PickContext::new());
-            Ok(endpoints.as_slice()[i].service().clone())
-        })
+        self.reader.pick(index)
     }
 
     #[inline]
     fn pick_with(&self, cx: &PickContext<'_>) -> Result<Picked<S>, NoEndpoints> {
-        self.reader.with(|endpoints, (), local| {
-            if endpoints.is_empty() {
-                return Err(NoEndpoints);
-            }
-            let i = index(endpoints, local, cx);
-            Ok(Picked::reporting(&endpoints.as_slice()[i]))
-        })
+        self.reader.pick_with(cx, index)
+    }
+
+    #[inline]
+    fn pick_cached(&self, cache: &mut PickCache<S>) -> Result<S, NoEndpoints> {
+        self.reader.pick_cached(cache, index)
+    }
+
+    #[inline]
+    fn pick_with_cached(
+        &self,
+        cache: &mut PickCache<S>,
+        cx: &PickContext<'_>,
+    ) -> Result<Picked<S>, NoEndpoints> {
+        self.reader.pick_with_cached(cache, cx, index)
     }
 
     fn endpoints_available(&self) -> BoxFuture<'static, ()> {

@@ -12,6 +12,10 @@ use super::reader::Local;
 use crate::endpoint::Endpoints;
 use crate::feedback::state::any_not_ready;
 
+/// The empty context, as a constant (a pick without a context passes it by reference without
+/// building one on the stack).
+pub(crate) const NO_CONTEXT: &PickContext<'static> = &PickContext::new();
+
 /// Candidates asked of the balancer before scanning.
 pub(crate) const PROBES: u32 = 8;
 
@@ -50,6 +54,12 @@ fn slow<S>(
     first: usize,
     mut probe: impl FnMut(&mut Local, u32) -> usize,
 ) -> usize {
+    // Some endpoint in the process is not ready, but maybe none of these: then (nothing
+    // avoided) the candidate stands without loading its state (the count is cached per
+    // snapshot and readiness epoch).
+    if cx.avoid().is_empty() && local.ready_count(endpoints) == endpoints.len() {
+        return first;
+    }
     let items = endpoints.as_slice();
     let eligible = |i: usize| !weighted || items[i].instance().weight() > 0;
     let panic = panicking(endpoints, local);
