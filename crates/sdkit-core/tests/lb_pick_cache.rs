@@ -4,14 +4,17 @@
 //! from that balancer's set; `BalancedService` handles (long-lived or cloned per request) spread
 //! their calls over every endpoint.
 
+mod support;
+
+use support::generations::{self, Generations};
+
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use sdkit_core::InstanceCache;
 use sdkit_core::lb::{Balancer, BalancerConfig, PickCache, PickContext, Random, RoundRobin};
-use sdkit_core::{BalancedService, BoxError, EndpointKey, EndpointSet, Endpointer, Instance};
+use sdkit_core::{BalancedService, BoxError, EndpointKey, EndpointSet, Instance};
 use tower::{Service, ServiceExt, service_fn};
 
 /// Generation `g` has `size(g)` endpoints, each serving `(g, i)`.
@@ -41,21 +44,11 @@ enum Path {
 
 #[test]
 fn cached_picks_racing_updates_see_live_snapshots_and_follow_the_latest() {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
-    let cache = InstanceCache::new();
-    cache.update(generation(0));
-    let endpointer = rt.block_on(async {
-        let e = Endpointer::new(&cache, |i: &Instance| {
-            let (g, i) = i.id()[1..].split_once('-').ok_or("bad id")?;
-            Ok::<_, BoxError>((g.parse::<u64>()?, i.parse::<u64>()?))
-        });
-        e.ready(Duration::from_secs(10)).await.unwrap();
-        e
-    });
+    let Generations {
+        rt: _rt,
+        cache,
+        endpointer,
+    } = generations::start(generation(0));
     let set = endpointer.endpoint_set();
     let rr = Arc::new(RoundRobin::new(set.clone()));
     let random = Arc::new(Random::new(set.clone()));
@@ -159,14 +152,7 @@ fn cached_picks_racing_updates_see_live_snapshots_and_follow_the_latest() {
         })
     };
     let final_g = updater.join().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while set.snapshot().get(0).map(|e| e.service().0) != Some(final_g) {
-        assert!(
-            Instant::now() < deadline,
-            "the endpointer never published the last generation"
-        );
-        std::thread::yield_now();
-    }
+    generations::wait_for_generation(&set, final_g);
     stop.store(true, Ordering::Relaxed);
     let results: Vec<(u64, Vec<u64>)> = pickers.into_iter().map(|p| p.join().unwrap()).collect();
     let errors = errors.lock().unwrap();

@@ -1,6 +1,10 @@
 //! Random sequences of snapshot updates, picks and guard completions against the feedback
 //! path's invariants, and a multi-threaded stress of picks during rapid updates.
 
+mod support;
+
+use support::generations::{self, Generations};
+
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -216,21 +220,11 @@ fn generation(g: u64) -> Vec<Instance> {
 
 #[test]
 fn picks_during_rapid_updates_never_see_a_torn_set_and_follow_the_latest() {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
-    let cache = InstanceCache::new();
-    cache.update(generation(0));
-    let endpointer = rt.block_on(async {
-        let e = Endpointer::new(&cache, |i: &Instance| {
-            let (g, i) = i.id()[1..].split_once('-').unwrap();
-            Ok::<_, BoxError>((g.parse::<u64>().unwrap(), i.parse::<u64>().unwrap()))
-        });
-        e.ready(Duration::from_secs(10)).await.unwrap();
-        e
-    });
+    let Generations {
+        rt: _rt,
+        cache,
+        endpointer,
+    } = generations::start(generation(0));
     let set = endpointer.endpoint_set();
     let stop = Arc::new(AtomicBool::new(false));
     let last = Arc::new(AtomicU64::new(0));
@@ -295,14 +289,7 @@ fn picks_during_rapid_updates_never_see_a_torn_set_and_follow_the_latest() {
     };
     let final_g = updater.join().unwrap();
     // The endpointer catches up with the last generation; then every balancer picks from it.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while set.snapshot().get(0).map(|e| e.service().0) != Some(final_g) {
-        assert!(
-            Instant::now() < deadline,
-            "the endpointer never published the last generation"
-        );
-        std::thread::yield_now();
-    }
+    generations::wait_for_generation(&set, final_g);
     for b in &balancers {
         assert_eq!(b.pick().unwrap().0, final_g);
     }

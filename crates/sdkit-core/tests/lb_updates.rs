@@ -2,15 +2,18 @@
 //! racing a stream of snapshot updates must always use a table built for the snapshot they pick
 //! from (never an index from an older or newer one), and follow the newest snapshot.
 
+mod support;
+
+use support::generations::{self, Generations};
+
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
+use sdkit_core::Instance;
 use sdkit_core::lb::hash::{Maglev, RingHash};
 use sdkit_core::lb::subset::Subset;
 use sdkit_core::lb::zone::ZoneAware;
 use sdkit_core::lb::{Balancer, PickContext};
-use sdkit_core::{BoxError, Endpointer, Instance, InstanceCache};
 
 /// A named balancer over `(generation, index)` endpoints.
 type Named = (&'static str, Arc<dyn Balancer<(u64, u64)>>);
@@ -34,21 +37,11 @@ fn generation(g: u64) -> Vec<Instance> {
 
 #[test]
 fn picks_racing_updates_use_their_own_snapshot_table() {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
-    let cache = InstanceCache::new();
-    cache.update(generation(0));
-    let endpointer = rt.block_on(async {
-        let e = Endpointer::new(&cache, |i: &Instance| {
-            let (g, i) = i.id()[1..].split_once('-').ok_or("bad id")?;
-            Ok::<_, BoxError>((g.parse::<u64>()?, i.parse::<u64>()?))
-        });
-        e.ready(Duration::from_secs(10)).await.unwrap();
-        e
-    });
+    let Generations {
+        rt: _rt,
+        cache,
+        endpointer,
+    } = generations::start(generation(0));
     let set = endpointer.endpoint_set();
     let balancers: Vec<Named> = vec![
         ("maglev", Arc::new(Maglev::new(set.clone()))),
@@ -96,14 +89,7 @@ fn picks_racing_updates_use_their_own_snapshot_table() {
         std::thread::yield_now();
     }
     // The endpointer catches up with the last generation; then every balancer picks from it.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while set.snapshot().get(0).map(|e| e.service().0) != Some(last) {
-        assert!(
-            Instant::now() < deadline,
-            "the endpointer never published the last generation"
-        );
-        std::thread::yield_now();
-    }
+    generations::wait_for_generation(&set, last);
     for (name, b) in &balancers {
         assert_eq!(b.pick().unwrap().0, last, "{name}");
     }

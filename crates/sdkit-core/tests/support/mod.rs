@@ -1,4 +1,6 @@
-//! Shared test support of the core's suites: a loopback HTTP world (`http`) and waiting for a
-//! condition with a deadline (`wait`).
+//! Shared test support of the core's suites: a loopback HTTP world (`http`), an endpointer
+//! over numbered generations (`generations`) and waiting for a condition with a deadline
+//! (`wait`).
+pub mod generations;
 pub mod http;
 pub mod wait;
