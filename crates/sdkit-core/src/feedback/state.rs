@@ -1,7 +1,7 @@
 //! [`EndpointState`]: what calls report back about one endpoint, kept across snapshots.
 
 use std::fmt;
-use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -17,6 +17,12 @@ static NOT_READY: AtomicU64 = AtomicU64::new(0);
 /// Bumped on every readiness transition anywhere: pickers cache their count of ready endpoints
 /// per snapshot and recount only when it moved.
 static READINESS_EPOCH: AtomicU64 = AtomicU64::new(0);
+
+/// Set once any endpoint state in the process gets an observer (observers are never removed):
+/// until then [`EndpointState::is_observed`] answers without reading the state itself, so a
+/// pick that only asks whether to report (round-robin, random) touches no endpoint's state —
+/// with thousands of endpoints picked at random, that read is a cache miss per pick.
+static ANY_OBSERVED: AtomicBool = AtomicBool::new(false);
 
 /// `true` while some endpoint in the process is not ready (one relaxed load).
 #[inline]
@@ -246,13 +252,19 @@ impl EndpointState {
     /// Attaches `observer`, told of every outcome recorded from now on; `false` (and nothing
     /// changes) when one is already attached (one per endpoint state).
     pub fn observe_with(&self, observer: Arc<dyn OutcomeObserver>) -> bool {
-        self.observer.set(observer).is_ok()
+        let attached = self.observer.set(observer).is_ok();
+        if attached {
+            ANY_OBSERVED.store(true, Ordering::Release);
+        }
+        attached
     }
 
     /// `true` when an observer is attached (guards of balancers without feedback then report).
+    /// A pick racing the attachment may miss it, as it may miss the `OnceLock` itself: the
+    /// observer sees the outcomes of calls picked after it was attached.
     #[inline]
     pub fn is_observed(&self) -> bool {
-        self.observer.get().is_some()
+        ANY_OBSERVED.load(Ordering::Acquire) && self.observer.get().is_some()
     }
 
     /// Feeds one latency sample into the peak-EWMA estimate (decay [`DEFAULT_DECAY`]).
