@@ -68,6 +68,14 @@ fn bench(c: &mut Criterion) {
         .build()
         .expect("reqwest");
     let fixed = format!("http://{}/", addrs[0]);
+    // The same client with a per-request deadline (sdkit's default total timeout): a call with
+    // a deadline registers a timer, and the runtime then parks with a timeout — a cost every
+    // production client pays and sdkit's calls always do; this row separates it from sdkit's own.
+    let plain_with_timeout = reqwest::Client::builder()
+        .tcp_nodelay(true)
+        .timeout(Config::default().timeout())
+        .build()
+        .expect("reqwest");
 
     let sdkit = runtime.block_on(async {
         let client = Client::new(Config::default()).expect("client");
@@ -89,11 +97,23 @@ fn bench(c: &mut Criterion) {
 
     runtime.block_on(paired(&plain, &fixed, &sdkit, "web"));
     runtime.block_on(paired(&plain, &fixed, &sdkit, "one"));
+    println!(
+        "the same, against reqwest with a {:?} timeout:",
+        Config::default().timeout()
+    );
+    runtime.block_on(paired(&plain_with_timeout, &fixed, &sdkit, "web"));
+    runtime.block_on(paired(&plain_with_timeout, &fixed, &sdkit, "one"));
 
     let mut group = c.benchmark_group("http_get");
     group.bench_function("reqwest_fixed_address", |b| {
         b.to_async(&runtime).iter(|| async {
             let response = plain.get(&fixed).send().await.expect("get");
+            response.bytes().await.expect("body")
+        })
+    });
+    group.bench_function("reqwest_fixed_address_with_timeout", |b| {
+        b.to_async(&runtime).iter(|| async {
+            let response = plain_with_timeout.get(&fixed).send().await.expect("get");
             response.bytes().await.expect("body")
         })
     });
