@@ -59,15 +59,20 @@ impl<S: Send + Sync + 'static> WeightedRandom<S> {
     }
 }
 
-/// Vose's alias table over the endpoints of non-zero weight.
+/// Vose's alias table over the endpoints of non-zero weight: one column per such endpoint, each
+/// column one 16-byte entry, so a draw reads one entry and nothing else before the endpoint.
 pub(crate) struct Alias {
-    /// Column `c` keeps its own endpoint when the draw's low 64 bits are below `keep[c]`.
-    keep: Vec<u64>,
-    /// Else it yields `alias[c]` (a column).
-    alias: Vec<u32>,
-    /// Column → endpoint index.
-    index: Vec<u32>,
+    columns: Vec<Column>,
     latest_join: Option<Instant>,
+}
+
+/// One column: its own endpoint when the draw's low 64 bits are below `keep`, else its alias's.
+struct Column {
+    keep: u64,
+    /// The column's own endpoint (index into the snapshot).
+    this: u32,
+    /// The endpoint of the column's alias.
+    other: u32,
 }
 
 impl Alias {
@@ -102,29 +107,32 @@ impl Alias {
         }
         // Left over (rounding): probability 1 of keeping.
         Alias {
-            keep,
-            alias,
-            index: weights.iter().map(|(i, _)| *i).collect(),
+            columns: (0..n)
+                .map(|c| Column {
+                    keep: keep[c],
+                    this: weights[c].0,
+                    other: weights[alias[c] as usize].0,
+                })
+                .collect(),
             latest_join: None,
         }
     }
 
     /// The number of endpoints of non-zero weight.
     pub(crate) fn len(&self) -> usize {
-        self.index.len()
+        self.columns.len()
     }
 
     #[inline]
     pub(crate) fn draw(&self, local: &mut Local) -> usize {
-        let product = u128::from(local.next_u64()) * self.keep.len() as u128;
-        let column = (product >> 64) as usize;
-        let low = product as u64;
-        let column = if low < self.keep[column] {
-            column
+        let product = u128::from(local.next_u64()) * self.columns.len() as u128;
+        let column = &self.columns[(product >> 64) as usize];
+        let endpoint = if (product as u64) < column.keep {
+            column.this
         } else {
-            self.alias[column] as usize
+            column.other
         };
-        self.index[column] as usize
+        endpoint as usize
     }
 }
 
@@ -136,7 +144,7 @@ impl<S: Clone + Send + Sync + 'static> WeightedRandom<S> {
         f: impl FnOnce(&Endpoints<S>, usize) -> R,
     ) -> Result<R, NoEndpoints> {
         self.reader.with(|endpoints, alias, local| {
-            if alias.index.is_empty() {
+            if alias.columns.is_empty() {
                 return Err(NoEndpoints);
             }
             let mut first = alias.draw(local);
@@ -178,12 +186,12 @@ mod tests {
         let weights = [(0u32, 1.0), (1, 2.0), (2, 7.0)];
         let alias = Alias::from_weights(&weights);
         // Exact probability of each endpoint: sum over columns of keep/alias shares.
-        let n = alias.keep.len() as f64;
+        let n = alias.columns.len() as f64;
         let mut p = [0.0f64; 3];
-        for c in 0..alias.keep.len() {
-            let keep = alias.keep[c] as f64 / 2f64.powi(64);
-            p[alias.index[c] as usize] += keep / n;
-            p[alias.index[alias.alias[c] as usize] as usize] += (1.0 - keep) / n;
+        for column in &alias.columns {
+            let keep = column.keep as f64 / 2f64.powi(64);
+            p[column.this as usize] += keep / n;
+            p[column.other as usize] += (1.0 - keep) / n;
         }
         for (i, expected) in [0.1, 0.2, 0.7].iter().enumerate() {
             assert!((p[i] - expected).abs() < 1e-9, "{p:?}");
