@@ -23,6 +23,8 @@ use std::sync::Arc;
 use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
 
+pub mod json;
+
 /// The default weight of an instance when its registry says nothing.
 pub const DEFAULT_WEIGHT: u32 = 1;
 

@@ -3,7 +3,7 @@
 //! Two forms are accepted; the instance's identity is always the key below the prefix
 //! (`/services/web/web-1` → `web-1`):
 //!
-//! * a JSON object (what the [`Registrar`](crate::Registrar) writes):
+//! * a JSON object ([`sdkit_core::instance::json`], what the [`Registrar`](crate::Registrar) writes):
 //!   `{"addr": "10.0.0.1:8080", "weight": 5, "zone": "sh001", "tags": ["v1"],
 //!   "metadata": {"version": "1.2"}}` — only `addr` is required; `weight` defaults to 1;
 //!   unknown fields are ignored;
@@ -26,11 +26,8 @@
 //! assert_eq!(back, i);
 //! ```
 
-use std::collections::BTreeMap;
-
 use sdkit_core::Instance;
-use sdkit_core::instance::check_host_port;
-use serde::{Deserialize, Serialize};
+use sdkit_core::instance::json;
 
 /// Why a value was rejected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -40,20 +37,6 @@ pub struct ValueError {
     pub id: String,
     /// What was wrong.
     pub reason: String,
-}
-
-/// The JSON form of a value.
-#[derive(Debug, Serialize, Deserialize)]
-struct Wire {
-    addr: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    weight: Option<u32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    zone: Option<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    tags: Vec<String>,
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    metadata: BTreeMap<String, String>,
 }
 
 /// Decodes the value of instance `id`. See the [module docs](self).
@@ -69,19 +52,7 @@ pub fn decode(id: &str, value: &[u8]) -> Result<Instance, ValueError> {
     let text = std::str::from_utf8(value).map_err(|_| err("not UTF-8".to_owned()))?;
     let text = text.trim();
     if text.starts_with('{') {
-        let wire: Wire =
-            serde_json::from_str(text).map_err(|e| err(format!("invalid JSON: {e}")))?;
-        check_addr(&wire.addr).map_err(err)?;
-        let mut instance = Instance::new(id, wire.addr)
-            .with_tags(wire.tags)
-            .with_metadata(wire.metadata);
-        if let Some(weight) = wire.weight {
-            instance = instance.with_weight(weight);
-        }
-        if let Some(zone) = wire.zone.filter(|z| !z.is_empty()) {
-            instance = instance.with_zone(zone);
-        }
-        return Ok(instance);
+        return json::decode(id, text).map_err(err);
     }
     let (scheme, rest) = match text.split_once("://") {
         Some((scheme, rest)) => (Some(scheme), rest),
@@ -96,7 +67,7 @@ pub fn decode(id: &str, value: &[u8]) -> Result<Instance, ValueError> {
         return Err(err(format!("bad URL scheme {scheme:?}")));
     }
     let addr = rest.split('/').next().unwrap_or_default();
-    check_addr(addr).map_err(err)?;
+    json::check_addr(addr).map_err(err)?;
     let mut instance = Instance::new(id, addr);
     if let Some(scheme) = scheme {
         instance = instance.with_meta("scheme", scheme);
@@ -106,23 +77,7 @@ pub fn decode(id: &str, value: &[u8]) -> Result<Instance, ValueError> {
 
 /// Encodes `instance` in the JSON form (the id is not part of the value: it is the key).
 pub fn encode(instance: &Instance) -> String {
-    let wire = Wire {
-        addr: instance.addr().to_owned(),
-        weight: Some(instance.weight()),
-        zone: instance.zone().map(str::to_owned),
-        tags: instance.tags().map(str::to_owned).collect(),
-        metadata: instance
-            .metadata()
-            .map(|(k, v)| (k.to_owned(), v.to_owned()))
-            .collect(),
-    };
-    // Serializing strings, numbers and string maps cannot fail.
-    serde_json::to_string(&wire).unwrap_or_default()
-}
-
-/// Checks that `addr` is `host:port` with a non-zero port (IPv6 hosts bracketed).
-fn check_addr(addr: &str) -> Result<(), String> {
-    check_host_port(addr).map_err(|bad| format!("{addr:?} {bad}"))
+    json::encode(instance)
 }
 
 #[cfg(test)]

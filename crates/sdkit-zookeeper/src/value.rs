@@ -4,7 +4,7 @@
 //! (`web-1-0000000007` → `web-1`); any other name is the id as it is. The child's **data** is
 //! either
 //!
-//! * a JSON object, the same shape as the etcd backend's values (what the
+//! * a JSON object, [`sdkit_core::instance::json`], the same shape as the etcd backend's values (what the
 //!   [`Registrar`](crate::Registrar) writes): `{"addr": "10.0.0.7:8080", "weight": 5, "zone":
 //!   "sh001", "tags": ["v1"], "metadata": {"version": "1.2"}}` — only `addr` is required,
 //!   `weight` defaults to 1, unknown fields are ignored;
@@ -26,11 +26,8 @@
 //! assert_eq!(decode("web-1", &encode(&i)).unwrap(), i);
 //! ```
 
-use std::collections::BTreeMap;
-
 use sdkit_core::Instance;
-use sdkit_core::instance::check_host_port;
-use serde::{Deserialize, Serialize};
+use sdkit_core::instance::json;
 
 /// Why a child's data was rejected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -40,20 +37,6 @@ pub struct ValueError {
     pub id: String,
     /// What was wrong.
     pub reason: String,
-}
-
-/// The JSON form.
-#[derive(Serialize, Deserialize)]
-struct Json {
-    addr: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    weight: Option<u32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    zone: Option<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    tags: Vec<String>,
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    metadata: BTreeMap<String, String>,
 }
 
 /// The instance id of child `name`: the name without a trailing `-<10 digits>` sequence.
@@ -82,41 +65,15 @@ pub fn decode(id: &str, data: &[u8]) -> Result<Instance, ValueError> {
         .map_err(|_| reject("not UTF-8".to_owned()))?
         .trim();
     if !text.starts_with('{') {
-        validate_addr(text).map_err(reject)?;
+        json::check_addr(text).map_err(reject)?;
         return Ok(Instance::new(id, text));
     }
-    let json: Json =
-        serde_json::from_str(text).map_err(|e| reject(format!("invalid JSON: {e}")))?;
-    validate_addr(&json.addr).map_err(reject)?;
-    let mut instance = Instance::new(id, &json.addr)
-        .with_tags(json.tags)
-        .with_metadata(json.metadata)
-        .with_weight(json.weight.unwrap_or(1));
-    if let Some(zone) = json.zone.as_deref().filter(|z| !z.is_empty()) {
-        instance = instance.with_zone(zone);
-    }
-    Ok(instance)
+    json::decode(id, text).map_err(reject)
 }
 
 /// Encodes `instance` as the JSON form (the id is in the node name, not in the data).
 pub fn encode(instance: &Instance) -> Vec<u8> {
-    let json = Json {
-        addr: instance.addr().to_owned(),
-        weight: Some(instance.weight()),
-        zone: instance.zone().map(str::to_owned),
-        tags: instance.tags().map(str::to_owned).collect(),
-        metadata: instance
-            .metadata()
-            .map(|(k, v)| (k.to_owned(), v.to_owned()))
-            .collect(),
-    };
-    // Strings, numbers and string maps always serialize.
-    serde_json::to_vec(&json).unwrap_or_default()
-}
-
-/// `Ok` when `addr` is `host:port`: a non-zero port, a DNS-ish host or a bracketed IPv6 address.
-fn validate_addr(addr: &str) -> Result<(), String> {
-    check_host_port(addr).map_err(|bad| format!("{addr:?} {bad}"))
+    json::encode(instance).into_bytes()
 }
 
 #[cfg(test)]
