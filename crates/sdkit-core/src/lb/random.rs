@@ -11,7 +11,7 @@ use crate::registrar::BoxFuture;
 
 /// Uniformly random choice over the current endpoints.
 ///
-/// Each thread draws from its own SplitMix64 sequence (the first thread's is the seed's), so
+/// Each thread draws from its own wyrand sequence (the first thread's is the seed's), so
 /// picks from many threads write nothing shared. Seedable for reproducible tests. No feedback
 /// of its own: its guards are detached unless outlier detection watches the set (then they
 /// report the outcome alone).

@@ -34,12 +34,13 @@ use crate::endpoint::Endpoints;
 use crate::endpoint_set::EndpointSet;
 use crate::error::NoEndpoints;
 use crate::feedback::state::readiness_epoch;
+use super::stable_hash::mix;
 
 /// Per-thread, per-reader scratch.
 pub(crate) struct Local {
     /// Round-robin position (thread `t` starts at `t`).
     pub(crate) counter: u32,
-    /// SplitMix64 state.
+    /// Random state (see [`Local::next_u64`]).
     pub(crate) rng: u64,
     /// Set once this snapshot has no endpoint left in slow start.
     pub(crate) warm: bool,
@@ -48,16 +49,6 @@ pub(crate) struct Local {
     pub(crate) derived: Option<Arc<dyn Any + Send + Sync>>,
     ready_epoch: u64,
     ready_count: usize,
-}
-
-const GOLDEN_GAMMA: u64 = 0x9E37_79B9_7F4A_7C15;
-
-/// SplitMix64's output function.
-#[inline]
-pub(crate) fn mix(mut z: u64) -> u64 {
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
 }
 
 impl Local {
@@ -98,11 +89,14 @@ impl Local {
         self.ready_epoch = u64::MAX;
     }
 
-    /// The next 64 random bits (SplitMix64).
+    /// The next 64 random bits: wyrand (Wang Yi's generator from wyhash: a Weyl sequence
+    /// through one 64×64→128-bit multiply, where SplitMix64 takes two multiplies and three
+    /// shifts; it passes BigCrush and PractRand, and a balancer's draw is on every pick).
     #[inline]
     pub(crate) fn next_u64(&mut self) -> u64 {
-        self.rng = self.rng.wrapping_add(GOLDEN_GAMMA);
-        mix(self.rng)
+        self.rng = self.rng.wrapping_add(0xa076_1d64_78bd_642f);
+        let t = u128::from(self.rng) * u128::from(self.rng ^ 0xe703_7ed1_a0b4_28db);
+        ((t >> 64) as u64) ^ (t as u64)
     }
 
     /// A uniform index below `len` (Lemire's multiply-shift; `len` > 0).
