@@ -47,13 +47,50 @@ impl fmt::Debug for BoxedIo {
     }
 }
 
+impl BoxedIo {
+    /// The transport ended (end of stream or an I/O error): the endpoint is marked not ready
+    /// now, before hyper fails the calls on it, so the caller's next pick already avoids it
+    /// (dropping the connection, later, reports the same again, which is a no-op).
+    fn ended(&self) {
+        if let Some(closed) = &self.1 {
+            closed.state.closed(closed.generation);
+        }
+    }
+}
+
+/// The most a read takes at once through [`BoxedIo`]'s buffer (hyper reads in 8 KiB steps).
+const READ_CHUNK: usize = 16 * 1024;
+
 impl rt::Read for BoxedIo {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-        buf: rt::ReadBufCursor<'_>,
+        mut buf: rt::ReadBufCursor<'_>,
     ) -> Poll<io::Result<()>> {
-        self.0.as_mut().poll_read(cx, buf)
+        if self.1.is_none() {
+            return self.0.as_mut().poll_read(cx, buf);
+        }
+        // A watched connection reads through a buffer of its own to see an end of stream
+        // (a read that fills nothing): hyper's cursor does not tell how much a read filled.
+        // The buffer is uninitialised (no memset); only what was read is copied.
+        let mut chunk = [std::mem::MaybeUninit::<u8>::uninit(); READ_CHUNK];
+        let want = buf.remaining().min(READ_CHUNK);
+        let mut scratch = rt::ReadBuf::uninit(&mut chunk[..want]);
+        match self.0.as_mut().poll_read(cx, scratch.unfilled()) {
+            Poll::Ready(Ok(())) => {
+                let filled = scratch.filled();
+                if filled.is_empty() && want > 0 {
+                    self.ended();
+                }
+                buf.put_slice(filled);
+                Poll::Ready(Ok(()))
+            }
+            Poll::Ready(Err(error)) => {
+                self.ended();
+                Poll::Ready(Err(error))
+            }
+            Poll::Pending => Poll::Pending,
+        }
     }
 }
 
@@ -63,7 +100,11 @@ impl rt::Write for BoxedIo {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        self.0.as_mut().poll_write(cx, buf)
+        let result = self.0.as_mut().poll_write(cx, buf);
+        if let Poll::Ready(Err(_)) = &result {
+            self.ended();
+        }
+        result
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -83,7 +124,11 @@ impl rt::Write for BoxedIo {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        self.0.as_mut().poll_write_vectored(cx, bufs)
+        let result = self.0.as_mut().poll_write_vectored(cx, bufs);
+        if let Poll::Ready(Err(_)) = &result {
+            self.ended();
+        }
+        result
     }
 }
 
@@ -199,8 +244,9 @@ impl Service<Uri> for Watching {
     }
 }
 
-/// Carried by a live connection: when hyper drops the connection (the peer closed it, an I/O
-/// error, a GOAWAY) the endpoint is marked not ready.
+/// Carried by a live connection: when its stream ends or fails (seen by the read or write
+/// that meets it) or hyper drops the connection (the peer closed it, a GOAWAY) the endpoint
+/// is marked not ready.
 struct Closed {
     state: Arc<ConnState>,
     generation: u64,

@@ -66,6 +66,105 @@ async fn connect_failures_are_retried_transparently_and_marked_not_ready() {
     assert_ne!(served.addr(), dead.to_string());
 }
 
+/// A one-connection HTTP/2 peer that completes the handshake, then closes the connection as
+/// soon as the first request's HEADERS frame arrives: a server that dies under a call.
+async fn dies_under_the_first_call() -> SocketAddr {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    const PREFACE: usize = 24;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let Ok((mut socket, _)) = listener.accept().await else {
+            return;
+        };
+        drop(listener);
+        // Our SETTINGS (empty).
+        if socket
+            .write_all(&[0, 0, 0, 4, 0, 0, 0, 0, 0])
+            .await
+            .is_err()
+        {
+            return;
+        }
+        let mut seen = Vec::new();
+        let mut at = PREFACE;
+        let mut buf = [0u8; 4096];
+        loop {
+            match socket.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => seen.extend_from_slice(&buf[..n]),
+            }
+            // Whole frames after the client's preface: 9-byte header, then the payload.
+            while seen.len() >= at + 9 {
+                let len = usize::from(seen[at]) << 16
+                    | usize::from(seen[at + 1]) << 8
+                    | usize::from(seen[at + 2]);
+                let (kind, flags) = (seen[at + 3], seen[at + 4]);
+                if seen.len() < at + 9 + len {
+                    break;
+                }
+                at += 9 + len;
+                match kind {
+                    // HEADERS: the call is in flight; die under it.
+                    1 => return,
+                    // SETTINGS (not an ACK): acknowledge.
+                    4 if flags & 1 == 0
+                        && socket
+                            .write_all(&[0, 0, 0, 4, 1, 0, 0, 0, 0])
+                            .await
+                            .is_err() =>
+                    {
+                        return;
+                    }
+                    _ => {}
+                }
+            }
+        }
+    });
+    addr
+}
+
+/// A connection that ends marks its endpoint not ready when the transport meets the end, before
+/// the call on it fails: the caller's very next call already goes elsewhere. Ten rounds, each
+/// with a server that dies under the first call of a `pick_first` channel (no retry policy):
+/// that call fails, its endpoint is not ready by the time the error is seen, and the next call
+/// is served by the other server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_that_ends_marks_its_endpoint_not_ready_before_the_call_fails() {
+    let b = TestServer::start("b");
+    for round in 0..10 {
+        let dying = dies_under_the_first_call().await;
+        let instancer = fixed(vec![
+            Instance::new("1-dying", dying.to_string()),
+            Instance::new("2-b", b.addr.to_string()),
+        ]);
+        let channel = Channel::new(
+            &instancer,
+            Config::default().with_service_config(r#"{"loadBalancingConfig":[{"pick_first":{}}]}"#),
+        )
+        .unwrap();
+        channel.ready(Duration::from_secs(5)).await.unwrap();
+        let mut client = GreeterClient::new(channel.clone());
+        let status = hello(&mut client)
+            .await
+            .expect_err("the server dies under the call");
+        let endpoints = channel.endpoints();
+        let first = endpoints
+            .iter()
+            .find(|e| e.instance().id() == "1-dying")
+            .unwrap();
+        assert!(
+            !first.service().is_ready(),
+            "round {round}: the call failed ({status}) while its endpoint still looked ready"
+        );
+        assert_eq!(
+            hello(&mut client).await.expect("the next call is served"),
+            "b",
+            "round {round}"
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unavailable_is_retried_by_the_policy_and_only_then() {
     let warming = TestServer::start_with(
