@@ -30,11 +30,11 @@ use thread_local::ThreadLocal;
 use super::context::PickContext;
 use super::guard::Picked;
 use super::ready::NO_CONTEXT;
+use super::stable_hash::mix;
 use crate::endpoint::Endpoints;
 use crate::endpoint_set::EndpointSet;
 use crate::error::NoEndpoints;
 use crate::feedback::state::readiness_epoch;
-use super::stable_hash::mix;
 
 /// Per-thread, per-reader scratch.
 pub(crate) struct Local {
