@@ -91,9 +91,11 @@ pub(crate) async fn run(
     }
     let deadline = timeout.map(|t| start + t);
     let replay = Replay::new(body, inner.retry_buffer);
+    let hash = crate::request_hash::of_request(&parts, inner.request_hash_header.as_ref());
     let attempt = Attempts {
         inner: &inner,
         parts: &parts,
+        hash,
         deadline,
         ready_deadline: deadline.unwrap_or(start + inner.ready_timeout),
         wait_for_ready: method
@@ -108,6 +110,8 @@ pub(crate) async fn run(
 struct Attempts<'a> {
     inner: &'a Inner,
     parts: &'a Parts,
+    /// The call's request hash, for consistent-hashing policies.
+    hash: Option<u64>,
     deadline: Option<Instant>,
     ready_deadline: Instant,
     wait_for_ready: bool,
@@ -229,7 +233,7 @@ impl Attempts<'_> {
             let version = set.version();
             let (total, source_error) = {
                 let endpoints = set.load();
-                if let Some(pick) = self.inner.picker.pick(&endpoints, avoid) {
+                if let Some(pick) = self.inner.picker.pick(&endpoints, avoid, self.hash) {
                     return Ok(pick);
                 }
                 (endpoints.len(), endpoints.error().map(ToString::to_string))

@@ -108,6 +108,17 @@ impl Channel {
             })?,
             (None, None) => LbPolicy::RoundRobin,
         };
+        let request_hash_header = match (
+            service_config.request_hash_header(),
+            config.request_hash_header(),
+        ) {
+            (Some(header), _) => Some(header.clone()),
+            (None, Some(name)) => Some(
+                crate::request_hash::header_name(name)
+                    .map_err(|why| Error::Config(format!("request_hash_header: {why}")))?,
+            ),
+            (None, None) => None,
+        };
         let throttle = service_config.retry_throttling().map(Throttle::new);
         let changed = Arc::new(watch::channel(0u64).0);
         let factory = EndpointFactory::new(config.clone(), Arc::clone(&changed));
@@ -119,6 +130,7 @@ impl Channel {
                 picker,
                 policy,
                 service_config,
+                request_hash_header,
                 throttle,
                 changed,
                 ready_timeout: config.ready_timeout(),

@@ -41,6 +41,7 @@ pub struct Config {
     #[serde(deserialize_with = "sdkit_core::duration::deserialize")]
     ready_timeout: Duration,
     retry_buffer: usize,
+    request_hash_header: Option<String>,
     #[serde(skip)]
     backoff: Backoff,
     #[serde(skip)]
@@ -57,6 +58,7 @@ impl Default for Config {
             connect_timeout: Duration::from_secs(5),
             ready_timeout: Duration::from_secs(10),
             retry_buffer: DEFAULT_RETRY_BUFFER,
+            request_hash_header: None,
             // gRPC's connection backoff (multiplier 1.6, jitter 0.2), starting sooner.
             backoff: Backoff::new(Duration::from_millis(100), Duration::from_secs(30))
                 .with_multiplier(1.6)
@@ -75,6 +77,7 @@ impl fmt::Debug for Config {
             .field("connect_timeout", &self.connect_timeout)
             .field("ready_timeout", &self.ready_timeout)
             .field("retry_buffer", &self.retry_buffer)
+            .field("request_hash_header", &self.request_hash_header)
             .field("backoff", &self.backoff)
             .field("tls", &self.tls.is_some())
             .field("connector", &self.connector.is_some())
@@ -87,6 +90,24 @@ impl Config {
     /// `random`. A service config's `loadBalancingConfig` takes precedence.
     pub fn with_lb(mut self, name: impl Into<String>) -> Self {
         self.lb = Some(name.into());
+        self
+    }
+
+    /// Reads each call's hash key from this request header (several values joined with `,`),
+    /// for the consistent-hashing policies (`ring_hash`, `maglev`): calls with the same value
+    /// go to the same endpoint while it stays ready; a call without the header gets a random
+    /// hash. A service config's `ring_hash_experimental.requestHashHeader` (gRFC A76) takes
+    /// precedence; a [`RequestHash`](crate::RequestHash) set on a request wins over both. The
+    /// name must be a lowercase ASCII header (not `-bin`): checked when the channel is built.
+    ///
+    /// ```
+    /// use sdkit_grpc::Config;
+    ///
+    /// let config = Config::default().with_lb("ring_hash").with_request_hash_header("x-user-id");
+    /// assert_eq!(config.request_hash_header(), Some("x-user-id"));
+    /// ```
+    pub fn with_request_hash_header(mut self, name: impl Into<String>) -> Self {
+        self.request_hash_header = Some(name.into());
         self
     }
 
@@ -143,6 +164,11 @@ impl Config {
     /// The service config JSON, if set.
     pub fn service_config(&self) -> Option<&str> {
         self.service_config.as_deref()
+    }
+
+    /// The request hash header, if set.
+    pub fn request_hash_header(&self) -> Option<&str> {
+        self.request_hash_header.as_deref()
     }
 
     /// The connect timeout.

@@ -19,6 +19,8 @@ pub(crate) struct Inner {
     pub(crate) picker: Picker,
     pub(crate) policy: LbPolicy,
     pub(crate) service_config: ServiceConfig,
+    /// The header a call's hash key is read from (service config's, else the config's).
+    pub(crate) request_hash_header: Option<http::HeaderName>,
     pub(crate) throttle: Option<Throttle>,
     pub(crate) changed: Arc<watch::Sender<u64>>,
     pub(crate) ready_timeout: Duration,

@@ -52,6 +52,7 @@ mod inner;
 mod picker;
 mod reconnect;
 mod replay;
+mod request_hash;
 pub mod server;
 pub mod service_config;
 mod throttle;
@@ -62,6 +63,7 @@ pub use config::Config;
 pub use connector::{ConnectFailed, Connector};
 pub use endpoint::GrpcEndpoint;
 pub use error::Error;
+pub use request_hash::RequestHash;
 pub use server::Server;
 pub use service_config::{LbPolicy, ServiceConfig, ServiceConfigError};
 

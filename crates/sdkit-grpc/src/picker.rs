@@ -77,11 +77,13 @@ impl Picker {
         }
     }
 
-    /// Picks a ready endpoint not in `avoid`, else a ready one, else `None`.
+    /// Picks a ready endpoint not in `avoid`, else a ready one, else `None`; `hash` is the
+    /// call's request hash (consistent-hashing balancers map it onto an endpoint).
     pub(crate) fn pick(
         &self,
         endpoints: &Endpoints<GrpcEndpoint>,
         avoid: &[EndpointKey],
+        hash: Option<u64>,
     ) -> Option<Pick> {
         let items = endpoints.as_slice();
         let len = items.len();
@@ -110,9 +112,12 @@ impl Picker {
                 ((u128::from(r) * len as u128) >> 64) as usize
             }
             Picker::Balancer(balancer) => {
-                let picked = balancer
-                    .pick_with(&PickContext::new().with_avoid(avoid))
-                    .ok()?;
+                let cx = PickContext::new().with_avoid(avoid);
+                let cx = match hash {
+                    Some(hash) => cx.with_hash(hash),
+                    None => cx,
+                };
+                let picked = balancer.pick_with(&cx).ok()?;
                 if picked.service.is_ready() {
                     return Some(Pick {
                         endpoint: picked.service,

@@ -6,11 +6,12 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+use common::greeter::HelloRequest;
 use common::greeter::greeter_client::GreeterClient;
 use common::{TestServer, eventually, hello, register};
 use sdkit::Target;
 use sdkit_discovery_server::Server as Registry;
-use sdkit_grpc::{Channel, Config};
+use sdkit_grpc::{Channel, Config, RequestHash};
 use sdkit_testkit::EtcdCluster;
 use sdkit_testkit::discovery::DiscoveryServer;
 
@@ -108,6 +109,112 @@ async fn round_robin_spreads_3000_rpcs_evenly_over_discovery() {
             s.name
         );
     }
+}
+
+/// One greeting with `user` in the `x-user` header (when given) and `hash` as the request's
+/// [`RequestHash`] (when given); the server that answered.
+async fn hello_as(
+    client: &mut GreeterClient<Channel>,
+    user: Option<&str>,
+    hash: Option<RequestHash>,
+) -> String {
+    let mut request = tonic::Request::new(HelloRequest {
+        name: "sdkit".into(),
+    });
+    if let Some(user) = user {
+        request
+            .metadata_mut()
+            .insert("x-user", user.parse().expect("ASCII"));
+    }
+    if let Some(hash) = hash {
+        request.extensions_mut().insert(hash);
+    }
+    client
+        .say_hello(request)
+        .await
+        .expect("call")
+        .into_inner()
+        .server
+}
+
+/// Consistent hashing through a channel: with gRFC A76's `requestHashHeader` every call of one
+/// user reaches one server and the users spread over all three; a caller's `RequestHash` does
+/// the same; calls without a key spread over the servers (a random hash each). Also through
+/// `Config::with_request_hash_header` and sdkit's `maglev`; a malformed header name is refused
+/// when the channel is built.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_hash_keeps_each_key_on_one_server_over_discovery() {
+    let (_registry, url) = discovery().await;
+    let servers: Vec<TestServer> = (1..=3)
+        .map(|i| TestServer::start(&format!("greeter-{i}")))
+        .collect();
+    let mut registrars = Vec::new();
+    for s in &servers {
+        registrars.push(register(&url, &s.name, s.addr).await);
+    }
+    let configs = [
+        Config::default().with_service_config(
+            r#"{"loadBalancingConfig":[{"ring_hash_experimental":{"requestHashHeader":"x-user"}}]}"#,
+        ),
+        Config::default()
+            .with_lb("maglev")
+            .with_request_hash_header("x-user"),
+    ];
+    for config in configs {
+        let what = format!("{config:?}");
+        let channel = channel(&url, config);
+        wait_endpoints(&channel, 3).await;
+        let mut client = GreeterClient::new(channel.clone());
+        let mut by_user: BTreeMap<String, BTreeMap<String, usize>> = BTreeMap::new();
+        for round in 0..5 {
+            for user in 0..30 {
+                let user = format!("user-{user}");
+                let hash = (round % 2 == 1).then(|| RequestHash::of_key(format!("key-{user}")));
+                let server = if hash.is_some() {
+                    // The extension alone (no header): keyed by its own value.
+                    hello_as(&mut client, None, hash).await
+                } else {
+                    hello_as(&mut client, Some(&user), None).await
+                };
+                let key = if hash.is_some() {
+                    format!("key-{user}")
+                } else {
+                    user
+                };
+                *by_user.entry(key).or_default().entry(server).or_default() += 1;
+            }
+        }
+        for (key, servers) in &by_user {
+            assert_eq!(servers.len(), 1, "{what}: {key} reached {servers:?}");
+        }
+        let used: std::collections::BTreeSet<&String> =
+            by_user.values().flat_map(|s| s.keys()).collect();
+        assert_eq!(
+            used.len(),
+            3,
+            "{what}: 60 keys reach every server: {by_user:?}"
+        );
+        // No key: a random hash per call.
+        let mut unkeyed = BTreeMap::new();
+        for _ in 0..60 {
+            *unkeyed
+                .entry(hello_as(&mut client, None, None).await)
+                .or_insert(0) += 1;
+        }
+        assert!(
+            unkeyed.len() >= 2,
+            "{what}: calls without a key spread: {unkeyed:?}"
+        );
+    }
+    let target: Target = url.parse().expect("target");
+    let error = Channel::owning(
+        target.instancer().expect("instancer"),
+        Config::default()
+            .with_lb("ring_hash")
+            .with_request_hash_header("X-User"),
+    )
+    .expect_err("an uppercase header name is refused");
+    assert!(error.to_string().contains("request_hash_header"), "{error}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -399,3 +399,52 @@ proptest! {
         let _ = ServiceConfig::parse(&text);
     }
 }
+
+#[test]
+fn ring_hash_experimental_takes_a_request_hash_header() {
+    let header = |json: &str| {
+        ServiceConfig::parse(json)
+            .unwrap()
+            .request_hash_header()
+            .map(|h| h.as_str().to_owned())
+    };
+    assert_eq!(
+        header(
+            r#"{"loadBalancingConfig": [{"ring_hash_experimental": {"requestHashHeader": "x-user-id"}}]}"#
+        ),
+        Some("x-user-id".to_owned())
+    );
+    // Empty means none (gRFC A76), as does an absent one or another policy.
+    assert_eq!(
+        header(
+            r#"{"loadBalancingConfig": [{"ring_hash_experimental": {"requestHashHeader": ""}}]}"#
+        ),
+        None
+    );
+    assert_eq!(
+        header(r#"{"loadBalancingConfig": [{"ring_hash_experimental": {}}]}"#),
+        None
+    );
+    assert_eq!(
+        header(r#"{"loadBalancingConfig": [{"round_robin": {}}]}"#),
+        None
+    );
+    // A binary header, a pseudo-header, an uppercase or malformed name, a non-string: refused,
+    // naming the field.
+    for bad in [
+        r#""x-user-bin""#,
+        r#"":path""#,
+        r#""X-User""#,
+        r#""x user""#,
+        "7",
+    ] {
+        let json = format!(
+            r#"{{"loadBalancingConfig": [{{"ring_hash_experimental": {{"requestHashHeader": {bad}}}}}]}}"#
+        );
+        assert_eq!(
+            field_of(&json),
+            "loadBalancingConfig[0].ring_hash_experimental.requestHashHeader",
+            "{bad}"
+        );
+    }
+}

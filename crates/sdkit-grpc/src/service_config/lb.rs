@@ -1,6 +1,7 @@
 //! `loadBalancingConfig` / `loadBalancingPolicy`: the balancing policy a service config
 //! selects ([`LbPolicy`]).
 
+use http::HeaderName;
 use sdkit_core::lb::BalancerConfig;
 use serde_json::{Map, Value};
 
@@ -144,10 +145,12 @@ fn lb_entry(name: &str, body: &Field<'_>) -> Result<Option<LbPolicy>, ServiceCon
     })
 }
 
+/// The selected policy, and the request hash header of a selected `ring_hash_experimental`
+/// (gRFC A76's `requestHashHeader`; an empty one means none).
 pub(super) fn parse_lb(
     root: &Field<'_>,
     doc: &Map<String, Value>,
-) -> Result<Option<LbPolicy>, ServiceConfigError> {
+) -> Result<(Option<LbPolicy>, Option<HeaderName>), ServiceConfigError> {
     if let Some(list) = root.get(doc, "loadBalancingConfig") {
         let mut names = Vec::new();
         for entry in list.array()? {
@@ -162,8 +165,15 @@ pub(super) fn parse_lb(
                     ));
                 }
             };
-            match lb_entry(name, &entry.child(name, body))? {
-                Some(policy) => return Ok(Some(policy)),
+            let body = entry.child(name, body);
+            match lb_entry(name, &body)? {
+                Some(policy) => {
+                    let header = match name.as_str() {
+                        "ring_hash_experimental" => request_hash_header(&body)?,
+                        _ => None,
+                    };
+                    return Ok((Some(policy), header));
+                }
                 None => names.push(name.clone()),
             }
         }
@@ -178,7 +188,7 @@ pub(super) fn parse_lb(
     if let Some(legacy) = root.get(doc, "loadBalancingPolicy") {
         let name = legacy.str()?;
         return match LbPolicy::from_name(&name.to_ascii_lowercase()) {
-            Some(policy) => Ok(Some(policy)),
+            Some(policy) => Ok((Some(policy), None)),
             None => Err(ServiceConfigError::new(
                 "loadBalancingPolicy",
                 format!(
@@ -188,5 +198,21 @@ pub(super) fn parse_lb(
             )),
         };
     }
-    Ok(None)
+    Ok((None, None))
+}
+
+/// `ring_hash_experimental`'s `requestHashHeader` (gRFC A76): a lowercase ASCII header name;
+/// empty means none.
+fn request_hash_header(body: &Field<'_>) -> Result<Option<HeaderName>, ServiceConfigError> {
+    let settings = object(body)?;
+    let Some(field) = body.get(settings, "requestHashHeader") else {
+        return Ok(None);
+    };
+    let name = field.str()?;
+    if name.is_empty() {
+        return Ok(None);
+    }
+    crate::request_hash::header_name(&name)
+        .map(Some)
+        .map_err(|reason| field.error(reason))
 }

@@ -64,6 +64,7 @@ use method::{parse_method, parse_throttling};
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ServiceConfig {
     lb: Option<LbPolicy>,
+    request_hash_header: Option<http::HeaderName>,
     methods: Vec<MethodConfig>,
     /// `"service/method"`, `"service/"` and `""` → index into `methods`.
     names: HashMap<String, usize>,
@@ -81,8 +82,10 @@ impl ServiceConfig {
             .map_err(|e| ServiceConfigError::new("", format!("not JSON: {e}")))?;
         let root = Field::root(&value);
         let doc = object(&root)?;
+        let (lb, request_hash_header) = parse_lb(&root, doc)?;
         let mut config = ServiceConfig {
-            lb: parse_lb(&root, doc)?,
+            lb,
+            request_hash_header,
             ..ServiceConfig::default()
         };
         if let Some(list) = root.get(doc, "methodConfig") {
@@ -112,6 +115,12 @@ impl ServiceConfig {
     /// The selected balancing policy, if the config names a supported one.
     pub fn lb_policy(&self) -> Option<&LbPolicy> {
         self.lb.as_ref()
+    }
+
+    /// The request header whose value is a call's hash key (gRFC A76: `ring_hash_experimental`'s
+    /// `requestHashHeader`), if the selected policy names one.
+    pub fn request_hash_header(&self) -> Option<&http::HeaderName> {
+        self.request_hash_header.as_ref()
     }
 
     /// The method config for a request path `/package.Service/Method`: the exact match, else the
