@@ -44,6 +44,8 @@ pub struct BalancedService<B, S> {
     balancer: Arc<B>,
     /// Endpoints this handle's calls avoid (a retry's failed ones).
     avoid: Vec<EndpointKey>,
+    /// The request hash of this handle's calls (consistent-hashing balancers).
+    hash: Option<u64>,
     /// The endpoint of this handle's last call.
     last: Option<EndpointKey>,
     /// This handle's view of the set.
@@ -61,6 +63,7 @@ impl<B, S> BalancedService<B, S> {
         BalancedService {
             balancer,
             avoid: Vec::new(),
+            hash: None,
             last: None,
             cache: PickCache::new(),
         }
@@ -77,6 +80,13 @@ impl<B, S> BalancedService<B, S> {
         self.avoid.extend_from_slice(keys);
     }
 
+    /// Gives this handle's calls `hash` as their request hash (`None`: none), which the
+    /// consistent-hashing balancers ([`RingHash`](crate::lb::hash::RingHash),
+    /// [`Maglev`](crate::lb::Maglev)) map onto an endpoint; other balancers ignore it.
+    pub fn set_hash(&mut self, hash: Option<u64>) {
+        self.hash = hash;
+    }
+
     /// The endpoint this handle's last call picked.
     pub fn last_picked(&self) -> Option<EndpointKey> {
         self.last
@@ -88,6 +98,7 @@ impl<B, S> Clone for BalancedService<B, S> {
         BalancedService {
             balancer: Arc::clone(&self.balancer),
             avoid: self.avoid.clone(),
+            hash: self.hash,
             last: self.last,
             cache: PickCache::new(),
         }
@@ -117,6 +128,10 @@ where
     #[inline]
     fn call(&mut self, request: Req) -> Self::Future {
         let cx = PickContext::new().with_avoid(&self.avoid);
+        let cx = match self.hash {
+            Some(hash) => cx.with_hash(hash),
+            None => cx,
+        };
         match self.balancer.pick_with_cached(&mut self.cache, &cx) {
             Ok(picked) => {
                 self.last = Some(picked.key);

@@ -228,3 +228,64 @@ async fn a_retry_waiting_on_an_empty_set_succeeds_when_endpoints_appear() {
         .unwrap();
     assert_eq!(answer, "10.1.1.1:80");
 }
+
+/// A retry over a consistent-hashing balancer sends every call with one request hash to one
+/// endpoint, keys spread over the endpoints, and when the key's endpoint fails the retry takes
+/// another (it avoids the failed one) and the call succeeds; without a hash each call draws
+/// its own.
+#[tokio::test]
+async fn a_request_hash_keeps_a_key_on_one_endpoint_and_a_retry_leaves_a_failed_one() {
+    use sdkit_core::lb::hash::{Maglev, hash_key};
+    use std::collections::{BTreeMap, BTreeSet};
+    let broken = "10.0.0.3:80";
+    let set = EndpointSet::fixed((1..=5).map(|i| {
+        let addr = format!("10.0.0.{i}:80");
+        let service = tower::util::BoxCloneSyncService::new(service_fn({
+            let addr = addr.clone();
+            move |_req: u32| {
+                let addr = addr.clone();
+                async move {
+                    if addr == broken {
+                        Err::<String, BoxError>("broken".into())
+                    } else {
+                        Ok(addr)
+                    }
+                }
+            }
+        }));
+        (Instance::from_addr(addr), service)
+    }));
+    let retry = Retry::balanced(Maglev::new(set.clone()), config(3, Duration::from_secs(5)));
+    // Where each key goes without failures: the balancer's own pick for the hash.
+    let maglev = Maglev::new(set);
+    let mut by_key: BTreeMap<u64, BTreeSet<String>> = BTreeMap::new();
+    let mut broken_keys = 0;
+    for k in 0..200 {
+        let hash = hash_key(format!("key-{k}").as_bytes());
+        let home = maglev
+            .pick_with(&PickContext::new().with_hash(hash))
+            .unwrap();
+        let home = home.service.clone().oneshot(0).await;
+        for _ in 0..3 {
+            let served = retry.call_with_hash(0, Some(hash)).await.expect("served");
+            by_key.entry(hash).or_default().insert(served);
+        }
+        match home {
+            Ok(addr) => assert_eq!(by_key[&hash], BTreeSet::from([addr]), "key {k}"),
+            Err(_) => {
+                broken_keys += 1;
+                assert_eq!(by_key[&hash].len(), 1, "key {k}: {:?}", by_key[&hash]);
+                assert!(!by_key[&hash].contains(broken));
+            }
+        }
+    }
+    assert!(broken_keys > 0, "some keys live on the broken endpoint");
+    let reached: BTreeSet<&String> = by_key.values().flatten().collect();
+    assert_eq!(reached.len(), 4, "{reached:?}");
+    // No hash: calls spread.
+    let mut unkeyed = BTreeSet::new();
+    for _ in 0..100 {
+        unkeyed.insert(retry.call(0).await.expect("served"));
+    }
+    assert!(unkeyed.len() >= 3, "{unkeyed:?}");
+}

@@ -63,7 +63,7 @@ pub use config::Config;
 pub use connector::{ConnectFailed, Connector};
 pub use endpoint::GrpcEndpoint;
 pub use error::Error;
-pub use request_hash::RequestHash;
+pub use sdkit_core::lb::hash::RequestHash;
 pub use server::Server;
 pub use service_config::{LbPolicy, ServiceConfig, ServiceConfigError};
 

@@ -29,6 +29,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
+use sdkit_core::lb::hash::RequestHash;
 use sdkit_core::retry::{BudgetExhausted, RetryError};
 use sdkit_core::{EndpointSet, Instancer, NoEndpoints};
 use url::Url;
@@ -312,12 +313,19 @@ impl Client {
         let config = &self.inner.config;
         let started = tokio::time::Instant::now();
         let waited = service.ready(config.timeout()).await?;
+        let hash = config.request_hash_header().and_then(|name| {
+            let values = request.headers().get_all(name).iter().map(|v| v.as_bytes());
+            RequestHash::of_values(values).map(|RequestHash(hash)| hash)
+        });
         let call = Call::new(request, config.retry_statuses());
         let result = if waited {
             let budget = config.timeout().saturating_sub(started.elapsed());
-            service.retry_within(budget).call(call.clone()).await
+            service
+                .retry_within(budget)
+                .call_with_hash(call.clone(), hash)
+                .await
         } else {
-            service.retry.call(call.clone()).await
+            service.retry.call_with_hash(call.clone(), hash).await
         };
         match result {
             Ok(response) => Ok(response),

@@ -73,8 +73,25 @@ pub struct Config {
     scheme: Scheme,
     unknown_names: UnknownNames,
     retry_statuses: bool,
+    #[serde(deserialize_with = "header_name")]
+    request_hash_header: Option<http::HeaderName>,
     #[serde(skip)]
     backoff: Backoff,
+}
+
+/// A header name from a config: any valid one, lowercased.
+fn header_name<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<http::HeaderName>, D::Error> {
+    let name = String::deserialize(deserializer)?;
+    http::HeaderName::from_bytes(name.as_bytes())
+        .map(Some)
+        .map_err(|_| {
+            serde::de::Error::custom(format!(
+                "request_hash_header: `{}` is not a valid header name",
+                name.escape_debug()
+            ))
+        })
 }
 
 impl Default for Config {
@@ -89,6 +106,7 @@ impl Default for Config {
             scheme: Scheme::Http,
             unknown_names: UnknownNames::Reject,
             retry_statuses: true,
+            request_hash_header: None,
             backoff: Backoff::new(Duration::from_millis(10), Duration::from_millis(500)),
         }
     }
@@ -138,6 +156,26 @@ impl Config {
         self
     }
 
+    /// Reads each request's hash key from header `name` (several values joined with `,`), for
+    /// a consistent-hashing balancer (`ring_hash`, `maglev`, through
+    /// [`Client::with_balancer`](crate::Client::with_balancer)): requests with the same value
+    /// go to the same instance while it stays ready, and a retry leaves a failed one for the
+    /// key's next. A request without the header gets a random hash. Other balancers ignore it.
+    ///
+    /// ```
+    /// use sdkit_http::Config;
+    ///
+    /// let config = Config::default().with_request_hash_header(http::HeaderName::from_static("x-user-id"));
+    /// assert_eq!(config.request_hash_header().map(|h| h.as_str()), Some("x-user-id"));
+    /// let config: Config = serde_json::from_str(r#"{"request_hash_header": "x-user-id"}"#).unwrap();
+    /// assert_eq!(config.request_hash_header().map(|h| h.as_str()), Some("x-user-id"));
+    /// assert!(serde_json::from_str::<Config>(r#"{"request_hash_header": "x user"}"#).is_err());
+    /// ```
+    pub fn with_request_hash_header(mut self, name: http::HeaderName) -> Self {
+        self.request_hash_header = Some(name);
+        self
+    }
+
     /// Sets the backoff between attempts.
     pub fn with_backoff(mut self, backoff: Backoff) -> Self {
         self.backoff = backoff;
@@ -177,6 +215,11 @@ impl Config {
     /// Whether 502/503/504 are retried for idempotent requests.
     pub fn retry_statuses(&self) -> bool {
         self.retry_statuses
+    }
+
+    /// The request hash header, if set.
+    pub fn request_hash_header(&self) -> Option<&http::HeaderName> {
+        self.request_hash_header.as_ref()
     }
 
     /// The backoff between attempts.

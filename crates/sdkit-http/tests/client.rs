@@ -343,3 +343,72 @@ async fn an_endpoint_is_a_tower_service_over_http_requests() {
     assert!(factory.make(&Instance::from_addr("ftp://x:1")).is_err());
     assert!(factory.make(&Instance::from_addr("nohost")).is_err());
 }
+
+/// With a request hash header and a consistent-hashing balancer, every request of one user goes
+/// to one server and the users spread over all three; when a user's server answers 503 the
+/// retry takes the key's next server, and keeps to it; requests without the header spread.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_hash_header_keeps_each_user_on_one_server() {
+    use sdkit_core::lb::hash::Maglev;
+    use std::collections::{BTreeMap, BTreeSet};
+    let servers = [
+        TestServer::start("a", Behaviour::Ok).await,
+        TestServer::start("b", Behaviour::Ok).await,
+        TestServer::start("c", Behaviour::Status(503)).await,
+    ];
+    let addrs: Vec<String> = servers.iter().map(|s| s.addr.to_string()).collect();
+    let client = Client::new(
+        Config::default().with_request_hash_header(http::HeaderName::from_static("x-user")),
+    )
+    .expect("client")
+    .with_balancer(Arc::new(|set| Arc::new(Maglev::new(set))));
+    client
+        .add_instancer(
+            "web",
+            format!("static://{}", addrs.join(",")),
+            instances(&addrs),
+        )
+        .expect("add");
+    let mut by_user: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    let mut retried = 0;
+    for round in 0..4 {
+        for user in 0..40 {
+            let user = format!("user-{user}");
+            let request = client
+                .request(http::Method::GET, "http://web/hello")
+                .header("x-user", &user)
+                .build()
+                .expect("request");
+            let response = client.execute(request).await.expect("get");
+            assert_eq!(response.status(), 200, "{user}, round {round}");
+            let who = served(&response);
+            if who.attempts > 1 {
+                retried += 1;
+            }
+            by_user
+                .entry(user)
+                .or_default()
+                .insert(who.addr.to_string());
+        }
+    }
+    for (user, reached) in &by_user {
+        assert_eq!(reached.len(), 1, "{user} reached {reached:?}");
+    }
+    let reached: BTreeSet<&String> = by_user.values().flatten().collect();
+    assert_eq!(
+        reached.len(),
+        2,
+        "only the two healthy servers answer: {reached:?}"
+    );
+    assert!(
+        retried > 0,
+        "some users live on the failing server and were retried"
+    );
+    // Without the header: a random hash each, so requests spread.
+    let mut unkeyed = BTreeSet::new();
+    for _ in 0..40 {
+        let response = client.get("http://web/hello").await.expect("get");
+        unkeyed.insert(served(&response).addr.to_string());
+    }
+    assert_eq!(unkeyed.len(), 2, "{unkeyed:?}");
+}

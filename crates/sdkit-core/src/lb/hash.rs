@@ -43,9 +43,11 @@
 
 mod keyed;
 mod maglev;
+mod request;
 mod ring;
 
 pub use self::maglev::Maglev;
+pub use self::request::RequestHash;
 pub use self::ring::{DEFAULT_MAXIMUM_RING_SIZE, DEFAULT_MINIMUM_RING_SIZE, RingHash};
 
 use super::stable_hash::hash_bytes;

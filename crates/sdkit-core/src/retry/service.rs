@@ -30,6 +30,7 @@ struct Balanced<S> {
     wake: Wake,
     last_picked: fn(&S) -> Option<EndpointKey>,
     set_avoid: fn(&mut S, &[EndpointKey]),
+    set_hash: fn(&mut S, Option<u64>),
     hedge: Option<Arc<Hedge>>,
     fail_fast: Option<FailFastHook>,
 }
@@ -47,6 +48,7 @@ impl<S> Clone for Balanced<S> {
             wake: Arc::clone(&self.wake),
             last_picked: self.last_picked,
             set_avoid: self.set_avoid,
+            set_hash: self.set_hash,
             hedge: self.hedge.clone(),
             fail_fast: self.fail_fast.clone(),
         }
@@ -118,6 +120,7 @@ impl<B, E> Retry<BalancedService<B, E>, RetryAll> {
                 wake: Arc::new(move || watcher.endpoints_available()),
                 last_picked: BalancedService::last_picked,
                 set_avoid: BalancedService::set_avoid,
+                set_hash: BalancedService::set_hash,
                 hedge: None,
                 fail_fast: None,
             }),
@@ -206,6 +209,30 @@ impl<S, P> Retry<S, P> {
         Req: Clone + Send + 'static,
         P: Policy,
     {
+        self.call_with_hash(request, None)
+    }
+
+    /// [`call`](Self::call) with a request hash: every attempt of a retry over a balancer
+    /// ([`Retry::balanced`]) picks with `hash`, so a consistent-hashing balancer sends the call
+    /// to the key's endpoint (a retry that avoids a failed one takes the key's next). Ignored
+    /// by other retries and other balancers.
+    ///
+    /// # Errors
+    ///
+    /// As [`call`](Self::call).
+    pub fn call_with_hash<Req>(
+        &self,
+        request: Req,
+        hash: Option<u64>,
+    ) -> BoxFuture<'static, Result<S::Response, RetryError>>
+    where
+        S: Service<Req> + Clone + Send + 'static,
+        S::Error: Into<BoxError>,
+        S::Future: Send,
+        S::Response: Send,
+        Req: Clone + Send + 'static,
+        P: Policy,
+    {
         let metrics = self.metrics.clone();
         let call = run(
             self.inner.clone(),
@@ -213,7 +240,7 @@ impl<S, P> Retry<S, P> {
             Arc::clone(&self.policy),
             self.balanced.clone(),
             self.budget.clone(),
-            request,
+            (request, hash),
             self.metrics.clone(),
         );
         Box::pin(async move {
@@ -231,7 +258,7 @@ async fn run<S, P, Req>(
     policy: Arc<P>,
     balanced: Option<Balanced<S>>,
     budget: Option<Arc<dyn RetryBudget>>,
-    request: Req,
+    (request, hash): (Req, Option<u64>),
     metrics: RetryMetrics,
 ) -> Result<S::Response, RetryError>
 where
@@ -267,7 +294,7 @@ where
         let primary = attempt_once(
             inner.clone(),
             &balanced,
-            failed.clone(),
+            (failed.clone(), hash),
             request.clone(),
             Some(&primary_key),
         )
@@ -282,7 +309,7 @@ where
             let mut avoid = failed.clone();
             avoid.extend(*primary_key.lock().unwrap_or_else(PoisonError::into_inner));
             metrics.hedge();
-            Some(attempt_once(service, &balanced, avoid, request, None).instrument(span))
+            Some(attempt_once(service, &balanced, (avoid, hash), request, None).instrument(span))
         });
         let error: BoxError = match tokio::time::timeout_at(deadline, call).await {
             Ok((Ok(response), _)) => {
@@ -350,11 +377,12 @@ where
     Err(give_up(errors, GaveUp::MaxAttempts, None))
 }
 
-/// One attempt: picks (avoiding `avoid`), notes the picked endpoint in `picked_slot`, calls.
+/// One attempt: picks (avoiding `avoid`, with the request hash `hash`), notes the picked
+/// endpoint in `picked_slot`, calls.
 async fn attempt_once<S, Req>(
     mut service: S,
     balanced: &Option<Balanced<S>>,
-    avoid: Vec<EndpointKey>,
+    (avoid, hash): (Vec<EndpointKey>, Option<u64>),
     request: Req,
     picked_slot: Option<&Mutex<Option<EndpointKey>>>,
 ) -> Result<S::Response, (Option<EndpointKey>, BoxError)>
@@ -364,6 +392,7 @@ where
 {
     if let Some(b) = balanced {
         (b.set_avoid)(&mut service, &avoid);
+        (b.set_hash)(&mut service, hash);
     }
     service.ready().await.map_err(|e| (None, e.into()))?;
     let future = service.call(request);
