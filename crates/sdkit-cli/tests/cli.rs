@@ -507,6 +507,33 @@ fn call_json_summarises_each_instance_under_any_balancer() {
 }
 
 #[test]
+fn call_with_a_key_sends_every_request_to_the_keys_instance() {
+    let (a, b, c) = (http_backend(), http_backend(), http_backend());
+    let url = format!("static://{a},{b},{c}");
+    let served = |args: &[&str]| -> Vec<u64> {
+        let mut argv = vec!["call", &url, "/hello", "-n", "30", "-c", "3", "--json"];
+        argv.extend(args);
+        let (status, stdout, stderr) = run(&argv);
+        assert_eq!(status.code(), Some(0), "{args:?}: {stdout}\n{stderr}");
+        let summary: serde_json::Value = serde_json::from_str(stdout.trim()).expect("JSON");
+        summary["instances"]
+            .as_array()
+            .expect("instances")
+            .iter()
+            .map(|i| i["served"].as_u64().unwrap())
+            .filter(|&n| n > 0)
+            .collect()
+    };
+    for lb in ["maglev", "ring_hash"] {
+        for key in ["user-1", "user-2", "user-3"] {
+            assert_eq!(served(&["--lb", lb, "--key", key]), [30], "{lb} {key}");
+        }
+        // Without a key: a random hash per request, so the requests spread.
+        assert!(served(&["--lb", lb]).len() >= 2, "{lb} without a key");
+    }
+}
+
+#[test]
 fn demo_exits_zero_with_no_failed_request() {
     let started = Instant::now();
     let (status, stdout, stderr) = run(&["demo"]);

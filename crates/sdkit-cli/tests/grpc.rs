@@ -102,6 +102,54 @@ async fn grpc_health_checks_spread_over_the_instances() {
     assert!(!text.contains(&second.to_string()), "{text}");
 }
 
+/// The calls `addr` served, 0 when the report does not list it.
+fn served_or_zero(text: &str, addr: SocketAddr) -> u64 {
+    if text
+        .lines()
+        .any(|l| l.contains(&addr.to_string()) && l.contains("served"))
+    {
+        served(text, addr)
+    } else {
+        0
+    }
+}
+
+/// `--key` gives every call the same request hash: under `maglev` or `ring_hash` all calls go
+/// to one instance; without it they spread.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpc_calls_with_a_key_go_to_one_instance() {
+    let (a, b, c) = (
+        health_server(ServingStatus::Serving).await,
+        health_server(ServingStatus::Serving).await,
+        health_server(ServingStatus::Serving).await,
+    );
+    let url = format!("static://{a},{b},{c}");
+    for lb in ["maglev", "ring_hash"] {
+        for key in ["user-1", "user-2"] {
+            let (output, text) = sdkit(&[
+                "call", &url, "--grpc", "-n", "30", "-c", "3", "--lb", lb, "--key", key,
+            ])
+            .await;
+            assert_eq!(output.status.code(), Some(0), "{text}");
+            let counts = [a, b, c].map(|addr| served_or_zero(&text, addr));
+            assert_eq!(
+                counts.iter().filter(|&&n| n > 0).count(),
+                1,
+                "{lb} {key}: {text}"
+            );
+            assert_eq!(counts.iter().sum::<u64>(), 30, "{text}");
+        }
+        let (output, text) =
+            sdkit(&["call", &url, "--grpc", "-n", "30", "-c", "3", "--lb", lb]).await;
+        assert_eq!(output.status.code(), Some(0), "{text}");
+        let counts = [a, b, c].map(|addr| served_or_zero(&text, addr));
+        assert!(
+            counts.iter().filter(|&&n| n > 0).count() >= 2,
+            "{lb}: {text}"
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn not_serving_and_unknown_services_fail_with_exit_1() {
     let sick = health_server(ServingStatus::NotServing).await;

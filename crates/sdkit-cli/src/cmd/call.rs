@@ -62,6 +62,11 @@ pub struct Args {
     /// p2c_peak_ewma, zone_aware, subset, maglev, ring_hash, or a JSON config such as '{"policy": "p2c", "slow_start": {"window": "30s"}}'.
     #[arg(long, default_value = "round_robin", value_parser = traffic::parse_lb)]
     lb: sdkit::lb::BalancerConfig,
+    /// A hash key sent with every request (a `x-sdkit-key` header over HTTP, the call's
+    /// request hash over gRPC): with `--lb maglev` or `ring_hash` every request goes to the
+    /// key's instance while it answers.
+    #[arg(long)]
+    key: Option<String>,
     /// Print one JSON summary object (per instance, totals, latency percentiles) instead of
     /// the report.
     #[arg(long)]
@@ -89,6 +94,7 @@ pub async fn run(args: Args) -> Result<u8, CommandError> {
             timeout: args.timeout,
             wait: args.wait,
             lb: args.lb.clone(),
+            key: args.key.clone(),
         };
         return super::grpc::run(&target, plan, &args.grpc).await;
     }
@@ -145,6 +151,7 @@ pub async fn run(args: Args) -> Result<u8, CommandError> {
         path,
         requests: Some(args.requests),
         concurrency: args.concurrency.into(),
+        key: args.key.map(Arc::from),
     };
     let started = Instant::now();
     traffic::run(

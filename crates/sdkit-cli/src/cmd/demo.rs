@@ -184,6 +184,7 @@ async fn demo(args: Args) -> Result<u8, CommandError> {
         path: "/hello".into(),
         requests: Some(args.requests),
         concurrency: args.concurrency.into(),
+        key: None,
     };
     let show = |addrs: &[String]| {
         let names = names.lock().unwrap_or_else(PoisonError::into_inner);

@@ -53,6 +53,8 @@ pub struct Plan {
     pub wait: Duration,
     /// The balancing policy (`--lb`); `pick_first` comes from a service config.
     pub lb: sdkit::lb::BalancerConfig,
+    /// Every call's request hash key (`--key`).
+    pub key: Option<String>,
 }
 
 /// The service config: the user's, or a retry policy on UNAVAILABLE from `--retries`.
@@ -124,6 +126,10 @@ pub async fn run(target: &Target, plan: Plan, args: &GrpcArgs) -> Result<u8, Com
             plan.service.clone(),
             plan.timeout,
         );
+        let hash = plan
+            .key
+            .as_deref()
+            .map(sdkit::lb::hash::RequestHash::of_key);
         workers.spawn(async move {
             while tickets
                 .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
@@ -133,6 +139,9 @@ pub async fn run(target: &Target, plan: Plan, args: &GrpcArgs) -> Result<u8, Com
                     service: service.clone(),
                 });
                 request.set_timeout(timeout);
+                if let Some(hash) = hash {
+                    request.extensions_mut().insert(hash);
+                }
                 let begun = Instant::now();
                 let result = client.check(request).await;
                 let latency = begun.elapsed();

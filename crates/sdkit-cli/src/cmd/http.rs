@@ -40,7 +40,8 @@ pub fn client(
         .with_backoff(Backoff::new(
             Duration::from_millis(5),
             Duration::from_millis(200),
-        ));
+        ))
+        .with_request_hash_header(http::HeaderName::from_static(super::traffic::KEY_HEADER));
     let lb = lb.clone();
     let make: MakeBalancer = Arc::new(move |set| Arc::from(lb.build(set)));
     Client::new(config)

@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use sdkit::CancellationToken;
+use sdkit::http::reqwest::Method;
 use sdkit::http::{AttemptError, Client, Error as HttpError, Served};
 use sdkit::lb::BalancerConfig;
 use tokio::sync::watch;
@@ -282,7 +283,13 @@ pub struct Plan {
     pub requests: Option<u64>,
     /// Parallel workers.
     pub concurrency: usize,
+    /// Every request's hash key (`--key`), sent as [`KEY_HEADER`].
+    pub key: Option<Arc<str>>,
 }
+
+/// The header that carries `--key`: the CLI's HTTP client reads each request's hash from it
+/// (consistent-hashing balancers send equal keys to one instance).
+pub const KEY_HEADER: &str = "x-sdkit-key";
 
 /// Sends the planned traffic through `client`; returns when done (or when `stop` is cancelled).
 pub async fn run(client: Client, plan: Plan, stats: Arc<Stats>, stop: CancellationToken) {
@@ -290,12 +297,13 @@ pub async fn run(client: Client, plan: Plan, stats: Arc<Stats>, stop: Cancellati
     let tickets = Arc::new(AtomicU64::new(plan.requests.unwrap_or(u64::MAX)));
     let mut workers = tokio::task::JoinSet::new();
     for _ in 0..plan.concurrency.max(1) {
-        let (client, url, stats, stop, tickets) = (
+        let (client, url, stats, stop, tickets, key) = (
             client.clone(),
             url.clone(),
             stats.clone(),
             stop.clone(),
             tickets.clone(),
+            plan.key.clone(),
         );
         workers.spawn(async move {
             while !stop.is_cancelled()
@@ -304,7 +312,22 @@ pub async fn run(client: Client, plan: Plan, stats: Arc<Stats>, stop: Cancellati
                     .is_ok()
             {
                 let started = Instant::now();
-                let request = async { outcome(client.get(&url).await, &stats).await };
+                let send = async {
+                    match &key {
+                        Some(key) => {
+                            let request = client
+                                .request(Method::GET, &url)
+                                .header(KEY_HEADER, &**key)
+                                .build();
+                            match request {
+                                Ok(request) => client.execute(request).await,
+                                Err(e) => Err(HttpError::Reqwest(e)),
+                            }
+                        }
+                        None => client.get(&url).await,
+                    }
+                };
+                let request = async { outcome(send.await, &stats).await };
                 let (result, attempts) = tokio::select! {
                     outcome = request => outcome,
                     () = stop.cancelled() => break,
