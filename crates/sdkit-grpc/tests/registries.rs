@@ -49,6 +49,19 @@ async fn discovery() -> (DiscoveryServer, String) {
     (registry, url)
 }
 
+/// Three greeter servers (`greeter-1` … `greeter-3`), each registered at `url`; keep the
+/// registrars alive as long as the servers should stay registered.
+async fn three_registered(url: &str) -> (Vec<TestServer>, Vec<Box<dyn sdkit::Registrar>>) {
+    let servers: Vec<TestServer> = (1..=3)
+        .map(|i| TestServer::start(&format!("greeter-{i}")))
+        .collect();
+    let mut registrars = Vec::new();
+    for s in &servers {
+        registrars.push(register(url, &s.name, s.addr).await);
+    }
+    (servers, registrars)
+}
+
 /// `calls` greetings from `workers` concurrent callers; the answers per server, and failures.
 async fn traffic(
     channel: &Channel,
@@ -83,13 +96,7 @@ async fn traffic(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn round_robin_spreads_3000_rpcs_evenly_over_discovery() {
     let (_registry, url) = discovery().await;
-    let servers: Vec<TestServer> = (1..=3)
-        .map(|i| TestServer::start(&format!("greeter-{i}")))
-        .collect();
-    let mut registrars = Vec::new();
-    for s in &servers {
-        registrars.push(register(&url, &s.name, s.addr).await);
-    }
+    let (servers, _registrars) = three_registered(&url).await;
     let channel = channel(&url, Config::default().with_lb("round_robin"));
     wait_endpoints(&channel, 3).await;
     let (spread, failures) = traffic(&channel, 16, 3000).await;
@@ -145,13 +152,7 @@ async fn hello_as(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_request_hash_keeps_each_key_on_one_server_over_discovery() {
     let (_registry, url) = discovery().await;
-    let servers: Vec<TestServer> = (1..=3)
-        .map(|i| TestServer::start(&format!("greeter-{i}")))
-        .collect();
-    let mut registrars = Vec::new();
-    for s in &servers {
-        registrars.push(register(&url, &s.name, s.addr).await);
-    }
+    let (_servers, _registrars) = three_registered(&url).await;
     let configs = [
         Config::default().with_service_config(
             r#"{"loadBalancingConfig":[{"ring_hash_experimental":{"requestHashHeader":"x-user"}}]}"#,
@@ -287,13 +288,7 @@ async fn pick_first_sticks_to_the_first_and_fails_over_over_etcd() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_killed_mid_traffic_costs_no_rpc_with_a_retry_policy() {
     let (_registry, url) = discovery().await;
-    let mut servers: Vec<TestServer> = (1..=3)
-        .map(|i| TestServer::start(&format!("greeter-{i}")))
-        .collect();
-    let mut registrars = Vec::new();
-    for s in &servers {
-        registrars.push(register(&url, &s.name, s.addr).await);
-    }
+    let (mut servers, _registrars) = three_registered(&url).await;
     let channel = channel(
         &url,
         Config::default().with_service_config(RETRY_ON_UNAVAILABLE),
