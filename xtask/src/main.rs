@@ -178,20 +178,31 @@ fn nextest_available() -> bool {
         .unwrap_or(false)
 }
 
+/// `cargo` for the test run: without incremental compilation unless the caller chose
+/// (`CARGO_INCREMENTAL`). A from-scratch run (CI, a fresh clone) gains nothing from it and
+/// would write some 1.6 GB of incremental state; see docs/contributing.md.
+fn test_cargo() -> Command {
+    let mut cmd = cargo();
+    if env::var_os("CARGO_INCREMENTAL").is_none() {
+        cmd.env("CARGO_INCREMENTAL", "0");
+    }
+    cmd
+}
+
 fn test(extra: &[String]) -> Result<(), String> {
     if nextest_available() {
-        let mut cmd = cargo();
+        let mut cmd = test_cargo();
         cmd.args(["nextest", "run", "--workspace", "--no-fail-fast"]);
         cmd.args(extra);
         run(cmd)?;
     } else {
-        let mut cmd = cargo();
+        let mut cmd = test_cargo();
         cmd.args(["test", "--workspace", "--no-fail-fast"]);
         cmd.args(extra);
         run(cmd)?;
     }
     // nextest does not run doctests; run them with cargo test.
-    let mut doc = cargo();
+    let mut doc = test_cargo();
     doc.args(["test", "--workspace", "--doc", "--no-fail-fast"]);
     run(doc)
 }
