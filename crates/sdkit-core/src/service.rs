@@ -32,7 +32,7 @@ use crate::lb::{Balancer, CallGuard, FailureClass, PickCache, PickContext};
 /// Each call picks with [`Balancer::pick_with_cached`] (each handle keeps its own
 /// [`PickCache`]: round-robin and random then pick for what indexing a slice costs, from the
 /// handle's second call on; a clone starts with an empty cache) and ends the pick's
-/// [`CallGuard`](crate::lb::CallGuard) with the call's outcome (errors classified by
+/// [`crate::lb::CallGuard`] with the call's outcome (errors classified by
 /// [`FailureClass::of`](crate::lb::FailureClass::of)); a call dropped before it ends counts as
 /// cancelled. A guard that reports nothing (round-robin and random while no outlier detector
 /// watches the endpoint) is not kept at all.
@@ -82,7 +82,7 @@ impl<B, S> BalancedService<B, S> {
 
     /// Gives this handle's calls `hash` as their request hash (`None`: none), which the
     /// consistent-hashing balancers ([`RingHash`](crate::lb::hash::RingHash),
-    /// [`Maglev`](crate::lb::Maglev)) map onto an endpoint; other balancers ignore it.
+    /// [`Maglev`](crate::lb::hash::Maglev)) map onto an endpoint; other balancers ignore it.
     pub fn set_hash(&mut self, hash: Option<u64>) {
         self.hash = hash;
     }

@@ -15,7 +15,7 @@
 //!
 //! # Mapping
 //!
-//! | SRV | [`Instance`] |
+//! | SRV | [`Instance`](sdkit_core::Instance) |
 //! |---|---|
 //! | target, port | `addr` = `ip:port` (IPv6 bracketed), or `target:port` with [`TargetMode::KeepHostnames`] |
 //! | target, port | `id` = `target:port` (trailing dot trimmed); `target:port/ip` when a target has several addresses |

@@ -29,11 +29,11 @@ pub fn channel(url: &str) -> Result<Channel, Error> {
     channel_with(url, Config::default())
 }
 
-/// Like [`channel`], with a [`Config`] (policy, service config, TLS, connector…).
+/// Like [`channel()`], with a [`Config`] (policy, service config, TLS, connector…).
 ///
 /// # Errors
 ///
-/// As [`channel`], plus [`Error::Config`] / [`Error::ServiceConfig`] for a bad configuration.
+/// As [`channel()`], plus [`Error::Config`] / [`Error::ServiceConfig`] for a bad configuration.
 pub fn channel_with(url: &str, config: Config) -> Result<Channel, Error> {
     let target: Target = url.parse().map_err(|e| Error::Registry(Box::new(e)))?;
     target_channel(&target, config)

@@ -37,7 +37,7 @@ use crate::url::{self, RawUrl};
 /// Query keys whose values are secrets.
 pub(crate) const SECRET_KEYS: &[&str] = &["token", "password"];
 
-/// A parsed registry URL. See the [module docs](self).
+/// A parsed registry URL. See the [crate docs](crate).
 #[derive(Clone)]
 pub struct Target {
     raw: RawUrl,

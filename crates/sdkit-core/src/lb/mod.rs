@@ -1,6 +1,6 @@
 //! Balancers: pick one endpoint from the current set, and the feedback path calls report on.
 //!
-//! A [`Balancer`] reads an [`EndpointSet`](crate::EndpointSet) snapshot without locks and
+//! A [`Balancer`] reads an [`crate::EndpointSet`] snapshot without locks and
 //! returns a clone of one endpoint's service ([`pick`](Balancer::pick)), or — with a
 //! [`PickContext`] — the service plus a [`CallGuard`] that reports the call's outcome to the
 //! endpoint's [`EndpointState`] ([`pick_with`](Balancer::pick_with)).

@@ -22,7 +22,7 @@ pub enum AppState {
     Failed(SourceError),
 }
 
-/// A subscription to one appid of a [`Client`]; dropping it stops watching the appid (when no
+/// A subscription to one appid of a [`Client`](crate::Client); dropping it stops watching the appid (when no
 /// other watcher wants it).
 #[derive(Debug)]
 pub struct AppWatch {
