@@ -2,6 +2,10 @@
 //! cycle, weighted random within 3σ, tower #696's 0.99/0.005/0.005, weight 0, fairness across
 //! threads, and the config builder.
 
+mod support;
+
+use support::fairness;
+
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -142,34 +146,11 @@ fn every_configured_policy_builds_and_spreads_over_the_set() {
 
 #[test]
 fn round_robin_from_two_threads_stays_fair_within_one_percent() {
-    let n = 7;
     let rr = Arc::new(RoundRobin::new(weighted(&[1; 7])));
-    let per_thread = 50_000;
-    let threads: Vec<_> = (0..2)
-        .map(|_| {
-            let rr = Arc::clone(&rr);
-            std::thread::spawn(move || {
-                let mut c = vec![0u64; n];
-                for _ in 0..per_thread {
-                    c[rr.pick().unwrap()] += 1;
-                }
-                c
-            })
-        })
-        .collect();
-    let mut total = vec![0u64; n];
-    for t in threads {
-        for (i, k) in t.join().unwrap().into_iter().enumerate() {
-            total[i] += k;
-        }
-    }
-    let expected = (2 * per_thread) as f64 / n as f64;
-    for k in &total {
-        assert!(
-            (*k as f64 - expected).abs() <= expected * 0.01,
-            "{total:?} (expected {expected:.0} each)"
-        );
-    }
+    fairness::assert_even_from_two_threads(7, 50_000, || {
+        let rr = Arc::clone(&rr);
+        move || rr.pick().unwrap()
+    });
 }
 
 #[test]

@@ -6,6 +6,7 @@
 
 mod support;
 
+use support::fairness;
 use support::generations::{self, Generations};
 
 use std::collections::HashMap;
@@ -155,13 +156,7 @@ fn cached_picks_racing_updates_see_live_snapshots_and_follow_the_latest() {
     generations::wait_for_generation(&set, final_g);
     stop.store(true, Ordering::Relaxed);
     let results: Vec<(u64, Vec<u64>)> = pickers.into_iter().map(|p| p.join().unwrap()).collect();
-    let errors = errors.lock().unwrap();
-    assert!(
-        errors.is_empty(),
-        "{} errors, first: {:?}",
-        errors.len(),
-        errors.first()
-    );
+    generations::assert_no_errors(&errors);
     assert!(final_g > 100, "only {final_g} updates");
     for (path, (picks, finals)) in paths.iter().zip(&results) {
         assert!(*picks > 100, "{path:?}: {picks} picks");
@@ -181,33 +176,11 @@ fn fixed(n: usize) -> EndpointSet<usize> {
 fn round_robin_caches_on_two_threads_stay_fair_within_one_percent() {
     let n = 7;
     let rr = Arc::new(RoundRobin::new(fixed(n)));
-    let per_thread = 50_000;
-    let threads: Vec<_> = (0..2)
-        .map(|_| {
-            let rr = Arc::clone(&rr);
-            std::thread::spawn(move || {
-                let mut cache = PickCache::new();
-                let mut c = vec![0u64; n];
-                for _ in 0..per_thread {
-                    c[rr.pick_cached(&mut cache).unwrap()] += 1;
-                }
-                c
-            })
-        })
-        .collect();
-    let mut total = vec![0u64; n];
-    for t in threads {
-        for (i, k) in t.join().unwrap().into_iter().enumerate() {
-            total[i] += k;
-        }
-    }
-    let expected = (2 * per_thread) as f64 / n as f64;
-    for k in &total {
-        assert!(
-            (*k as f64 - expected).abs() <= expected * 0.01,
-            "{total:?} (expected {expected:.0} each)"
-        );
-    }
+    fairness::assert_even_from_two_threads(n, 50_000, || {
+        let rr = Arc::clone(&rr);
+        let mut cache = PickCache::new();
+        move || rr.pick_cached(&mut cache).unwrap()
+    });
 }
 
 #[test]

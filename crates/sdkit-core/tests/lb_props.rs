@@ -295,13 +295,7 @@ fn picks_during_rapid_updates_never_see_a_torn_set_and_follow_the_latest() {
     }
     stop.store(true, Ordering::Relaxed);
     let picks: Vec<u64> = pickers.into_iter().map(|p| p.join().unwrap()).collect();
-    let errors = errors.lock().unwrap();
-    assert!(
-        errors.is_empty(),
-        "{} errors, first: {:?}",
-        errors.len(),
-        errors.first()
-    );
+    generations::assert_no_errors(&errors);
     assert!(final_g > 100, "only {final_g} updates");
     assert!(
         picks.iter().all(|&p| p > 100),

@@ -95,13 +95,7 @@ fn picks_racing_updates_use_their_own_snapshot_table() {
     }
     stop.store(true, Ordering::Relaxed);
     let picks: Vec<u64> = pickers.into_iter().map(|p| p.join().unwrap()).collect();
-    let errors = errors.lock().unwrap();
-    assert!(
-        errors.is_empty(),
-        "{} errors, first: {:?}",
-        errors.len(),
-        errors.first()
-    );
+    generations::assert_no_errors(&errors);
     assert!(picks.iter().all(|&p| p > 0), "picks per thread: {picks:?}");
     drop(endpointer);
 }

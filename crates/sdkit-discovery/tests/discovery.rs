@@ -947,16 +947,7 @@ async fn an_app_still_unknown_after_the_grace_period_is_published_empty() {
     .await;
     let _srv = DiscoveryServer::start_on(server(), addr).await.unwrap();
     let restarted = Instant::now();
-    let stale = wait_for(&mut sub, EVENTUALLY, "a stale error", |s| {
-        s.error()
-            .is_some_and(|e| e.to_string().contains("node switch or restart"))
-    })
-    .await;
-    assert_eq!(
-        stale.len(),
-        1,
-        "the last set is kept during the grace period"
-    );
+    common::wait_for_the_kept_set(&mut sub).await;
     let empty = wait_for(&mut sub, EVENTUALLY, "the empty set", |s| {
         s.is_empty() && s.error().is_none()
     })

@@ -181,21 +181,7 @@ async fn after_a_failover_an_app_still_unknown_after_the_grace_period_is_publish
 
     dead.stop().await;
     let killed = Instant::now();
-    let stale = wait_for(
-        &mut sub,
-        EVENTUALLY,
-        "the stale set from the other node",
-        |s| {
-            s.error()
-                .is_some_and(|e| e.to_string().contains("node switch or restart"))
-        },
-    )
-    .await;
-    assert_eq!(
-        stale.len(),
-        1,
-        "the last set is kept during the grace period"
-    );
+    common::wait_for_the_kept_set(&mut sub).await;
     assert_eq!(watcher.current_node(), alive.node());
     let empty = wait_for(&mut sub, EVENTUALLY, "the empty set", |s| {
         s.is_empty() && s.error().is_none()

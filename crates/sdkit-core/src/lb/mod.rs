@@ -128,49 +128,35 @@ pub trait Balancer<S>: Send + Sync {
     }
 }
 
-impl<S, B: Balancer<S> + ?Sized> Balancer<S> for std::sync::Arc<B> {
-    fn pick(&self) -> Result<S, NoEndpoints> {
-        (**self).pick()
-    }
-    fn pick_with(&self, cx: &PickContext<'_>) -> Result<Picked<S>, NoEndpoints> {
-        (**self).pick_with(cx)
-    }
-    fn pick_cached(&self, cache: &mut PickCache<S>) -> Result<S, NoEndpoints> {
-        (**self).pick_cached(cache)
-    }
-    fn pick_with_cached(
-        &self,
-        cache: &mut PickCache<S>,
-        cx: &PickContext<'_>,
-    ) -> Result<Picked<S>, NoEndpoints> {
-        (**self).pick_with_cached(cache, cx)
-    }
-    fn endpoints_available(&self) -> BoxFuture<'static, ()> {
-        (**self).endpoints_available()
-    }
+/// A balancer behind a pointer (`Arc<B>`, `Box<B>`, `dyn Balancer` included) is a balancer.
+macro_rules! forward_balancer {
+    ($($pointer:ident)::+) => {
+        impl<S, B: Balancer<S> + ?Sized> Balancer<S> for $($pointer)::+<B> {
+            fn pick(&self) -> Result<S, NoEndpoints> {
+                (**self).pick()
+            }
+            fn pick_with(&self, cx: &PickContext<'_>) -> Result<Picked<S>, NoEndpoints> {
+                (**self).pick_with(cx)
+            }
+            fn pick_cached(&self, cache: &mut PickCache<S>) -> Result<S, NoEndpoints> {
+                (**self).pick_cached(cache)
+            }
+            fn pick_with_cached(
+                &self,
+                cache: &mut PickCache<S>,
+                cx: &PickContext<'_>,
+            ) -> Result<Picked<S>, NoEndpoints> {
+                (**self).pick_with_cached(cache, cx)
+            }
+            fn endpoints_available(&self) -> BoxFuture<'static, ()> {
+                (**self).endpoints_available()
+            }
+        }
+    };
 }
 
-impl<S, B: Balancer<S> + ?Sized> Balancer<S> for Box<B> {
-    fn pick(&self) -> Result<S, NoEndpoints> {
-        (**self).pick()
-    }
-    fn pick_with(&self, cx: &PickContext<'_>) -> Result<Picked<S>, NoEndpoints> {
-        (**self).pick_with(cx)
-    }
-    fn pick_cached(&self, cache: &mut PickCache<S>) -> Result<S, NoEndpoints> {
-        (**self).pick_cached(cache)
-    }
-    fn pick_with_cached(
-        &self,
-        cache: &mut PickCache<S>,
-        cx: &PickContext<'_>,
-    ) -> Result<Picked<S>, NoEndpoints> {
-        (**self).pick_with_cached(cache, cx)
-    }
-    fn endpoints_available(&self) -> BoxFuture<'static, ()> {
-        (**self).endpoints_available()
-    }
-}
+forward_balancer!(std::sync::Arc);
+forward_balancer!(Box);
 
 /// A future that resolves once `set` is non-empty: what balancers return from
 /// [`Balancer::endpoints_available`].

@@ -57,3 +57,14 @@ pub fn wait_for_generation(set: &sdkit_core::EndpointSet<(u64, u64)>, g: u64) {
         std::thread::yield_now();
     }
 }
+
+/// Panics with the count and the first of the errors the racing pickers collected, if any.
+pub fn assert_no_errors(errors: &std::sync::Mutex<Vec<String>>) {
+    let errors = errors.lock().unwrap();
+    assert!(
+        errors.is_empty(),
+        "{} errors, first: {:?}",
+        errors.len(),
+        errors.first()
+    );
+}

@@ -63,3 +63,23 @@ pub async fn scripted_node(
     });
     (node, task)
 }
+
+/// Waits for the stale set that a node switch or restart publishes (the grace period's) and
+/// checks that it kept the last set, of one instance.
+pub async fn wait_for_the_kept_set(sub: &mut sdkit_core::Subscription) {
+    let stale = sdkit_testkit::wait::wait_for(
+        sub,
+        sdkit_testkit::wait::EVENTUALLY,
+        "the stale set after a node switch or restart",
+        |s| {
+            s.error()
+                .is_some_and(|e| e.to_string().contains("node switch or restart"))
+        },
+    )
+    .await;
+    assert_eq!(
+        stale.len(),
+        1,
+        "the last set is kept during the grace period"
+    );
+}
