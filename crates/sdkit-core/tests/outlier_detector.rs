@@ -278,3 +278,56 @@ async fn every_balancer_feeds_and_honours_outlier_detection() {
         }
     }
 }
+
+/// The set changes after the detector read it but before its task first runs (a loaded
+/// machine): the detector still follows the change. The detector's task lives on a runtime of
+/// its own that is not driven until the change is published, which makes the race certain.
+#[test]
+fn a_change_published_before_the_detectors_task_runs_is_followed() {
+    let current = || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+    };
+    let (registry_side, detector_side) = (current(), current());
+    let source = InstanceCache::new();
+    let inst = |i: u32| Instance::new(format!("i{i}"), format!("10.0.0.{i}:80"));
+    let endpointer = registry_side.block_on(async {
+        Endpointer::new(&source, |i: &Instance| {
+            Ok::<_, sdkit_core::BoxError>(i.id().to_owned())
+        })
+    });
+    let set = endpointer.endpoint_set();
+    let seen = set.version();
+    let detector = {
+        let _enter = detector_side.enter();
+        OutlierDetector::spawn(&set, OutlierConfig::default())
+    };
+    registry_side.block_on(async {
+        source.update(vec![inst(1), inst(2), inst(3)]);
+        tokio::time::timeout(Duration::from_secs(10), set.changed_since(seen))
+            .await
+            .expect("the endpointer publishes");
+    });
+    assert_eq!(set.load().len(), 3);
+    detector_side.block_on(async {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while !set.load().iter().all(|e| e.state().is_observed()) {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the detector never followed the published set"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    });
+    let endpoints = set.load();
+    for _ in 0..5 {
+        endpoints
+            .get(1)
+            .unwrap()
+            .state()
+            .record(TIMEOUT, Duration::from_millis(1));
+    }
+    assert_eq!(detector.ejected(), vec![Arc::from("i2")]);
+}

@@ -266,8 +266,11 @@ impl OutlierDetector {
             listener,
             metrics: OutlierMetrics::new(set.labels()),
         });
+        // The version before the snapshot: a change published before the task first runs is
+        // not lost (the task's first wait returns at once).
+        let seen = set.version();
         sync(&shared, &set.load());
-        let task = tokio::spawn(run(set.clone(), Arc::downgrade(&shared)));
+        let task = tokio::spawn(run(set.clone(), Arc::downgrade(&shared), seen));
         OutlierDetector { shared, task }
     }
 
@@ -355,15 +358,15 @@ fn sync<S>(shared: &Arc<Shared>, endpoints: &Endpoints<S>) {
     inner.endpoints = kept;
 }
 
-/// The task: follows the set, ticks every interval, returns endpoints when their time is up.
-async fn run<S: Send + Sync + 'static>(set: EndpointSet<S>, shared: Weak<Shared>) {
+/// The task: follows the set (from version `seen`, the one the detector last synced to), ticks
+/// every interval, returns endpoints when their time is up.
+async fn run<S: Send + Sync + 'static>(set: EndpointSet<S>, shared: Weak<Shared>, mut seen: u64) {
     let interval = match shared.upgrade() {
         Some(s) => s.lock().detector.config().interval(),
         None => return,
     };
     let mut next_tick = tokio::time::Instant::now() + interval;
     loop {
-        let version = set.version();
         let (expiry, wake) = {
             let Some(shared) = shared.upgrade() else {
                 return;
@@ -378,7 +381,8 @@ async fn run<S: Send + Sync + 'static>(set: EndpointSet<S>, shared: Weak<Shared>
             }
         };
         let tick = tokio::select! {
-            () = set.changed_since(version) => {
+            () = set.changed_since(seen) => {
+                seen = set.version();
                 let endpoints = set.load();
                 sync(&wake, &endpoints);
                 continue;
