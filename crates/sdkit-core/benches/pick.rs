@@ -4,7 +4,8 @@
 //!   snapshot, go-kit's `FixedEndpointer`) beside every sdkit balancer over a live
 //!   `EndpointSet`, with endpoints whose clone costs nothing (`pick`) or one reference count
 //!   (`pick_refcounted_endpoint`); `*_cached` rows pick through a caller-owned `PickCache`;
-//! * `pick_2_threads`: the same picks from two threads at once (time per pick per thread);
+//! * `pick_2_threads`: the same picks from two threads at once (time per pick per thread),
+//!   beside the same loop with one thread picking (`*_one_thread`);
 //! * `pick_and_call`: pick + a trivial call, direct and through `BalancedService`'s
 //!   `ready`/`call`, beside `tower::balance::p2c` over `PendingRequests` and `PeakEwma`;
 //!   `floor_vec_atomic_service` is the floor behind the same `ready`/`call` (a `Service` whose
@@ -15,8 +16,8 @@
 use std::convert::Infallible;
 use std::future::{Ready, ready};
 use std::hint::black_box;
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Barrier};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -225,47 +226,72 @@ fn pick(c: &mut Criterion) {
     group.finish();
 }
 
-/// Runs `per_thread` picks on each of two threads at once; returns the wall time. Each thread
-/// calls its own copy of `pick` (a closure of references is `Copy`): a closure shared by
-/// reference would live on this thread's stack, beside the locals this thread writes on every
-/// iteration, and the other thread's read of it on every call would share those lines (false
-/// sharing of the benchmark's own making: it doubled the cost of the cheapest picks).
-fn two_threads<F: Fn() + Copy + Send>(per_thread: u64, pick: F) -> Duration {
-    two_threads_each(per_thread, pick, pick)
+/// Times `pick` on two threads at once: each thread calls its own copy (a closure of references
+/// is `Copy`): a closure shared by reference would live on this thread's stack, beside the
+/// locals this thread writes on every iteration, and the other thread's read of it on every
+/// call would share those lines (false sharing of the benchmark's own making: it doubled the
+/// cost of the cheapest picks).
+fn two_threads<F: Fn() + Copy + Send>(b: &mut criterion::Bencher<'_>, pick: F) {
+    two_threads_each(b, pick, pick);
 }
 
-/// Runs `per_thread` calls of `mine` on this thread and of `theirs` on another at once;
-/// returns the wall time until both are done.
-fn two_threads_each<F: Fn(), G: Fn() + Send>(per_thread: u64, mine: F, theirs: G) -> Duration {
-    let barrier = Barrier::new(2);
+/// Signals between the measuring thread and its partner, each on a cache-line pair of its own.
+#[derive(Default)]
+#[repr(align(128))]
+struct Signal(AtomicU64);
+
+/// Times `mine` on this thread while a partner thread runs `theirs` as many times; each sample
+/// is the wall time until both are done.
+///
+/// The partner is started once per row and spins between samples, so a sample starts both
+/// loops within a cache-line transfer of each other. (A thread spawned, or woken from a futex,
+/// per sample starts tens of microseconds late on a VM: the measuring thread then waits for it
+/// at the end, and two loops that share nothing at all came out 1.2–1.5× one loop.)
+fn two_threads_each<F: Fn(), G: Fn() + Send>(b: &mut criterion::Bencher<'_>, mine: F, theirs: G) {
+    // `go`: the partner's iteration count for round `round` (0: stop); `done`: the last round
+    // it finished.
+    let (round, go, done) = (Signal::default(), Signal::default(), Signal::default());
+    let (round_ref, go_ref, done_ref) = (&round, &go, &done);
     std::thread::scope(|scope| {
-        let other = scope.spawn({
-            let barrier = &barrier;
-            move || {
-                barrier.wait();
-                for _ in 0..per_thread {
+        scope.spawn(move || {
+            let (round, go, done) = (round_ref, go_ref, done_ref);
+            let mut seen = 0;
+            loop {
+                let next = loop {
+                    let r = round.0.load(Ordering::Acquire);
+                    if r != seen {
+                        break r;
+                    }
+                    std::hint::spin_loop();
+                };
+                seen = next;
+                let iters = go.0.load(Ordering::Acquire);
+                if iters == 0 {
+                    return;
+                }
+                for _ in 0..iters {
                     theirs();
                 }
+                done.0.store(next, Ordering::Release);
             }
         });
-        barrier.wait();
-        let start = Instant::now();
-        for _ in 0..per_thread {
-            mine();
-        }
-        let done = start.elapsed();
-        other.join().expect("picker thread");
-        done.max(start.elapsed())
-    })
-}
-
-/// Runs `iters` picks on this thread with the same kind of closure as [`two_threads`].
-fn one_thread<F: Fn()>(iters: u64, pick: F) -> Duration {
-    let start = Instant::now();
-    for _ in 0..iters {
-        pick();
-    }
-    start.elapsed()
+        let mut current = 0;
+        b.iter_custom(|iters| {
+            current += 1;
+            go.0.store(iters, Ordering::Release);
+            round.0.store(current, Ordering::Release);
+            let start = Instant::now();
+            for _ in 0..iters {
+                mine();
+            }
+            while done.0.load(Ordering::Acquire) != current {
+                std::hint::spin_loop();
+            }
+            start.elapsed()
+        });
+        go.0.store(0, Ordering::Release);
+        round.0.store(current + 1, Ordering::Release);
+    });
 }
 
 fn pick_2_threads(c: &mut Criterion) {
@@ -278,10 +304,8 @@ fn pick_2_threads(c: &mut Criterion) {
             .collect();
         let floor = Floor::new(list.iter().map(|(_, id)| *id).collect());
         group.bench_with_input(BenchmarkId::new("floor_vec_atomic", n), &n, |b, _| {
-            b.iter_custom(|iters| {
-                two_threads(iters, || {
-                    black_box(floor.pick());
-                })
+            two_threads(b, || {
+                black_box(floor.pick());
             })
         });
         let ids = EndpointSet::fixed(list);
@@ -298,11 +322,7 @@ fn pick_2_threads(c: &mut Criterion) {
             group.bench_with_input(
                 BenchmarkId::new("round_robin_one_balancer_per_thread", n),
                 &n,
-                |bench, _| {
-                    bench.iter_custom(|iters| {
-                        two_threads_each(iters, move || keep(a.pick()), move || keep(b.pick()))
-                    })
-                },
+                |bench, _| two_threads_each(bench, move || keep(a.pick()), move || keep(b.pick())),
             );
         }
         each_balancer!(ids, 4, |name, balancer| {
@@ -312,22 +332,25 @@ fn pick_2_threads(c: &mut Criterion) {
             let heap = Box::new(balancer);
             let balancer = &*heap;
             group.bench_with_input(BenchmarkId::new(name, n), &n, |b, _| {
-                b.iter_custom(|iters| {
-                    two_threads(iters, move || {
-                        keep(balancer.pick());
-                    })
+                two_threads(b, move || {
+                    keep(balancer.pick());
                 })
             });
-            // The same loop on one thread: the yardstick of the two-thread rows.
+            // The yardstick of the two-thread rows: the same measuring loop (the same code,
+            // the same partner thread) with the partner idle, so one thread picks. (A loop of
+            // its own compiled differently: 3.0 ns where `pick/round_robin` and this row take
+            // 4.6 ns on one thread.)
             group.bench_with_input(
                 BenchmarkId::new(format!("{name}_one_thread"), n),
                 &n,
                 |b, _| {
-                    b.iter_custom(|iters| {
-                        one_thread(iters, move || {
+                    two_threads_each(
+                        b,
+                        move || {
                             keep(balancer.pick());
-                        })
-                    })
+                        },
+                        || {},
+                    )
                 },
             );
         });
