@@ -7,9 +7,9 @@
 //! * a connect that succeeds → **ready** (and the reconnect backoff starts over);
 //! * a connect that fails, or a live connection that ends (peer gone, I/O error, GOAWAY) →
 //!   **failed**: pickers skip the endpoint while another one is ready, and the endpoint's
-//!   reconnect task probes the address with backoff (a transport connect, no request) until it
-//!   answers, then marks the endpoint ready again; the channel itself reconnects on its next
-//!   call.
+//!   reconnect task probes the address with backoff (a connect and, on plaintext channels, the
+//!   start of an HTTP/2 connection; no request) until it answers, then marks the endpoint
+//!   ready again; the channel itself reconnects on its next call.
 //!
 //! Every change bumps a channel-wide counter, on which calls waiting for a ready endpoint sleep.
 

@@ -129,6 +129,7 @@ impl EndpointFactory {
             uri,
             self.config.backoff(),
             self.config.connect_timeout(),
+            self.config.tls().is_none(),
         );
         Ok(GrpcEndpoint {
             channel,

@@ -5,6 +5,8 @@
 mod common;
 
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use common::greeter::HelloRequest;
@@ -12,6 +14,7 @@ use common::greeter::greeter_client::GreeterClient;
 use common::{Options, TestServer, eventually, hello};
 use sdkit::{FixedInstancer, Instance};
 use sdkit_grpc::{Channel, ClientTlsConfig, Config, Served};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tonic::Code;
 
 /// A loopback address nothing listens on (bound, then released).
@@ -281,6 +284,78 @@ async fn a_waiting_call_proceeds_once_a_server_comes_up() {
     );
     assert_eq!(waiting.await.unwrap().expect("served once up"), "late");
     assert!(channel.endpoints().get(0).unwrap().service().is_connected());
+}
+
+/// Accepts connections on `listener` and answers each with an HTTP/1.1 error, as a port whose
+/// owner does not speak HTTP/2 would; counts the connections. Aborting the task closes the
+/// listener.
+fn not_http2(listener: std::net::TcpListener) -> (Arc<AtomicUsize>, tokio::task::JoinHandle<()>) {
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let count = Arc::clone(&accepted);
+    let task = tokio::spawn(async move {
+        listener.set_nonblocking(true).unwrap();
+        let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+        loop {
+            let Ok((mut socket, _)) = listener.accept().await else {
+                return;
+            };
+            count.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                let _ = socket
+                    .write_all(b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n")
+                    .await;
+                let mut sink = [0u8; 1024];
+                while matches!(socket.read(&mut sink).await, Ok(n) if n > 0) {}
+            });
+        }
+    });
+    (accepted, task)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_port_that_does_not_speak_http2_keeps_the_endpoint_not_ready_a_server_makes_it_ready() {
+    let addr = dead_addr();
+    let instancer = fixed(vec![Instance::from_addr(addr.to_string())]);
+    let backoff = sdkit::Backoff::new(Duration::from_millis(10), Duration::from_millis(40));
+    let channel = Channel::new(&instancer, Config::default().with_backoff(backoff)).unwrap();
+    channel.ready(Duration::from_secs(5)).await.unwrap();
+    let mut client = GreeterClient::new(channel.clone());
+    let mut request = tonic::Request::new(HelloRequest { name: "x".into() });
+    request.set_timeout(Duration::from_millis(200));
+    assert!(client.say_hello(request).await.is_err());
+    let endpoint = || channel.endpoints().get(0).unwrap().service().clone();
+    assert!(!endpoint().is_ready());
+    // Something that is not an HTTP/2 server takes the port: the probes connect, and the
+    // endpoint stays not ready.
+    let (probes, squatter) = not_http2(std::net::TcpListener::bind(addr).unwrap());
+    eventually(
+        "five probes of the squatter",
+        Duration::from_secs(10),
+        async || probes.load(Ordering::SeqCst) >= 5,
+    )
+    .await;
+    assert!(
+        !endpoint().is_ready(),
+        "a TCP connect alone does not make a gRPC endpoint ready"
+    );
+    // The squatter goes, a gRPC server comes: the next probe makes the endpoint ready, without
+    // any call.
+    squatter.abort();
+    let mut server = TestServer::start_with(
+        "late",
+        Options {
+            addr: Some(addr),
+            ..Default::default()
+        },
+    );
+    eventually(
+        "ready once a server answers",
+        Duration::from_secs(10),
+        async || endpoint().is_ready(),
+    )
+    .await;
+    assert_eq!(server.served(), 0, "the probe sends no request");
+    server.kill();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
