@@ -39,7 +39,7 @@ pub struct Args {
     /// The registry's region.
     #[arg(long, default_value = "local")]
     region: String,
-    /// Hostname of the registry's own instance [default: discovery-<addr>].
+    /// Hostname of the registry's own instance [default: `discovery-` and the address it listens on].
     #[arg(long)]
     hostname: Option<String>,
     /// Longest time a long poll is parked.
