@@ -23,8 +23,9 @@ use crate::connector::{BoxedIo, Connector};
 /// The HTTP/2 client connection preface followed by an empty SETTINGS frame.
 const PREFACE_AND_SETTINGS: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0";
 
-/// Frame type of SETTINGS, and its ACK flag.
+/// The frame type of SETTINGS.
 const SETTINGS: u8 = 0x4;
+/// The ACK flag of a SETTINGS frame (an acknowledgement, not the server's own settings).
 const ACK: u8 = 0x1;
 
 /// Starts an HTTP/2 connection on `io`: the server's first frame must be its SETTINGS (not an
