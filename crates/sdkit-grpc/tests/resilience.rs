@@ -289,12 +289,10 @@ async fn a_waiting_call_proceeds_once_a_server_comes_up() {
 /// Accepts connections on `listener` and answers each with an HTTP/1.1 error, as a port whose
 /// owner does not speak HTTP/2 would; counts the connections. Aborting the task closes the
 /// listener.
-fn not_http2(listener: std::net::TcpListener) -> (Arc<AtomicUsize>, tokio::task::JoinHandle<()>) {
+fn not_http2(listener: tokio::net::TcpListener) -> (Arc<AtomicUsize>, tokio::task::JoinHandle<()>) {
     let accepted = Arc::new(AtomicUsize::new(0));
     let count = Arc::clone(&accepted);
     let task = tokio::spawn(async move {
-        listener.set_nonblocking(true).unwrap();
-        let listener = tokio::net::TcpListener::from_std(listener).unwrap();
         loop {
             let Ok((mut socket, _)) = listener.accept().await else {
                 return;
@@ -314,7 +312,11 @@ fn not_http2(listener: std::net::TcpListener) -> (Arc<AtomicUsize>, tokio::task:
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_port_that_does_not_speak_http2_keeps_the_endpoint_not_ready_a_server_makes_it_ready() {
-    let addr = dead_addr();
+    // The port stays ours throughout: bound but not listening (connections are refused), then
+    // listening without speaking HTTP/2.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let addr = socket.local_addr().unwrap();
     let instancer = fixed(vec![Instance::from_addr(addr.to_string())]);
     let backoff = sdkit::Backoff::new(Duration::from_millis(10), Duration::from_millis(40));
     let channel = Channel::new(&instancer, Config::default().with_backoff(backoff)).unwrap();
@@ -327,7 +329,7 @@ async fn a_port_that_does_not_speak_http2_keeps_the_endpoint_not_ready_a_server_
     assert!(!endpoint().is_ready());
     // Something that is not an HTTP/2 server takes the port: the probes connect, and the
     // endpoint stays not ready.
-    let (probes, squatter) = not_http2(std::net::TcpListener::bind(addr).unwrap());
+    let (probes, squatter) = not_http2(socket.listen(64).unwrap());
     eventually(
         "five probes of the squatter",
         Duration::from_secs(10),
