@@ -20,6 +20,10 @@ use tokio::task::JoinSet;
 
 use super::CommandError;
 
+/// The header that carries `--key`: the CLI's HTTP client reads each request's hash from it
+/// (consistent-hashing balancers send equal keys to one instance).
+pub const KEY_HEADER: &str = "x-sdkit-key";
+
 /// Largest response body read; a longer one fails the request.
 pub const MAX_BODY: usize = 1 << 20;
 
@@ -41,7 +45,7 @@ pub fn client(
             Duration::from_millis(5),
             Duration::from_millis(200),
         ))
-        .with_request_hash_header(http::HeaderName::from_static(super::traffic::KEY_HEADER));
+        .with_request_hash_header(http::HeaderName::from_static(KEY_HEADER));
     let lb = lb.clone();
     let make: MakeBalancer = Arc::new(move |set| Arc::from(lb.build(set)));
     Client::new(config)

@@ -15,7 +15,7 @@ use sdkit::http::{AttemptError, Client, Error as HttpError, Served};
 use sdkit::lb::BalancerConfig;
 use tokio::sync::watch;
 
-use super::http::MAX_BODY;
+use super::http::{KEY_HEADER, MAX_BODY};
 use super::output::Style;
 
 /// Per-instance counters.
@@ -286,10 +286,6 @@ pub struct Plan {
     /// Every request's hash key (`--key`), sent as [`KEY_HEADER`].
     pub key: Option<Arc<str>>,
 }
-
-/// The header that carries `--key`: the CLI's HTTP client reads each request's hash from it
-/// (consistent-hashing balancers send equal keys to one instance).
-pub const KEY_HEADER: &str = "x-sdkit-key";
 
 /// Sends the planned traffic through `client`; returns when done (or when `stop` is cancelled).
 pub async fn run(client: Client, plan: Plan, stats: Arc<Stats>, stop: CancellationToken) {

@@ -24,6 +24,10 @@ pub struct PickContext<'a> {
     avoid: &'a [EndpointKey],
 }
 
+/// The empty context, as a constant (a pick without a context passes it by reference without
+/// building one on the stack).
+pub(crate) const NO_CONTEXT: &PickContext<'static> = &PickContext::new();
+
 impl<'a> PickContext<'a> {
     /// An empty context.
     pub const fn new() -> Self {

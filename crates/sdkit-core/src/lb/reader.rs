@@ -27,9 +27,9 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use thread_local::ThreadLocal;
 
+use super::context::NO_CONTEXT;
 use super::context::PickContext;
 use super::guard::Picked;
-use super::ready::NO_CONTEXT;
 use super::stable_hash::mix;
 use crate::endpoint::Endpoints;
 use crate::endpoint_set::EndpointSet;

@@ -12,10 +12,6 @@ use super::reader::Local;
 use crate::endpoint::Endpoints;
 use crate::feedback::state::any_not_ready;
 
-/// The empty context, as a constant (a pick without a context passes it by reference without
-/// building one on the stack).
-pub(crate) const NO_CONTEXT: &PickContext<'static> = &PickContext::new();
-
 /// Candidates asked of the balancer before scanning.
 pub(crate) const PROBES: u32 = 8;
 
