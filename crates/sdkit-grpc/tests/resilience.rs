@@ -27,6 +27,17 @@ fn fixed(instances: Vec<Instance>) -> FixedInstancer {
     FixedInstancer::new(instances)
 }
 
+/// Whether the endpoint of the instance with identity `id` is ready now.
+fn is_ready(channel: &Channel, id: &str) -> bool {
+    channel
+        .endpoints()
+        .iter()
+        .find(|e| e.instance().id() == id)
+        .unwrap_or_else(|| panic!("no endpoint {id}"))
+        .service()
+        .is_ready()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connect_failures_are_retried_transparently_and_marked_not_ready() {
     let a = TestServer::start("a");
@@ -47,16 +58,18 @@ async fn connect_failures_are_retried_transparently_and_marked_not_ready() {
             .expect("no call fails: connect errors move to another endpoint");
     }
     assert_eq!(a.served() + b.served(), 300);
-    let endpoints = channel.endpoints();
-    let dead_endpoint = endpoints
-        .iter()
-        .find(|e| e.instance().id() == "0-dead")
-        .unwrap();
     assert!(
-        !dead_endpoint.service().is_ready(),
+        !is_ready(&channel, "0-dead"),
         "the dead endpoint is marked not ready"
     );
-    assert!(endpoints.iter().filter(|e| e.service().is_ready()).count() == 2);
+    assert!(
+        channel
+            .endpoints()
+            .iter()
+            .filter(|e| e.service().is_ready())
+            .count()
+            == 2
+    );
     // The served-by extension says who answered, after how many attempts.
     let response = client
         .say_hello(HelloRequest { name: "x".into() })
@@ -151,13 +164,8 @@ async fn a_connection_that_ends_marks_its_endpoint_not_ready_before_the_call_fai
         let status = hello(&mut client)
             .await
             .expect_err("the server dies under the call");
-        let endpoints = channel.endpoints();
-        let first = endpoints
-            .iter()
-            .find(|e| e.instance().id() == "1-dying")
-            .unwrap();
         assert!(
-            !first.service().is_ready(),
+            !is_ready(&channel, "1-dying"),
             "round {round}: the call failed ({status}) while its endpoint still looked ready"
         );
         assert_eq!(
