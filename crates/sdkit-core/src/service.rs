@@ -127,11 +127,9 @@ where
 
     #[inline]
     fn call(&mut self, request: Req) -> Self::Future {
-        let cx = PickContext::new().with_avoid(&self.avoid);
-        let cx = match self.hash {
-            Some(hash) => cx.with_hash(hash),
-            None => cx,
-        };
+        let cx = PickContext::new()
+            .with_avoid(&self.avoid)
+            .with_optional_hash(self.hash);
         match self.balancer.pick_with_cached(&mut self.cache, &cx) {
             Ok(picked) => {
                 self.last = Some(picked.key);

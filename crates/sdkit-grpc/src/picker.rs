@@ -112,11 +112,9 @@ impl Picker {
                 ((u128::from(r) * len as u128) >> 64) as usize
             }
             Picker::Balancer(balancer) => {
-                let cx = PickContext::new().with_avoid(avoid);
-                let cx = match hash {
-                    Some(hash) => cx.with_hash(hash),
-                    None => cx,
-                };
+                let cx = PickContext::new()
+                    .with_avoid(avoid)
+                    .with_optional_hash(hash);
                 let picked = balancer.pick_with(&cx).ok()?;
                 if picked.service.is_ready() {
                     return Some(Pick {

@@ -44,6 +44,13 @@ impl<'a> PickContext<'a> {
         self
     }
 
+    /// Sets the request's hash when there is one (`None` leaves the context without a hash):
+    /// for callers that carry an optional hash.
+    pub const fn with_optional_hash(mut self, hash: Option<u64>) -> Self {
+        self.hash = hash;
+        self
+    }
+
     /// Sets the hash from any hashable key (a stable hash: FNV-1a over the key's `Hash` bytes).
     pub fn with_hash_key(self, key: impl Hash) -> Self {
         let mut hasher = Fnv(0xcbf2_9ce4_8422_2325);
