@@ -27,8 +27,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use thread_local::ThreadLocal;
 
-use super::context::NO_CONTEXT;
-use super::context::PickContext;
+use super::context::{NO_CONTEXT, PickContext};
 use super::guard::Picked;
 use super::stable_hash::mix;
 use crate::endpoint::Endpoints;
