@@ -56,24 +56,31 @@ impl EndpointKey {
 
 /// One endpoint: its instance, the callable `service`, and its shared state.
 ///
-/// The instance is the one of the snapshot the endpoint was published with (an endpoint kept
-/// across updates shows the newest weight, zone, tags and metadata). It is shared with that
-/// snapshot's instance list rather than copied, so a clone held long after the set changed keeps
-/// that list alive.
+/// An endpoint holds two references: one to what every snapshot that keeps it shares (the
+/// service, the state and the key, allocated once when the instance joins), and one to the
+/// instance list of the snapshot it was published with, whose entry it shows (an endpoint kept
+/// across updates shows the newest weight, zone, tags and metadata). Cloning an endpoint, as an
+/// update that keeps it does, takes those two references whatever the service costs to clone
+/// (a gRPC channel or an HTTP client is several reference counts of its own). A clone held long
+/// after the set changed keeps that instance list alive.
 pub struct Endpoint<S> {
-    pub(crate) service: S,
+    shared: Arc<Shared<S>>,
     pub(crate) instance: SharedInstance,
-    pub(crate) state: Arc<EndpointState>,
-    pub(crate) key: EndpointKey,
 }
 
-impl<S: Clone> Clone for Endpoint<S> {
+/// What an [`Endpoint`] holds, behind its one reference count.
+struct Shared<S> {
+    key: EndpointKey,
+    service: S,
+    state: Arc<EndpointState>,
+}
+
+impl<S> Clone for Endpoint<S> {
+    #[inline]
     fn clone(&self) -> Self {
         Endpoint {
-            service: self.service.clone(),
+            shared: Arc::clone(&self.shared),
             instance: self.instance.clone(),
-            state: Arc::clone(&self.state),
-            key: self.key,
         }
     }
 }
@@ -94,54 +101,55 @@ impl<S> Endpoint<S> {
         state: Arc<EndpointState>,
     ) -> Self {
         Endpoint {
-            key: EndpointKey::of(instance.get().id()),
-            service,
+            shared: Arc::new(Shared {
+                key: EndpointKey::of(instance.get().id()),
+                service,
+                state,
+            }),
             instance,
-            state,
         }
     }
 
     /// This endpoint's service and state next to `instance` (of the same identity): what an
     /// update that keeps the endpoint publishes.
-    pub(crate) fn with_instance(&self, instance: SharedInstance) -> Self
-    where
-        S: Clone,
-    {
+    pub(crate) fn with_instance(&self, instance: SharedInstance) -> Self {
         Endpoint {
-            service: self.service.clone(),
+            shared: Arc::clone(&self.shared),
             instance,
-            state: Arc::clone(&self.state),
-            key: self.key,
         }
     }
 
     /// The instance this endpoint reaches.
+    #[inline]
     pub fn instance(&self) -> &Instance {
         self.instance.get()
     }
 
     /// The callable endpoint.
+    #[inline]
     pub fn service(&self) -> &S {
-        &self.service
+        &self.shared.service
     }
 
     /// The endpoint's shared state: kept across snapshot updates while the instance stays (same
     /// identity and address); a removed and re-added instance starts fresh.
+    #[inline]
     pub fn state(&self) -> &Arc<EndpointState> {
-        &self.state
+        &self.shared.state
     }
 
     /// The key of the instance identity.
+    #[inline]
     pub fn key(&self) -> EndpointKey {
-        self.key
+        self.shared.key
     }
 }
 
 impl<S> fmt::Debug for Endpoint<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Endpoint")
-            .field("instance", &self.instance)
-            .field("state", &self.state)
+            .field("instance", self.instance())
+            .field("state", self.state())
             .finish_non_exhaustive()
     }
 }

@@ -50,6 +50,7 @@ mod merge;
 use crate::endpoint::Endpoints;
 use crate::endpoint_set::EndpointSet;
 use crate::error::{BoxError, NoInstancesYet};
+use crate::feedback::state::any_not_ready;
 use crate::lb::EndpointState;
 use crate::metrics::EndpointerMetrics;
 use crate::{Backoff, Instance, Instancer, Snapshot, Subscription};
@@ -416,7 +417,12 @@ impl<S: Send + Sync + 'static> Leftovers<S> {
             metrics,
         }) = count
         {
-            let ready = current.iter().filter(|e| e.state().is_ready()).count();
+            // While every endpoint in the process is ready (one load), so are these.
+            let ready = if any_not_ready() {
+                current.iter().filter(|e| e.state().is_ready()).count()
+            } else {
+                current.len()
+            };
             if Arc::ptr_eq(&set.load(), &current) {
                 metrics.ready(ready);
             }

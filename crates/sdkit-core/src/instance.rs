@@ -16,7 +16,6 @@
 //! assert_eq!(b.addr(), "[::1]:8080");
 //! ```
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -24,6 +23,9 @@ use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
 
 pub mod json;
+mod meta;
+
+use meta::MetaMap;
 
 /// The default weight of an instance when its registry says nothing.
 pub const DEFAULT_WEIGHT: u32 = 1;
@@ -51,7 +53,7 @@ pub struct Instance {
     #[serde(default)]
     tags: Vec<CompactString>,
     #[serde(default)]
-    metadata: BTreeMap<CompactString, CompactString>,
+    metadata: MetaMap,
 }
 
 impl Instance {
@@ -64,7 +66,7 @@ impl Instance {
             weight: DEFAULT_WEIGHT,
             zone: None,
             tags: Vec::new(),
-            metadata: BTreeMap::new(),
+            metadata: MetaMap::default(),
         }
     }
 
@@ -162,12 +164,12 @@ impl Instance {
 
     /// String metadata, sorted by key.
     pub fn metadata(&self) -> Metadata<'_> {
-        Metadata(self.metadata.iter())
+        Metadata(self.metadata.entries().iter())
     }
 
     /// One metadata value.
     pub fn meta(&self, key: &str) -> Option<&str> {
-        self.metadata.get(key).map(CompactString::as_str)
+        self.metadata.get(key)
     }
 }
 
@@ -245,7 +247,7 @@ impl std::fmt::Debug for Tags<'_> {
 
 /// The metadata of an [`Instance`], sorted by key.
 #[derive(Clone)]
-pub struct Metadata<'a>(std::collections::btree_map::Iter<'a, CompactString, CompactString>);
+pub struct Metadata<'a>(std::slice::Iter<'a, (CompactString, CompactString)>);
 
 impl<'a> Iterator for Metadata<'a> {
     type Item = (&'a str, &'a str);

@@ -42,20 +42,17 @@ where
     // Two passes. The first only reads (identities and addresses, in order on both sides), so
     // the processor overlaps its cache misses; the second takes the references of the kept
     // endpoints (atomic increments, each of which waits for every earlier memory access).
-    let kept = kept_endpoints(old, new);
+    let (kept, carried) = kept_endpoints(old, new);
     let mut merged = Merged {
         items: Vec::with_capacity(new.len()),
         failed: 0,
-        carried: 0,
+        carried,
     };
     for (index, (instance, kept)) in new.iter().zip(kept).enumerate() {
         let Some(shared) = SharedInstance::in_list(new, index) else {
             continue;
         };
         if let Some(existing) = kept {
-            if existing.instance.is_at(new, index) {
-                merged.carried += 1;
-            }
             merged.items.push(existing.with_instance(shared));
             continue;
         }
@@ -78,12 +75,18 @@ where
 }
 
 /// For each new instance, the old endpoint it keeps: the one with the same identity and
-/// address (whatever the weight, zone, tags or metadata), if any. Both sides are sorted by
-/// identity.
-fn kept_endpoints<'a, S>(old: &'a [Endpoint<S>], new: &[Instance]) -> Vec<Option<&'a Endpoint<S>>> {
+/// address (whatever the weight, zone, tags or metadata), if any; and how many of those already
+/// show the very entry of `new` they are matched with. Both sides are sorted by identity.
+fn kept_endpoints<'a, S>(
+    old: &'a [Endpoint<S>],
+    new: &Arc<Vec<Instance>>,
+) -> (Vec<Option<&'a Endpoint<S>>>, usize) {
     let mut old_iter = old.iter().peekable();
-    new.iter()
-        .map(|instance| {
+    let mut carried = 0;
+    let kept = new
+        .iter()
+        .enumerate()
+        .map(|(index, instance)| {
             // Skip the removed ones, then look at the match.
             while let Some(existing) = old_iter.peek() {
                 match existing.instance().id().cmp(instance.id()) {
@@ -91,14 +94,19 @@ fn kept_endpoints<'a, S>(old: &'a [Endpoint<S>], new: &[Instance]) -> Vec<Option
                         old_iter.next();
                     }
                     std::cmp::Ordering::Equal => {
-                        return old_iter
+                        let kept = old_iter
                             .next()
                             .filter(|e| e.instance().addr() == instance.addr());
+                        if kept.is_some_and(|e| e.instance.is_at(new, index)) {
+                            carried += 1;
+                        }
+                        return kept;
                     }
                     std::cmp::Ordering::Greater => break,
                 }
             }
             None
         })
-        .collect()
+        .collect();
+    (kept, carried)
 }

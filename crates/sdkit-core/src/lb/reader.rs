@@ -114,7 +114,7 @@ impl Local {
     pub(crate) fn ready_count<S>(&mut self, endpoints: &Endpoints<S>) -> usize {
         let epoch = readiness_epoch();
         if self.ready_epoch != epoch {
-            self.ready_count = endpoints.iter().filter(|e| e.state.is_ready()).count();
+            self.ready_count = endpoints.iter().filter(|e| e.state().is_ready()).count();
             self.ready_epoch = epoch;
         }
         self.ready_count

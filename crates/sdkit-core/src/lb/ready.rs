@@ -67,7 +67,7 @@ fn slow<S>(
     }
     let acceptable = |i: usize| {
         let e = &items[i];
-        (panic || e.state.is_ready()) && !cx.avoids(e.key)
+        (panic || e.state().is_ready()) && !cx.avoids(e.key())
     };
     if acceptable(first) {
         return first;
@@ -84,7 +84,7 @@ fn slow<S>(
         return i;
     }
     // Nothing acceptable: every ready endpoint is avoided. Better a ready one than a dead one.
-    if !panic && let Some(i) = scan.clone().find(|&i| items[i].state.is_ready()) {
+    if !panic && let Some(i) = scan.clone().find(|&i| items[i].state().is_ready()) {
         return i;
     }
     first
