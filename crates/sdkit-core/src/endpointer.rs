@@ -46,11 +46,13 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 mod merge;
+mod reclaim;
+
+use reclaim::{CountReady, Leftovers, Reclaimer};
 
 use crate::endpoint::Endpoints;
 use crate::endpoint_set::EndpointSet;
 use crate::error::{BoxError, NoInstancesYet};
-use crate::feedback::state::any_not_ready;
 use crate::lb::EndpointState;
 use crate::metrics::EndpointerMetrics;
 use crate::{Backoff, Instance, Instancer, Snapshot, Subscription};
@@ -262,6 +264,7 @@ async fn run<S, F>(
     // Set when the invalidation timer fired; cleared by the next good snapshot. While set, error
     // snapshots (which still carry the stale set) must not bring the stale endpoints back.
     let mut invalidated = false;
+    let reclaimer = Reclaimer::new();
     loop {
         let invalidate_sleep = tokio::time::sleep_until(invalidate_at.unwrap_or_else(far_future));
         let retry_sleep = tokio::time::sleep_until(retry_at.unwrap_or_else(far_future));
@@ -279,7 +282,7 @@ async fn run<S, F>(
                         leftovers.endpoints = set.publish(Endpoints::new(Vec::new(), snapshot.error().cloned()));
                         retry_at = None;
                         leftovers.snapshot = last.replace(snapshot);
-                        leftovers.release();
+                        reclaimer.release(leftovers);
                         continue;
                     }
                     invalidate_at = match (snapshot.error(), options.invalidate_on_error) {
@@ -293,7 +296,7 @@ async fn run<S, F>(
                     let failed = apply(&set, &factory, &snapshot, &metrics, &mut leftovers);
                     retry_at = failed.then(|| tokio::time::Instant::now() + retry_backoff.next_delay());
                     leftovers.snapshot = last.replace(snapshot);
-                    leftovers.release();
+                    reclaimer.release(leftovers);
                 }
                 // The instancer stopped: keep the endpoints until we are stopped.
                 None => source_open = false,
@@ -306,7 +309,7 @@ async fn run<S, F>(
                 tracing::warn!(error = ?error.as_ref().map(ToString::to_string), "source failing for too long; invalidating endpoints");
                 let mut leftovers = Leftovers::new();
                 leftovers.endpoints = set.publish(Endpoints::new(Vec::new(), error));
-                leftovers.release();
+                reclaimer.release(leftovers);
             }
             _ = retry_sleep, if retry_at.is_some() => {
                 retry_at = None;
@@ -314,7 +317,7 @@ async fn run<S, F>(
                     let mut leftovers = Leftovers::new();
                     let failed = apply(&set, &factory, snapshot, &metrics, &mut leftovers);
                     retry_at = failed.then(|| tokio::time::Instant::now() + retry_backoff.next_delay());
-                    leftovers.release();
+                    reclaimer.release(leftovers);
                 }
             }
         }
@@ -358,74 +361,4 @@ where
         metrics: metrics.clone(),
     });
     merged.failed > 0
-}
-
-/// Sets at least this large are dropped (and counted) off the endpointer's task.
-const RECLAIM_OFF_TASK: usize = 1024;
-
-/// What an update leaves to do once its set is published: the superseded endpoints and
-/// snapshot to drop (strings and maps to free for every item) and the ready gauge to count (a
-/// cache miss per endpoint). For thousands of items it is done in one task on Tokio's blocking
-/// pool, so that neither the endpointer's next update nor the pickers' tasks wait for it; for
-/// fewer, here.
-struct Leftovers<S> {
-    endpoints: Option<Arc<Endpoints<S>>>,
-    snapshot: Option<Arc<Snapshot>>,
-    count: Option<CountReady<S>>,
-}
-
-/// Counts the ready endpoints of `current` into the gauge, unless a newer set was published.
-struct CountReady<S> {
-    current: Arc<Endpoints<S>>,
-    set: EndpointSet<S>,
-    metrics: EndpointerMetrics,
-}
-
-impl<S: Send + Sync + 'static> Leftovers<S> {
-    fn new() -> Self {
-        Leftovers {
-            endpoints: None,
-            snapshot: None,
-            count: None,
-        }
-    }
-
-    fn release(self) {
-        let items = self.endpoints.as_ref().map_or(0, |e| e.len())
-            + self.snapshot.as_ref().map_or(0, |s| s.len())
-            + self.count.as_ref().map_or(0, |c| c.current.len());
-        if items >= RECLAIM_OFF_TASK
-            && let Ok(runtime) = tokio::runtime::Handle::try_current()
-        {
-            drop(runtime.spawn_blocking(move || self.finish()));
-        } else {
-            self.finish();
-        }
-    }
-
-    fn finish(self) {
-        let Leftovers {
-            endpoints,
-            snapshot,
-            count,
-        } = self;
-        drop(endpoints);
-        drop(snapshot);
-        if let Some(CountReady {
-            current,
-            set,
-            metrics,
-        }) = count
-        {
-            // While every endpoint in the process is ready (one load), so are these.
-            let ready = if any_not_ready() {
-                current.iter().filter(|e| e.state().is_ready()).count()
-            } else {
-                current.len()
-            };
-            if Arc::ptr_eq(&set.load(), &current) {
-                metrics.ready(ready);
-            }
-        }
-    }
 }

@@ -361,3 +361,55 @@ async fn picks_keep_working_while_snapshots_change() {
     let total: u64 = pickers.into_iter().map(|p| p.join().unwrap()).sum();
     assert!(total > 0);
 }
+
+/// A service whose drop panics (a user's `Drop` gone wrong) for one address.
+struct Fragile {
+    addr: String,
+    live: Arc<Live>,
+}
+
+impl Drop for Fragile {
+    fn drop(&mut self) {
+        self.live.0.fetch_sub(1, Ordering::SeqCst);
+        if self.addr == inst(0).addr() && !std::thread::panicking() {
+            panic!("test: this service's drop panics");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicking_drop_while_reclaiming_a_large_set_does_not_stop_later_reclaims() {
+    let live = Arc::new(Live::default());
+    let factory = {
+        let live = Arc::clone(&live);
+        move |i: &Instance| {
+            live.0.fetch_add(1, Ordering::SeqCst);
+            Ok::<_, BoxError>(Arc::new(Fragile {
+                addr: i.addr().to_owned(),
+                live: Arc::clone(&live),
+            }))
+        }
+    };
+    // Large enough that superseded sets are dropped on the blocking pool.
+    let n = 2_000;
+    let source = InstanceCache::new();
+    source.update((0..n).map(inst).collect());
+    let endpointer = Endpointer::new(&source, factory);
+    endpointer.ready(Duration::from_secs(10)).await.unwrap();
+    assert_eq!(live.0.load(Ordering::SeqCst), n);
+    // Instance 0 leaves: dropping its service panics on the reclaiming thread.
+    source.update((1..n).map(inst).collect());
+    eventually("the panicking service dropped", || {
+        live.0.load(Ordering::SeqCst) == n - 1
+    })
+    .await;
+    // Later removals are still reclaimed, one after the other.
+    for gone in 1..=3 {
+        source.update((1 + gone..n).map(inst).collect());
+        eventually("a later removal reclaimed", || {
+            live.0.load(Ordering::SeqCst) == n - 1 - gone
+        })
+        .await;
+    }
+    assert_eq!(endpointer.endpoints().len(), n - 4);
+}

@@ -24,7 +24,8 @@ struct Gauges(Mutex<HashMap<String, Arc<AtomicU64>>>);
 impl Gauges {
     fn get(&self, name: &str) -> Option<f64> {
         let map = self.0.lock().unwrap();
-        map.get(name).map(|g| f64::from_bits(g.load(Ordering::SeqCst)))
+        map.get(name)
+            .map(|g| f64::from_bits(g.load(Ordering::SeqCst)))
     }
 }
 
@@ -48,7 +49,10 @@ impl Recorder for Shared {
 }
 
 fn inst(n: usize) -> Instance {
-    Instance::new(format!("web-{n:05}"), format!("10.0.{}.{}:80", n / 256, n % 256))
+    Instance::new(
+        format!("web-{n:05}"),
+        format!("10.0.{}.{}:80", n / 256, n % 256),
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -61,7 +65,9 @@ async fn the_ready_gauge_counts_ready_endpoints_of_a_large_set() {
     let n = 3_000;
     let source = InstanceCache::new();
     source.update((0..n).map(inst).collect());
-    let endpointer = Endpointer::new(&source, |i: &Instance| Ok::<_, BoxError>(i.addr().to_owned()));
+    let endpointer = Endpointer::new(&source, |i: &Instance| {
+        Ok::<_, BoxError>(i.addr().to_owned())
+    });
     endpointer.ready(Duration::from_secs(10)).await.unwrap();
     let expect = |value: usize| move || gauges.get(names::ENDPOINTER_READY) == Some(value as f64);
     eventually("every endpoint counted ready", expect(n)).await;
@@ -73,7 +79,10 @@ async fn the_ready_gauge_counts_ready_endpoints_of_a_large_set() {
     endpoints.get(2_500).unwrap().state().set_healthy(false);
     source.update((0..=n).map(inst).collect());
     eventually("two endpoints counted not ready", expect(n + 1 - 2)).await;
-    assert_eq!(gauges.get(names::ENDPOINTER_ENDPOINTS), Some((n + 1) as f64));
+    assert_eq!(
+        gauges.get(names::ENDPOINTER_ENDPOINTS),
+        Some((n + 1) as f64)
+    );
 
     // Ready again: the next update counts every endpoint.
     endpoints.get(7).unwrap().state().set_transport_ready(true);
