@@ -109,7 +109,11 @@ impl Instance {
         self
     }
 
-    /// Sets one metadata entry.
+    /// Sets one metadata entry (replacing an earlier value of `key`).
+    ///
+    /// Metadata is kept as one sorted array, so each call copies it: to set more than a handful
+    /// of entries (say, a map decoded from a registry), pass them all to
+    /// [`with_metadata`](Self::with_metadata), which sorts once.
     pub fn with_meta(mut self, key: impl AsRef<str>, value: impl AsRef<str>) -> Self {
         self.metadata
             .insert(CompactString::new(key), CompactString::new(value));

@@ -107,20 +107,22 @@ fn entry(value: &Value) -> Option<Entry> {
         (Some(host), Some(port)) => {
             let host = host.trim_start_matches('[').trim_end_matches(']');
             let mut instance = Instance::new(&id, join_host_port(host, port));
+            // The rest of the metadata in one go (sorted once, whatever its size).
+            let mut rest = Vec::with_capacity(metadata.len() + 1);
             for (k, v) in &metadata {
                 match k.as_str() {
                     "weight" => match v.parse() {
                         Ok(w) => instance = instance.with_weight(w),
-                        Err(_) => instance = instance.with_meta(k, v),
+                        Err(_) => rest.push((k.as_str(), v.as_str())),
                     },
                     "zone" if !v.is_empty() => instance = instance.with_zone(v),
-                    _ => instance = instance.with_meta(k, v),
+                    _ => rest.push((k.as_str(), v.as_str())),
                 }
             }
             if secure {
-                instance = instance.with_meta("scheme", "https");
+                rest.push(("scheme", "https"));
             }
-            Ok(instance)
+            Ok(instance.with_metadata(rest))
         }
     };
     Some(Entry {
@@ -248,6 +250,21 @@ mod tests {
         assert_eq!(entries[0].status, "DOWN");
         assert!(entries[1].instance.is_err() && entries[2].instance.is_err());
         assert_eq!(entries[3].instance.as_ref().unwrap().addr(), "[::1]:81");
+    }
+
+    #[test]
+    fn an_instance_with_a_huge_metadata_map_decodes_whole() {
+        // A hostile or careless server: 50 000 entries on one instance (under 2 MB of JSON).
+        let entries: Vec<String> = (0..50_000).map(|i| format!("\"k{i:05}\":\"v\"")).collect();
+        let body = format!(
+            r#"{{"application":{{"name":"WEB","instance":{{"instanceId":"a","ipAddr":"10.0.0.1",
+            "status":"UP","port":{{"$":8080,"@enabled":true}},"metadata":{{{}}}}}}}}}"#,
+            entries.join(",")
+        );
+        let parsed = parse_application(body.as_bytes()).unwrap();
+        let instance = parsed[0].instance.as_ref().unwrap();
+        assert_eq!(instance.metadata().len(), 50_000);
+        assert_eq!(instance.meta("k49999"), Some("v"));
     }
 
     #[test]
