@@ -7,7 +7,9 @@
 //! blocking thread busy: leftovers that arrive while an earlier batch is still being dropped
 //! queue behind it instead of starting a thread of their own, so a registry that changes faster
 //! than its sets can be freed does not spread the frees over every core (nor pay a thread wake-up
-//! per update).
+//! per update). The queue is bounded: past [`MAX_QUEUED`] waiting batches the endpointer frees
+//! the set itself, which slows its updates down to what it can free (the instancer's watch
+//! channel keeps only the newest snapshot meanwhile), so memory stays bounded.
 
 use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -21,6 +23,10 @@ use crate::metrics::EndpointerMetrics;
 /// Leftovers with at least this many items (endpoints, instances and endpoints to count) are
 /// disposed of off the endpointer's task.
 const RECLAIM_OFF_TASK: usize = 1024;
+
+/// Batches that may wait behind the one being disposed of before the endpointer disposes of
+/// its leftovers itself.
+const MAX_QUEUED: usize = 4;
 
 /// What one update leaves to do once its set is published.
 pub(super) struct Leftovers<S> {
@@ -104,8 +110,9 @@ impl<S: Send + Sync + 'static> Reclaimer<S> {
         }
     }
 
-    /// Disposes of `leftovers`: here when small or outside a runtime, else behind any batch
-    /// still being disposed of, on the blocking pool.
+    /// Disposes of `leftovers`: here when small, outside a runtime or when [`MAX_QUEUED`]
+    /// batches already wait; else behind any batch still being disposed of, on the blocking
+    /// pool.
     pub(super) fn release(&self, leftovers: Leftovers<S>) {
         if leftovers.items() < RECLAIM_OFF_TASK {
             return leftovers.finish();
@@ -115,6 +122,10 @@ impl<S: Send + Sync + 'static> Reclaimer<S> {
         };
         {
             let mut queue = lock(&self.queue);
+            if queue.draining && queue.pending.len() >= MAX_QUEUED {
+                drop(queue);
+                return leftovers.finish();
+            }
             queue.pending.push(leftovers);
             if queue.draining {
                 return;
@@ -147,4 +158,99 @@ fn drain<S>(queue: &Mutex<Queue<S>>) {
 
 fn lock<S>(queue: &Mutex<Queue<S>>) -> MutexGuard<'_, Queue<S>> {
     queue.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::mpsc;
+    use std::time::{Duration, Instant};
+
+    use super::*;
+    use crate::Instance;
+    use crate::endpoint::Endpoint;
+
+    /// Counts its drops; the one holding a gate waits for it to open first.
+    struct Svc {
+        dropped: Arc<AtomicUsize>,
+        gate: Option<Mutex<mpsc::Receiver<()>>>,
+    }
+
+    impl Drop for Svc {
+        fn drop(&mut self) {
+            if let Some(gate) = &self.gate {
+                let _ = gate.lock().unwrap().recv();
+            }
+            self.dropped.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    /// Leftovers of `n` endpoints, the last of them holding `gate`.
+    fn leftovers(
+        n: usize,
+        dropped: &Arc<AtomicUsize>,
+        gate: Option<mpsc::Receiver<()>>,
+    ) -> Leftovers<Svc> {
+        let mut gate = gate.map(Mutex::new);
+        let items = (0..n)
+            .map(|i| {
+                let svc = Svc {
+                    dropped: Arc::clone(dropped),
+                    gate: if i + 1 == n { gate.take() } else { None },
+                };
+                Endpoint::new(
+                    Instance::from_addr(format!("10.0.{}.{}:80", i / 250, i % 250)),
+                    svc,
+                )
+            })
+            .collect();
+        let mut leftovers = Leftovers::new();
+        leftovers.endpoints = Some(Arc::new(Endpoints::new(items, None)));
+        leftovers
+    }
+
+    #[test]
+    fn batches_past_the_bound_are_disposed_of_by_the_caller() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let _entered = runtime.enter();
+        let reclaimer = Reclaimer::new();
+        let n = RECLAIM_OFF_TASK;
+        // The first batch holds the drain until the gate opens.
+        let (open, gate) = mpsc::channel();
+        let first = Arc::new(AtomicUsize::new(0));
+        reclaimer.release(leftovers(n, &first, Some(gate)));
+        let deadline = Instant::now() + Duration::from_secs(30);
+        // Wait for the drain to take it (and block on the gate).
+        while !lock(&reclaimer.queue).pending.is_empty() {
+            assert!(Instant::now() < deadline, "the drain never started");
+            std::thread::yield_now();
+        }
+        // The next ones: MAX_QUEUED wait, the rest are disposed of right here.
+        let later: Vec<Arc<AtomicUsize>> = (0..MAX_QUEUED + 3).map(|_| Arc::default()).collect();
+        for dropped in &later {
+            reclaimer.release(leftovers(n, dropped, None));
+        }
+        let inline = later
+            .iter()
+            .filter(|d| d.load(Ordering::SeqCst) == n)
+            .count();
+        assert_eq!(inline, 3, "batches past the bound are disposed of at once");
+        // Open the gate: the drain disposes of the first batch and every queued one.
+        open.send(()).unwrap();
+        let done = || {
+            let all_dropped = first.load(Ordering::SeqCst) == n
+                && later.iter().all(|d| d.load(Ordering::SeqCst) == n);
+            all_dropped && !lock(&reclaimer.queue).draining
+        };
+        while !done() {
+            assert!(
+                Instant::now() < deadline,
+                "queued batches were not disposed of"
+            );
+            std::thread::yield_now();
+        }
+        assert!(lock(&reclaimer.queue).pending.is_empty());
+    }
 }
