@@ -350,15 +350,19 @@ impl Live {
         self.endpointer.as_ref().unwrap().endpoint_set()
     }
 
-    /// Publishes `members` and waits (with a deadline) until the set holds exactly them.
+    /// Publishes `members` and waits (with a deadline) until the set holds exactly them and
+    /// says so through its version, which is what balancers read: the snapshot is swapped in
+    /// before the version moves, so a publisher preempted between the two shows the new
+    /// snapshot to `snapshot()` while a balancer still rightly serves the previous one.
     fn update(&self, members: &BTreeSet<usize>) {
         let _rt = self.rt.enter();
-        self.cache.update(Self::instances(members));
         let set = self.set();
+        let seen = set.version();
+        self.cache.update(Self::instances(members));
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
         loop {
             let now: BTreeSet<usize> = set.snapshot().iter().map(|e| *e.service()).collect();
-            if &now == members {
+            if set.version() > seen && &now == members {
                 return;
             }
             assert!(std::time::Instant::now() < deadline, "never published");
