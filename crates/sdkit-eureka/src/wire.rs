@@ -15,8 +15,6 @@
 //! metadata `zone`; every other metadata entry is kept. An instance without an address or an
 //! enabled port is skipped with a warning.
 
-use std::collections::BTreeMap;
-
 use sdkit_core::Instance;
 use sdkit_core::instance::join_host_port;
 use serde_json::{Map, Value, json};
@@ -91,16 +89,14 @@ fn entry(value: &Value) -> Option<Entry> {
         .unwrap_or("UNKNOWN")
         .to_ascii_uppercase();
     let action = text(object, "actionType").map(str::to_ascii_uppercase);
-    let metadata: BTreeMap<String, String> = object
+    // The metadata's string entries, read in place (`@class` and the like dropped).
+    let metadata = object
         .get("metadata")
         .and_then(Value::as_object)
-        .map(|m| {
-            m.iter()
-                .filter(|(k, _)| !k.starts_with('@'))
-                .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_owned())))
-                .collect()
-        })
-        .unwrap_or_default();
+        .into_iter()
+        .flatten()
+        .filter(|(k, _)| !k.starts_with('@'))
+        .filter_map(|(k, v)| Some((k.as_str(), v.as_str()?)));
     let instance = match (host, port) {
         (None, _) => Err("no ipAddr or hostName".to_owned()),
         (_, None) => Err("no enabled port or securePort".to_owned()),
@@ -108,15 +104,15 @@ fn entry(value: &Value) -> Option<Entry> {
             let host = host.trim_start_matches('[').trim_end_matches(']');
             let mut instance = Instance::new(&id, join_host_port(host, port));
             // The rest of the metadata in one go (sorted once, whatever its size).
-            let mut rest = Vec::with_capacity(metadata.len() + 1);
-            for (k, v) in &metadata {
-                match k.as_str() {
+            let mut rest = Vec::new();
+            for (k, v) in metadata {
+                match k {
                     "weight" => match v.parse() {
                         Ok(w) => instance = instance.with_weight(w),
-                        Err(_) => rest.push((k.as_str(), v.as_str())),
+                        Err(_) => rest.push((k, v)),
                     },
                     "zone" if !v.is_empty() => instance = instance.with_zone(v),
-                    _ => rest.push((k.as_str(), v.as_str())),
+                    _ => rest.push((k, v)),
                 }
             }
             if secure {
