@@ -185,6 +185,16 @@ mod tests {
         }
     }
 
+    /// Spins until `condition` holds (the drain is a blocking thread: there is no runtime to
+    /// await on); panics naming `what` after 30 s.
+    fn spin_until(what: &str, condition: impl Fn() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !condition() {
+            assert!(Instant::now() < deadline, "not within 30 s: {what}");
+            std::thread::yield_now();
+        }
+    }
+
     /// Leftovers of `n` endpoints, the last of them holding `gate`.
     fn leftovers(
         n: usize,
@@ -221,12 +231,10 @@ mod tests {
         let (open, gate) = mpsc::channel();
         let first = Arc::new(AtomicUsize::new(0));
         reclaimer.release(leftovers(n, &first, Some(gate)));
-        let deadline = Instant::now() + Duration::from_secs(30);
         // Wait for the drain to take it (and block on the gate).
-        while !lock(&reclaimer.queue).pending.is_empty() {
-            assert!(Instant::now() < deadline, "the drain never started");
-            std::thread::yield_now();
-        }
+        spin_until("the drain took the first batch", || {
+            lock(&reclaimer.queue).pending.is_empty()
+        });
         // The next ones: MAX_QUEUED wait, the rest are disposed of right here.
         let later: Vec<Arc<AtomicUsize>> = (0..MAX_QUEUED + 3).map(|_| Arc::default()).collect();
         for dropped in &later {
@@ -239,18 +247,11 @@ mod tests {
         assert_eq!(inline, 3, "batches past the bound are disposed of at once");
         // Open the gate: the drain disposes of the first batch and every queued one.
         open.send(()).unwrap();
-        let done = || {
+        spin_until("every queued batch disposed of", || {
             let all_dropped = first.load(Ordering::SeqCst) == n
                 && later.iter().all(|d| d.load(Ordering::SeqCst) == n);
             all_dropped && !lock(&reclaimer.queue).draining
-        };
-        while !done() {
-            assert!(
-                Instant::now() < deadline,
-                "queued batches were not disposed of"
-            );
-            std::thread::yield_now();
-        }
+        });
         assert!(lock(&reclaimer.queue).pending.is_empty());
     }
 }
