@@ -2,6 +2,8 @@
 //! endpoint states reach it, ejection is a readiness bit every balancer skips, ejections return
 //! on time (paused Tokio time), state follows identities across registry updates.
 
+mod support;
+
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -10,6 +12,7 @@ use sdkit_core::lb::outlier::{
 };
 use sdkit_core::lb::{Balancer, FailureClass, Outcome, PickContext, RoundRobin};
 use sdkit_core::{EndpointSet, Endpointer, Instance, InstanceCache};
+use support::wait::wait_until;
 
 fn set(n: usize) -> EndpointSet<usize> {
     EndpointSet::fixed(
@@ -311,16 +314,11 @@ fn a_change_published_before_the_detectors_task_runs_is_followed() {
             .expect("the endpointer publishes");
     });
     assert_eq!(set.load().len(), 3);
-    detector_side.block_on(async {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-        while !set.load().iter().all(|e| e.state().is_observed()) {
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "the detector never followed the published set"
-            );
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-    });
+    detector_side.block_on(wait_until(
+        Duration::from_secs(10),
+        "the detector follows the published set",
+        || set.load().iter().all(|e| e.state().is_observed()),
+    ));
     let endpoints = set.load();
     for _ in 0..5 {
         endpoints
